@@ -1,0 +1,284 @@
+"""Block quantization: ``quantize(x, ...) -> QuantizedTensor`` and its inverse.
+
+A tensor is cut into blocks of ``block_size`` consecutive elements along
+``axis``; each block gets one scale (a code of the scale format) chosen by a
+rule of :mod:`.scaling`, and its elements become codes of the element format:
+``code = Round(x / (g * S))`` with ``g`` the optional float32 per-tensor or
+per-row scale.  Rounding is exact (see :mod:`.rounding`) unless
+``arith="f32"`` asks for the float32 order of operations some anchors use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import formats, kernels, scaling
+from .rounding import round_to_grid
+from .formats import Format
+
+__all__ = ["quantize", "QuantizedTensor", "pack", "unpack"]
+
+HIERARCHICAL = (None, "tensor", "row")
+ARITH = ("exact", "f32")
+ERROR_ARITH = ("fixed", "float")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedTensor:
+    """Codes, scales and the recipe that made them.
+
+    element_codes: uint8, the shape of x.
+    scale_codes: uint8, the shape of x with ``axis`` cut to the number of blocks.
+    scale_values: float64 values of scale_codes (without the global scale).
+    global_scale: float32 per-tensor scale (0-d) or per-row scales (shape of
+        scale_codes with the block axis of length 1), or None.
+    choice: for ``4o6`` the M each block took (uint8, 6 or 4), else None.
+    """
+
+    element_codes: np.ndarray
+    scale_codes: np.ndarray
+    scale_values: np.ndarray
+    global_scale: np.ndarray | None
+    choice: np.ndarray | None
+    element: Format
+    scale: Format
+    block_size: int
+    axis: int
+    dtype: np.dtype
+
+    def dequantize(self, dtype=None) -> np.ndarray:
+        """element value * scale * global, rounded once to ``dtype`` (default: x's dtype)."""
+        dtype = np.dtype(dtype or self.dtype)
+        codes = np.moveaxis(self.element_codes, self.axis, -1)
+        n = codes.shape[-1]
+        nb = self.scale_codes.shape[self.axis]
+        padded = nb * self.block_size
+        if padded != n:
+            codes = np.concatenate(
+                [codes, np.zeros(codes.shape[:-1] + (padded - n,), np.uint8)], axis=-1)
+        d = self.divisors()
+        out = np.empty(codes.shape, np.float64 if dtype.itemsize > 4 else np.float32)
+        kernels.dequantize(np.ascontiguousarray(codes).reshape(-1, self.block_size),
+                           self.element.table, d.reshape(-1), out.reshape(-1, self.block_size))
+        return np.moveaxis(out[..., :n], -1, self.axis).astype(dtype, copy=False)
+
+    def divisors(self) -> np.ndarray:
+        """g * S per block (float64, exact), blocks along the last axis."""
+        s = np.moveaxis(self.scale_values, self.axis, -1)
+        if self.global_scale is None:
+            return np.ascontiguousarray(s, np.float64)
+        g = np.asarray(self.global_scale, np.float64)
+        if g.ndim:
+            g = np.moveaxis(g, self.axis, -1)
+        return np.ascontiguousarray(s * g)
+
+    def pack(self) -> np.ndarray:
+        """Two 4-bit element codes a byte, low nibble first (see :func:`pack`)."""
+        return pack(self.element_codes)
+
+
+def pack(codes) -> np.ndarray:
+    """Pack 4-bit codes two a byte along the last axis, the first in the low nibble."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.uint8:
+        raise TypeError(f"codes must be uint8, got {codes.dtype}")
+    if codes.shape[-1] % 2:
+        raise ValueError(f"the last axis ({codes.shape[-1]}) must be even to pack two a byte")
+    if codes.size and codes.max() > 15:
+        raise ValueError("codes must be 4-bit (0..15) to pack")
+    return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+
+
+def unpack(packed) -> np.ndarray:
+    """Inverse of :func:`pack`."""
+    packed = np.asarray(packed)
+    if packed.dtype != np.uint8:
+        raise TypeError(f"packed must be uint8, got {packed.dtype}")
+    out = np.empty(packed.shape[:-1] + (packed.shape[-1] * 2,), np.uint8)
+    out[..., 0::2] = packed & 0xF
+    out[..., 1::2] = packed >> 4
+    return out
+
+
+def _check_input(x) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype.kind != "f" and x.dtype.name != "bfloat16":
+        raise TypeError(f"x must be a floating-point array (float16/32/64 or bfloat16), "
+                        f"got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError("x must have at least one dimension")
+    if not np.isfinite(x).all():
+        bad = "NaN" if np.isnan(x).any() else "Inf"
+        raise ValueError(f"x contains {bad}; block quantization needs finite inputs")
+    return x
+
+
+def _choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {list(options)}")
+    return value
+
+
+def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
+    """Block-quantize ``x``; ``recipe`` names a configuration (see :mod:`.recipes`).
+
+    Keyword options (a recipe sets defaults, explicit options override them):
+
+    block_size=16, element="e2m1", scale="e4m3", method="abs-max"
+        ("abs-max" | "mx" | "4o6" | "brute-force"), axis=-1, pad=False
+    M: element maximum for abs-max (default: element max; mx: its largest power of two)
+    prevent_zero=False, pz_floor=None (default: smallest nonzero scale)
+    hierarchical=None | "tensor" (g = amax / (bound * M), NVFP4) | "row" (g = amax_row / bound)
+    scale_bound: ``bound`` above (default: the scale format's max; 256 for NVFP4 4o6)
+    rounding="rne": element rounding (any mode of :meth:`Format.encode`)
+    scale_rounding: RoundSF rounding (default "rne"; "floor" for mx)
+    arith="exact" | "f32": exact quotients, or float32 ``amax / (g M)`` and
+        ``x * (1 / (g S))`` as float32 anchors compute them
+    candidate4="amax/4" | "1.5x6": 4o6's second candidate, RoundSF(amax / 4) or
+        RoundSF(1.5 * S6)
+    metric="mse" | "mae" | "max-abs": 4o6 / brute-force block error
+    error_arith="fixed" | "float": 4o6 error in the hardware's fixed point
+        (``error_frac_bits`` fractional bits below the block maximum's exponent,
+        default 8) or in float64
+    seed: for ``rounding="stochastic"``
+    prune=True: brute force skips candidates that provably lose (same result as False)
+
+    4o6's candidates are the element format's two largest values (6 and 4 for E2M1).
+    """
+    from .recipes import resolve
+
+    opts = resolve(recipe, options)
+    x = _check_input(x)
+    efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale"])
+    method = _choice("method", opts["method"], scaling.METHODS)
+    hier = _choice("hierarchical", opts["hierarchical"], HIERARCHICAL)
+    arith = _choice("arith", opts["arith"], ARITH)
+    metric = _choice("metric", opts["metric"], kernels.METRICS)
+    error_arith = _choice("error_arith", opts["error_arith"], ERROR_ARITH)
+    candidate4 = _choice("candidate4", opts["candidate4"], scaling.CANDIDATE4)
+    rounding = formats.rounding_mode(opts["rounding"])
+    scale_rounding = formats.rounding_mode(
+        opts["scale_rounding"] or ("floor" if method == "mx" else "rne"))
+    if rounding == "stochastic" and method in ("4o6", "brute-force"):
+        raise ValueError(f"stochastic element rounding is not defined for method {method!r}")
+    block = opts["block_size"]
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block!r}")
+    block = int(block)
+    frac_bits = int(opts["error_frac_bits"])
+    if not 0 <= frac_bits <= 20:
+        raise ValueError(f"error_frac_bits must be in 0..20, got {frac_bits}")
+    axis = int(opts["axis"])
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} out of range for x of {x.ndim} dimensions")
+    axis %= x.ndim
+    n = x.shape[axis]
+    if n % block and not opts["pad"]:
+        raise ValueError(f"block_size {block} does not divide axis {axis} of length {n}; "
+                         "pass pad=True to pad the last block with zeros")
+
+    # blocks as rows: (..., nblocks, block)
+    work = np.moveaxis(x, axis, -1)
+    work = work.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64)
+    nb = -(-n // block)
+    if nb * block != n:
+        work = np.concatenate(
+            [work, np.zeros(work.shape[:-1] + (nb * block - n,), work.dtype)], axis=-1)
+    lead = work.shape[:-1]
+    xb = np.ascontiguousarray(work).reshape(-1, block)
+    amax = kernels.block_amax(xb)
+
+    mvals = efmt.grid.values
+    m_hi = float(mvals[-1])
+    M = opts["M"]
+    if M is None:
+        M = 2.0 ** np.floor(np.log2(m_hi)) if method == "mx" else m_hi
+    if not (np.isfinite(M) and M > 0):
+        raise ValueError(f"M must be a positive number, got {M!r}")
+
+    # hierarchical scale g (float32), one value a block
+    bound = float(opts["scale_bound"] or sfmt.max)
+    gscale = None
+    g = np.ones(xb.shape[0])
+    if hier is not None:
+        rows_amax = amax.reshape(-1, nb).max(axis=1)
+        div = bound * M if hier == "tensor" else bound
+        if hier == "tensor":
+            rows_amax = np.array([rows_amax.max(initial=0.0)])
+        gs = (rows_amax / div).astype(np.float32)  # double rounding is innocuous (53 >= 2*24+2)
+        gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
+        gscale = gs[0] if hier == "tensor" else np.moveaxis(gs.reshape(lead + (1,)), -1, axis)
+        g = np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size)
+
+    floor = opts["pz_floor"]
+    if opts["prevent_zero"] and floor is None:
+        floor = sfmt.min_subnormal
+
+    def select(m):
+        codes = scaling.round_scale(sfmt, amax, g * m, rounding=scale_rounding, arith=arith)
+        if opts["prevent_zero"]:
+            codes = scaling.apply_prevent_zero(sfmt, codes, floor)
+        return codes
+
+    def elements(scodes):
+        d = g * sfmt.table[scodes]
+        zero = d == 0
+        dd = np.where(zero, 1.0, d)
+        if arith == "f32":
+            recip = (1.0 / dd.astype(np.float32)).astype(np.float32)
+            q = (xb * recip[:, None]).astype(np.float32)
+            codes = efmt.encode(q, rounding=rounding, seed=opts["seed"])
+        else:
+            codes = round_to_grid(efmt, xb, mode=rounding, seed=opts["seed"], divisor=dd,
+                                  rows=True)
+        if zero.any():  # S = 0: every element is zero, keeping its sign
+            neg = np.signbit(xb[zero]) & (efmt.grid.neg_zero_code >= 0)
+            codes[zero] = np.where(neg, efmt.sign_bit, efmt.encode(0.0))
+        return codes, d
+
+    choice = None
+    if method in ("abs-max", "mx"):
+        scodes = select(M)
+        ecodes, d = elements(scodes)
+    elif method == "4o6":
+        s6 = select(m_hi)
+        if candidate4 == "amax/4":
+            s4 = select(float(mvals[-2]))
+        else:
+            s4 = sfmt.encode(1.5 * sfmt.table[s6], rounding=scale_rounding)
+            if opts["prevent_zero"]:
+                s4 = scaling.apply_prevent_zero(sfmt, s4, floor)
+        c6, d6 = elements(s6)
+        c4, d4 = elements(s4)
+        fixed = error_arith == "fixed"
+        mi = kernels.METRICS.index(metric)
+        e6 = kernels.block_errors(xb, c6, efmt.table, d6, mi, fixed, frac_bits, amax)
+        e4 = kernels.block_errors(xb, c4, efmt.table, d4, mi, fixed, frac_bits, amax)
+        take4 = e4 < e6
+        scodes = np.where(take4, s4, s6)
+        ecodes = np.where(take4[:, None], c4, c6)
+        choice = np.where(take4, 4, 6).astype(np.uint8)
+    else:  # brute force
+        svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)
+        start = np.searchsorted(svals, sfmt.table[select(M)])
+        best = np.empty(xb.shape[0], np.int64)
+        err = np.empty(xb.shape[0])
+        kernels.brute_force(xb, amax, g, svals, start, float(m_hi),
+                            scaling.zero_threshold(efmt, rounding), efmt.table,
+                            efmt.grid.args(rounding), kernels.METRICS.index(metric),
+                            bool(opts["prune"]), best, err)
+        scodes = scodes_all[best]
+        ecodes, d = elements(scodes)
+
+    # back to x's layout
+    ecodes = np.moveaxis(ecodes.reshape(lead + (nb * block,))[..., :n], -1, axis)
+    scodes = np.moveaxis(scodes.reshape(lead + (nb,)), -1, axis)
+    if choice is not None:
+        choice = np.moveaxis(choice.reshape(lead + (nb,)), -1, axis)
+    return QuantizedTensor(
+        element_codes=np.ascontiguousarray(ecodes), scale_codes=np.ascontiguousarray(scodes),
+        scale_values=sfmt.table[scodes], global_scale=gscale, choice=choice, element=efmt,
+        scale=sfmt, block_size=block, axis=axis, dtype=x.dtype)
