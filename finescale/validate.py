@@ -205,11 +205,23 @@ def write_csv(path: Path, rows):
         w.writerows(rows)
 
 
-def plot_ppl(path, rows):
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _save(fig, path, dpi=120):
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def plot_ppl(path, rows):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for recipe in dict.fromkeys(r["recipe"] for r in rows if r["recipe"] != "none"):
         pts = sorted((r["block_size"], r["gap"]) for r in rows if r["recipe"] == recipe)
@@ -218,16 +230,11 @@ def plot_ppl(path, rows):
     ax.set(xlabel="block size", ylabel="perplexity gap",
            title="SmolLM2-135M, W+A FP4 on MLP linears")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_mse(path, overall):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     regions = list(dict.fromkeys(r["region"] for r in overall))
     scales = list(dict.fromkeys(r["scale"] for r in overall))
     fig, axes = plt.subplots(len(regions), len(scales), squeeze=False, sharex=True,
@@ -245,16 +252,11 @@ def plot_mse(path, overall):
     axes[0][0].legend(fontsize=6)
     fig.supxlabel("block size")
     fig.supylabel("relative MSE (MiniLM-L6 weights)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_mask(path, rows, edges):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     n = len(edges)
     grid = np.full((n - 1, n - 1), np.nan)
     for r in rows:
@@ -266,9 +268,7 @@ def plot_mask(path, rows, edges):
     ax.set(xlabel="upper |v| bound", ylabel="lower |v| bound",
            title="perplexity gap, MLP W+A in [lo, hi) zeroed")
     fig.colorbar(im)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def register(subparsers):
