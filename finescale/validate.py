@@ -143,16 +143,22 @@ def perplexity(model, windows, batch: int = 4) -> float:
     return math.exp(nll / count)
 
 
-def ppl_study(model, windows, recipes, block_sizes, bar=None):
-    """Rows (recipe, block_size, ppl, gap) with W+A fake quantization of the MLP linears."""
-    from finescale.golden.fakequant import TensorQuantizer, fake_quantized
+def ppl_study(model, windows, recipes, block_sizes, bar=None, weight_sigma=None):
+    """Rows (recipe, block_size, ppl, gap) with W+A fake quantization of the MLP linears.
+
+    ``weight_sigma`` quantizes each weight at that std (an exact power-of-two
+    rescaling undone after quantization, see ``AtSigma``).
+    """
+    from finescale.golden.fakequant import AtSigma, TensorQuantizer, fake_quantized
 
     base = perplexity(model, windows)
     rows = [dict(recipe="none", block_size="", ppl=base, gap=0.0)]
     for recipe in recipes:
         for bs in block_sizes:
-            with fake_quantized(model, weight=TensorQuantizer(recipe=recipe, block_size=bs),
-                                act=TensorQuantizer(recipe=recipe, block_size=bs)):
+            wq = TensorQuantizer(recipe=recipe, block_size=bs)
+            if weight_sigma is not None:
+                wq = AtSigma(wq, weight_sigma)
+            with fake_quantized(model, weight=wq, act=TensorQuantizer(recipe=recipe, block_size=bs)):
                 p = perplexity(model, windows)
             rows.append(dict(recipe=recipe, block_size=bs, ppl=p, gap=p - base))
             if bar is not None:
@@ -283,6 +289,10 @@ def register(subparsers):
     p.add_argument("--block-sizes", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES,
                    help=f"golden recipes for perplexity (default: {' '.join(DEFAULT_RECIPES)})")
+    p.add_argument("--weight-sigma", type=float, default=None,
+                   help="quantize each MLP weight rescaled by the power of two that brings its "
+                        "std nearest this value (exact, undone after quantization), to place "
+                        "the weights in region A/B/C; default: as trained")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                    help="MSE-study scale rules (default: all)")
     p.add_argument("--scales", nargs="+", choices=list(SCALES), default=list(SCALES),
@@ -351,12 +361,15 @@ def run(args) -> int:
             windows = token_windows(tok, realdata.wiki_text(), args.tokens, args.context)
             bar.set_postfix_str("")
         if "ppl" in args.studies:
-            rows = ppl_study(model, windows, args.recipes, args.block_sizes, bar)
+            rows = ppl_study(model, windows, args.recipes, args.block_sizes, bar,
+                             args.weight_sigma)
             base = rows[0]["ppl"]
             write_csv(out / "ppl.csv", rows)
             plot_ppl(out / "ppl.png", rows)
             summary += [f"## SmolLM2-135M-Instruct perplexity gap, {windows.numel()} Wikipedia "
-                        f"tokens, W+A on MLP linears", "",
+                        f"tokens, W+A on MLP linears" + (
+                            "" if args.weight_sigma is None else
+                            f", weights quantized at std ~{args.weight_sigma:g}"), "",
                         f"Baseline perplexity {base:.4f} (weights are Q4_1 from the GGUF, "
                         "dequantized to fp32).", "",
                         pivot(rows, lambda r: r["recipe"], "gap", lambda v: f"{v:.3f}"), ""]

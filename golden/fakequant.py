@@ -26,8 +26,8 @@ from torch import nn
 from finescale.golden.quantize import quantize
 from finescale.golden.recipes import resolve
 
-__all__ = ["MLP_LINEARS", "fake_quantize", "TensorQuantizer", "IntervalMask", "FakeQuantLinear",
-           "fake_quantized"]
+__all__ = ["MLP_LINEARS", "fake_quantize", "TensorQuantizer", "IntervalMask", "AtSigma",
+           "FakeQuantLinear", "fake_quantized"]
 
 #: attribute names of the MLP linears of Llama-style models (SmolLM2, Llama, Granite, Qwen)
 MLP_LINEARS = ("gate_proj", "up_proj", "down_proj")
@@ -88,6 +88,34 @@ class IntervalMask:
 
     def __repr__(self):
         return f"IntervalMask({self.lo}, {self.hi})"
+
+
+class AtSigma:
+    """``t -> fn(t * c) / c`` with c the power of two that brings t's std nearest to ``sigma``.
+
+    Places a tensor in a region of the numerical study (A/B/C) without changing
+    the function it computes: scaling by a power of two is exact (barring
+    float32 underflow), so only the quantizer sees the new magnitude.
+    """
+
+    def __init__(self, fn, sigma: float):
+        sigma = float(sigma)
+        if not callable(fn):
+            raise TypeError("fn must be a callable tensor -> tensor")
+        if not (sigma > 0 and np.isfinite(sigma)):
+            raise ValueError(f"sigma must be a positive number, got {sigma}")
+        self.fn, self.sigma = fn, sigma
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        _check_tensor(t)
+        std = float(t.float().std())
+        if not std > 0:
+            return self.fn(t)
+        c = 2.0 ** round(float(np.log2(self.sigma / std)))
+        return self.fn(t * c) / c
+
+    def __repr__(self):
+        return f"AtSigma({self.fn!r}, {self.sigma})"
 
 
 class FakeQuantLinear(nn.Module):

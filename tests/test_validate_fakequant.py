@@ -160,3 +160,22 @@ def test_tiny_llama_swap_changes_loss():
             quant = model(ids, labels=ids).loss
         assert len(names) == 6 and all(".mlp." in n for n in names)
         assert quant != ref and torch.equal(model(ids, labels=ids).loss, ref)
+
+
+def test_at_sigma_is_an_exact_power_of_two_rescaling():
+    from finescale.golden.fakequant import AtSigma
+
+    w = torch.from_numpy(sample((8, 32), 0.2, seed=4))
+    opts = dict(recipe="paper-e4m3", block_size=4)
+    got = AtSigma(TensorQuantizer(**opts), 0.005)(w)
+    c = 2.0 ** round(float(np.log2(0.005 / float(w.std()))))
+    assert c == 2.0 ** -5  # std 0.2 -> 0.00625, the nearest power of two to 0.005
+    want = golden.quantize(w.numpy() * np.float32(c), **opts).dequantize() / np.float32(c)
+    np.testing.assert_array_equal(bits(got.numpy()), bits(want))
+    # the identity survives the round trip bit for bit
+    assert torch.equal(AtSigma(lambda t: t, 0.005)(w), w)
+    # a per-tensor (hierarchical) scale makes the result independent of the placement
+    h = TensorQuantizer(recipe="paper-e4m3-h", block_size=4)
+    assert torch.equal(AtSigma(h, 0.005)(w), h(w))
+    with pytest.raises(ValueError, match="sigma"):
+        AtSigma(h, 0.0)
