@@ -314,6 +314,8 @@ def _check(args):
         golden.recipes.resolve(r, {})
     if any(b < 1 for b in args.block_sizes):
         raise ValueError(f"--block-sizes must be positive, got {args.block_sizes}")
+    if args.weight_sigma is not None and not (0 < args.weight_sigma < math.inf):
+        raise ValueError(f"--weight-sigma must be a positive number, got {args.weight_sigma}")
     edges = sorted(set(args.mask_edges))
     if "mask" in args.studies and (len(edges) < 2 or edges[0] < 0):
         raise ValueError("--mask-edges needs at least two distinct values >= 0")

@@ -24,6 +24,8 @@ def test_defaults_and_bad_arguments():
             validate.parse_sigmas(bad)
     with pytest.raises(ValueError, match="unknown recipe"):
         validate.run(parse(["--recipes", "nope", "--out", "unused"]))
+    with pytest.raises(ValueError, match="weight-sigma"):
+        validate.run(parse(["--weight-sigma", "0", "--out", "unused"]))
     with pytest.raises(ValueError, match="mask-edges"):
         validate.run(parse(["--studies", "mask", "--mask-edges", "0.1", "--out", "unused"]))
 
