@@ -24,7 +24,7 @@ import math
 import numba
 import numpy as np
 
-from .rounding import round_one
+from .rounding import compare_row, round_one
 
 METRICS = ("mse", "mae", "max-abs")
 MSE, MAE, MAXABS = range(3)
@@ -100,7 +100,7 @@ def block_errors(xb, codes, table, d, metric, fixed, frac_bits, amax):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metric, prune,
+def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, eval_grid, metric, prune,
                 best_out, err_out):
     """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block.
 
@@ -117,10 +117,14 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metr
     * once ``amax < s * g * zero_at`` every element rounds to zero, as for all
       larger scales: that candidate is the last one evaluated;
     * a candidate whose running error exceeds the best one is abandoned.
+
+    ``cmp`` = (use, midpoints, tie_up, magnitude codes, sign bit) selects the
+    comparator path of :func:`rounding.compare_row`; else ``eval_grid`` rounds.
     """
     ns = svals.size
     for r in numba.prange(xb.shape[0]):
         xrow = xb[r]
+        crow = np.empty(xrow.size, np.uint8)
         am = amax[r]
         gr = g[r]
         best = np.inf
@@ -128,7 +132,8 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metr
         first = 0
         if prune:
             k = start[r]
-            best = _candidate_error(xrow, svals[k] * gr, table, eval_grid, metric, np.inf)
+            best = _candidate_error(xrow, crow, svals[k] * gr, table, cmp, eval_grid, metric,
+                                    np.inf)
             besti = k
             # first scale whose clipping bound does not exceed best (bound falls with s)
             lo, hi = 0, ns
@@ -142,7 +147,7 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metr
             first = lo
         for k in range(first, ns):
             s = svals[k] * gr
-            e = _candidate_error(xrow, s, table, eval_grid, metric,
+            e = _candidate_error(xrow, crow, s, table, cmp, eval_grid, metric,
                                  best if prune else np.inf)
             if e < best or (e == best and k < besti):
                 best = e
@@ -154,18 +159,20 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metr
 
 
 @numba.njit(inline="always")
-def _candidate_error(xrow, d, table, grid, metric, limit):
+def _candidate_error(xrow, crow, d, table, cmp, grid, metric, limit):
     """Error of the block under divisor d (scale 0: every element is 0); stops above limit."""
     (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
+    if d > 0.0:
+        if cmp[0]:
+            compare_row(xrow, d, cmp[1], cmp[2], cmp[3], cmp[4], crow)
+        else:
+            for c in range(xrow.size):
+                crow[c] = round_one(xrow[c], d, vals, codes, vlo, vhi, plo, negz, nanc, infc,
+                                    sbit, underc, mode, ovf, 0.0)
     acc = 0.0
     for c in range(xrow.size):
         xv = np.float64(xrow[c])
-        if d > 0.0:
-            code = round_one(xv, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc,
-                             mode, ovf, 0.0)
-            e = xv - table[code] * d
-        else:
-            e = xv
+        e = xv - table[crow[c]] * d if d > 0.0 else xv
         acc = _term(e, metric, acc)
         if acc > limit:
             return acc

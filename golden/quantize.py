@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from . import formats, kernels, scaling
-from .rounding import round_to_grid
+from .rounding import comparator_args, round_to_grid
 from .formats import Format
 
 __all__ = ["quantize", "QuantizedTensor", "pack", "unpack"]
@@ -182,7 +182,7 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
 
     # blocks as rows: (..., nblocks, block)
     work = np.moveaxis(x, axis, -1)
-    work = work.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64)
+    work = work.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64, copy=False)
     nb = -(-n // block)
     if nb * block != n:
         work = np.concatenate(
@@ -236,7 +236,7 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
                                   rows=True)
         if zero.any():  # S = 0: every element is zero, keeping its sign
             neg = np.signbit(xb[zero]) & (efmt.grid.neg_zero_code >= 0)
-            codes[zero] = np.where(neg, efmt.sign_bit, efmt.encode(0.0))
+            codes[zero] = np.where(neg, efmt.sign_bit, 0) | efmt.zero_code
         return codes, d
 
     choice = None
@@ -268,8 +268,8 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         err = np.empty(xb.shape[0])
         kernels.brute_force(xb, amax, g, svals, start, float(m_hi),
                             scaling.zero_threshold(efmt, rounding), efmt.table,
-                            efmt.grid.args(rounding), kernels.METRICS.index(metric),
-                            bool(opts["prune"]), best, err)
+                            comparator_args(efmt, rounding), efmt.grid.args(rounding),
+                            kernels.METRICS.index(metric), bool(opts["prune"]), best, err)
         scodes = scodes_all[best]
         ecodes, d = elements(scodes)
 
