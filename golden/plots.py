@@ -80,6 +80,13 @@ def _curves(rows, regions, field, theory_field, title, path):
             _shade(ax, regions, label=ax is top)
         top.set_title(m)
         bot.set_xlabel("sigma")
+    # y range from the sampled points (the analytic curve may run down to ~0)
+    for row, norm in ((0, False), (1, True)):
+        vals = np.concatenate([v / (s ** 2 if norm else 1) for m in methods
+                               for s, v in _series(rows, m, field).values()])
+        vals = vals[vals > 0]
+        if vals.size:
+            axes[row, 0].set_ylim(vals.min() / 2, vals.max() * 2)
     axes[0, 0].set_ylabel(title)
     axes[1, 0].set_ylabel(f"{title} / sigma$^2$")
     axes[0, 0].legend(fontsize=8, loc="lower right")
