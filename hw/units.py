@@ -139,6 +139,34 @@ def _build_element(p, mutation):
                             mutation=mutation)
 
 
+def ref_dot(p, inputs):
+    from finescale.golden.dotproduct import block_dot
+    r = block_dot(inputs["a"], inputs["b"], inputs["scale_a"], inputs["scale_b"],
+                  scale=p["scale_format"])
+    return {"result": r.view(np.uint32)}
+
+
+def stim_dot(p, rng, n):
+    """Random codes; scales mostly finite, a few NaN codes; some blocks all-zero."""
+    codes = finite_scale_codes(p["scale_format"])
+    sfmt = golden.formats.get(p["scale_format"])
+    nan = np.flatnonzero(np.isnan(sfmt.table)).astype(np.uint8)
+    a = rng.integers(0, 16, (n, p["block_size"])).astype(np.uint8)
+    b = rng.integers(0, 16, (n, p["block_size"])).astype(np.uint8)
+    a[rng.random(n) < 0.05] = 0
+    sa, sb = rng.choice(codes, n), rng.choice(codes, n)
+    sa[rng.random(n) < 0.02] = nan[0]
+    return {"a": a, "b": b, "scale_a": sa, "scale_b": sb}
+
+
+def _build_dot(p, mutation):
+    from .dotproduct import DotProduct
+    if mutation is not None:
+        raise ValueError("the dot-product unit has no mutations")
+    return DotProduct(scale_format=p["scale_format"], block_size=p["block_size"],
+                      pipelined=p["pipelined"])
+
+
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
 _SCALE = dict(_BLOCK, method=None, prevent_zero=False)
 
@@ -146,6 +174,8 @@ UNITS: dict[str, Unit] = {
     "scale": Unit(_build_scale, _SCALE, ref_scale, stim_x),
     "element": Unit(_build_element, _BLOCK, ref_element, stim_element),
     "quantizer": Unit(_build_quantizer, _SCALE, ref_quantizer, stim_x),
+    "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, pipelined=False), ref_dot,
+                stim_dot),
 }
 
 #: short tags of parameter values in top names
