@@ -16,6 +16,7 @@ COMMANDS = {
     "quantize": "finescale.golden.tool",
     "bench": "finescale.bench",
     "study": "finescale.golden.study",
+    "rtl": "finescale.hw.cli",
     "report": "finescale.report",
 }
 
