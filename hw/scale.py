@@ -157,7 +157,7 @@ class ScaleRound(wiring.Component):
             exp_offset=1 if self.mutation == "exp-off-by-one" else 0)
         m.d.comb += [rnd.n.eq(n), rnd.sticky.eq(sticky), rnd.x.eq(xs)]
         code = rnd.code
-        if self.prevent_zero and self.sfmt.has_zero:
+        if self.prevent_zero and self.sfmt.zero_code is not None:
             floor = int(self.sfmt.encode(self.sfmt.min_subnormal))
             code = Mux(rnd.code == 0, floor, rnd.code)
         m.d.comb += self.scale.eq(code)

@@ -326,7 +326,7 @@ def spec(unit: str, mutation: str | None = None, **params) -> UnitSpec:
 def _variants(unit, fmt):
     """The parameter variants of ``unit`` in the matrix for scale format ``fmt``."""
     if unit == "scale":
-        has_zero = golden.formats.get(fmt).has_zero
+        has_zero = golden.formats.get(fmt).zero_code is not None
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
     return [{}]
 

@@ -44,7 +44,7 @@ def test_scale_amax_sweep(fmt, method, pz):
     vals = sfmt.table[want]
     assert (vals == sfmt.min_subnormal).any()
     assert (vals == sfmt.max).any() or sfmt.max > 2.0 ** 125  # E8M0's max is out of BF16 reach
-    if sfmt.has_zero:
+    if sfmt.zero_code is not None:
         assert (vals == 0).any() != pz
         assert (vals < sfmt.min_normal).any()
 
