@@ -15,6 +15,9 @@ import sys
 COMMANDS = {
     "quantize": "finescale.golden.tool",
     "bench": "finescale.bench",
+    "study": "finescale.golden.study",
+    "rtl": "finescale.hw.cli",
+    "report": "finescale.report",
     "validate": "finescale.validate",
 }
 

@@ -167,9 +167,10 @@ class Format:
         return int(inf[0]) if inf.size else None
 
     @property
-    def has_zero(self) -> bool:
-        return bool(self.grid.values[0] <= 0.0 <= self.grid.values[-1]) and (
-            self.subnormals or self.integer)
+    def zero_code(self) -> int | None:
+        """Code of +0, or None for formats without zero (E8M0)."""
+        zero = np.flatnonzero(self.table == 0)
+        return int(zero[0]) if zero.size else None
 
     # -- codec --------------------------------------------------------------
     def encode(self, x, *, rounding: str = "rne", overflow: str = "saturate",

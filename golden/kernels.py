@@ -24,22 +24,72 @@ import math
 import numba
 import numpy as np
 
-from .rounding import round_one
+from .rounding import compare_row, round_one
 
 METRICS = ("mse", "mae", "max-abs")
 MSE, MAE, MAXABS = range(3)
 
 
+CHUNK = 512  # rows a parallel task takes (one scratch buffer a task)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def block_amax(xb):
-    """max |x| of every row."""
+    """max |x| of every row; NaN for a row holding NaN or Inf."""
     out = np.empty(xb.shape[0], np.float64)
     for r in numba.prange(xb.shape[0]):
         m = 0.0
+        bad = False
         for c in range(xb.shape[1]):
-            m = max(m, abs(np.float64(xb[r, c])))
-        out[r] = m
+            a = abs(np.float64(xb[r, c]))
+            bad |= not (a <= np.inf) or a == np.inf
+            m = max(m, a)
+        out[r] = np.nan if bad else m
     return out
+
+
+@numba.njit(inline="always")
+def quantize_row(xrow, d, cmp, grid, zcode, out):
+    """Element codes of one block under divisor d; d == 0 gives signed zeros."""
+    (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
+    if d == 0.0:
+        for c in range(xrow.size):
+            out[c] = zcode | (sbit if np.signbit(xrow[c]) and negz >= 0 else 0)
+    elif cmp[0]:
+        compare_row(xrow, d, cmp[1], cmp[2], cmp[3], cmp[4], out)
+    else:
+        for c in range(xrow.size):
+            out[c] = round_one(xrow[c], d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit,
+                               underc, mode, ovf, 0.0)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def quantize_rows(xb, d, cmp, grid, zcode, out):
+    """Element codes of every block (row) under its divisor."""
+    for r in numba.prange(xb.shape[0]):
+        quantize_row(xb[r], d[r], cmp, grid, zcode, out[r])
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def four_over_six(xb, d6, d4, amax, table, cmp, grid, zcode, metric, fixed, frac_bits,
+                  out, take4):
+    """Quantize each block under both candidates, keep 4 where its error is strictly lower."""
+    nrows, n = xb.shape
+    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
+        c4 = np.empty(n, np.uint8)
+        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
+            c6 = out[r]
+            quantize_row(xb[r], d6[r], cmp, grid, zcode, c6)
+            quantize_row(xb[r], d4[r], cmp, grid, zcode, c4)
+            if fixed:
+                e6 = block_error_fixed(xb[r], c6, table, d6[r], metric, frac_bits, amax[r])
+                e4 = block_error_fixed(xb[r], c4, table, d4[r], metric, frac_bits, amax[r])
+            else:
+                e6 = block_error(xb[r], c6, table, d6[r], metric)
+                e4 = block_error(xb[r], c4, table, d4[r], metric)
+            take4[r] = e4 < e6
+            if e4 < e6:
+                c6[:] = c4
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -88,20 +138,8 @@ def block_error_fixed(xrow, crow, table, d, metric, frac_bits, amax):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def block_errors(xb, codes, table, d, metric, fixed, frac_bits, amax):
-    """Error of every block; ``fixed`` selects the hardware definition."""
-    out = np.empty(xb.shape[0], np.float64)
-    for r in numba.prange(xb.shape[0]):
-        if fixed:
-            out[r] = block_error_fixed(xb[r], codes[r], table, d[r], metric, frac_bits, amax[r])
-        else:
-            out[r] = block_error(xb[r], codes[r], table, d[r], metric)
-    return out
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metric, prune,
-                best_out, err_out):
+def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode, metric,
+                prune, best_out, err_out):
     """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block.
 
     Ties go to the smallest scale.  With ``prune`` the search starts from the
@@ -117,56 +155,60 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, eval_grid, metr
     * once ``amax < s * g * zero_at`` every element rounds to zero, as for all
       larger scales: that candidate is the last one evaluated;
     * a candidate whose running error exceeds the best one is abandoned.
+
+    ``cmp`` and ``grid`` are the element rounding (see :func:`quantize_row`).
     """
     ns = svals.size
-    for r in numba.prange(xb.shape[0]):
-        xrow = xb[r]
-        am = amax[r]
-        gr = g[r]
-        best = np.inf
-        besti = ns
-        first = 0
-        if prune:
-            k = start[r]
-            best = _candidate_error(xrow, svals[k] * gr, table, eval_grid, metric, np.inf)
-            besti = k
-            # first scale whose clipping bound does not exceed best (bound falls with s)
-            lo, hi = 0, ns
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                t = am - mmax * svals[mid] * gr
-                if t > 0 and (t * t if metric == MSE else t) > best:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            first = lo
-        for k in range(first, ns):
-            s = svals[k] * gr
-            e = _candidate_error(xrow, s, table, eval_grid, metric,
-                                 best if prune else np.inf)
-            if e < best or (e == best and k < besti):
-                best = e
-                besti = k
-            if prune and am < s * zero_at:
-                break
-        best_out[r] = besti
-        err_out[r] = best
+    nrows = xb.shape[0]
+    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
+        crow = np.empty(xb.shape[1], np.uint8)
+        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
+            _search_row(xb[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table, cmp,
+                        grid, zcode, metric, prune, best_out, err_out, r)
 
 
 @numba.njit(inline="always")
-def _candidate_error(xrow, d, table, grid, metric, limit):
-    """Error of the block under divisor d (scale 0: every element is 0); stops above limit."""
-    (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
+def _search_row(xrow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, zcode, metric,
+                prune, best_out, err_out, r):
+    """Brute-force search of one block (see :func:`brute_force`)."""
+    ns = svals.size
+    best = np.inf
+    besti = ns
+    first = 0
+    if prune:
+        best = _candidate_error(xrow, crow, svals[k0] * gr, table, cmp, grid, zcode,
+                                metric, np.inf)
+        besti = k0
+        # first scale whose clipping bound does not exceed best (bound falls with s)
+        lo, hi = 0, ns
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            t = am - mmax * svals[mid] * gr
+            if t > 0 and (t * t if metric == MSE else t) > best:
+                lo = mid + 1
+            else:
+                hi = mid
+        first = lo
+    for k in range(first, ns):
+        s = svals[k] * gr
+        e = _candidate_error(xrow, crow, s, table, cmp, grid, zcode, metric,
+                             best if prune else np.inf)
+        if e < best or (e == best and k < besti):
+            best = e
+            besti = k
+        if prune and am < s * zero_at:
+            break
+    best_out[r] = besti
+    err_out[r] = best
+
+
+@numba.njit(inline="always")
+def _candidate_error(xrow, crow, d, table, cmp, grid, zcode, metric, limit):
+    """Error of the block under divisor d; stops as soon as it exceeds limit."""
+    quantize_row(xrow, d, cmp, grid, zcode, crow)
     acc = 0.0
     for c in range(xrow.size):
-        xv = np.float64(xrow[c])
-        if d > 0.0:
-            code = round_one(xv, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc,
-                             mode, ovf, 0.0)
-            e = xv - table[code] * d
-        else:
-            e = xv
-        acc = _term(e, metric, acc)
+        acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
         if acc > limit:
             return acc
     return acc

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from . import formats, kernels, scaling
-from .rounding import round_to_grid
+from .rounding import comparator_args, round_to_grid
 from .formats import Format
 
 __all__ = ["quantize", "QuantizedTensor", "pack", "unpack"]
@@ -110,9 +110,6 @@ def _check_input(x) -> np.ndarray:
                         f"got dtype {x.dtype}")
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension")
-    if not np.isfinite(x).all():
-        bad = "NaN" if np.isnan(x).any() else "Inf"
-        raise ValueError(f"x contains {bad}; block quantization needs finite inputs")
     return x
 
 
@@ -182,14 +179,17 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
 
     # blocks as rows: (..., nblocks, block)
     work = np.moveaxis(x, axis, -1)
-    work = work.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64)
+    work = work.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64, copy=False)
     nb = -(-n // block)
     if nb * block != n:
         work = np.concatenate(
             [work, np.zeros(work.shape[:-1] + (nb * block - n,), work.dtype)], axis=-1)
     lead = work.shape[:-1]
     xb = np.ascontiguousarray(work).reshape(-1, block)
-    amax = kernels.block_amax(xb)
+    amax = kernels.block_amax(xb)  # NaN marks a block holding NaN or Inf
+    if np.isnan(amax).any():
+        bad = "NaN" if np.isnan(x).any() else "Inf"
+        raise ValueError(f"x contains {bad}; block quantization needs finite inputs")
 
     mvals = efmt.grid.values
     m_hi = float(mvals[-1])
@@ -223,26 +223,33 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
             codes = scaling.apply_prevent_zero(sfmt, codes, floor)
         return codes
 
+    cmp = comparator_args(efmt, rounding)
+    egrid = efmt.grid.args(rounding)
+    zcode = efmt.zero_code or 0
+
+    def divisors(scodes):
+        return g * sfmt.table[scodes]
+
     def elements(scodes):
-        d = g * sfmt.table[scodes]
-        zero = d == 0
-        dd = np.where(zero, 1.0, d)
+        d = divisors(scodes)
         if arith == "f32":
-            recip = (1.0 / dd.astype(np.float32)).astype(np.float32)
-            q = (xb * recip[:, None]).astype(np.float32)
-            codes = efmt.encode(q, rounding=rounding, seed=opts["seed"])
-        else:
-            codes = round_to_grid(efmt, xb, mode=rounding, seed=opts["seed"], divisor=dd,
-                                  rows=True)
-        if zero.any():  # S = 0: every element is zero, keeping its sign
-            neg = np.signbit(xb[zero]) & (efmt.grid.neg_zero_code >= 0)
-            codes[zero] = np.where(neg, efmt.sign_bit, efmt.encode(0.0))
-        return codes, d
+            recip = (1.0 / np.where(d == 0, 1.0, d).astype(np.float32)).astype(np.float32)
+            q = (xb * np.where(d == 0, 0, recip)[:, None]).astype(np.float32)
+            return efmt.encode(q, rounding=rounding, seed=opts["seed"])
+        if rounding == "stochastic":
+            codes = round_to_grid(efmt, xb, mode=rounding, seed=opts["seed"],
+                                  divisor=np.where(d == 0, 1.0, d), rows=True)
+            zero = d == 0  # S = 0: every element is zero, keeping its sign
+            codes[zero] = np.where(np.signbit(xb[zero]), efmt.sign_bit, 0) | zcode
+            return codes
+        codes = np.empty(xb.shape, np.uint8)
+        kernels.quantize_rows(xb, d, cmp, egrid, zcode, codes)
+        return codes
 
     choice = None
     if method in ("abs-max", "mx"):
         scodes = select(M)
-        ecodes, d = elements(scodes)
+        ecodes = elements(scodes)
     elif method == "4o6":
         s6 = select(m_hi)
         if candidate4 == "amax/4":
@@ -251,15 +258,12 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
             s4 = sfmt.encode(1.5 * sfmt.table[s6], rounding=scale_rounding)
             if opts["prevent_zero"]:
                 s4 = scaling.apply_prevent_zero(sfmt, s4, floor)
-        c6, d6 = elements(s6)
-        c4, d4 = elements(s4)
-        fixed = error_arith == "fixed"
-        mi = kernels.METRICS.index(metric)
-        e6 = kernels.block_errors(xb, c6, efmt.table, d6, mi, fixed, frac_bits, amax)
-        e4 = kernels.block_errors(xb, c4, efmt.table, d4, mi, fixed, frac_bits, amax)
-        take4 = e4 < e6
+        ecodes = np.empty(xb.shape, np.uint8)
+        take4 = np.empty(xb.shape[0], np.bool_)
+        kernels.four_over_six(xb, divisors(s6), divisors(s4), amax, efmt.table, cmp, egrid,
+                              zcode, kernels.METRICS.index(metric), error_arith == "fixed",
+                              frac_bits, ecodes, take4)
         scodes = np.where(take4, s4, s6)
-        ecodes = np.where(take4[:, None], c4, c6)
         choice = np.where(take4, 4, 6).astype(np.uint8)
     else:  # brute force
         svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)
@@ -267,11 +271,10 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         best = np.empty(xb.shape[0], np.int64)
         err = np.empty(xb.shape[0])
         kernels.brute_force(xb, amax, g, svals, start, float(m_hi),
-                            scaling.zero_threshold(efmt, rounding), efmt.table,
-                            efmt.grid.args(rounding), kernels.METRICS.index(metric),
-                            bool(opts["prune"]), best, err)
+                            scaling.zero_threshold(efmt, rounding), efmt.table, cmp, egrid,
+                            zcode, kernels.METRICS.index(metric), bool(opts["prune"]), best, err)
         scodes = scodes_all[best]
-        ecodes, d = elements(scodes)
+        ecodes = elements(scodes)
 
     # back to x's layout
     ecodes = np.moveaxis(ecodes.reshape(lead + (nb * block,))[..., :n], -1, axis)

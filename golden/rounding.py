@@ -55,6 +55,28 @@ class Grid:
     sign_bit: int
     underflow_code: int  # -1 unless the format has no zero and is unsigned
 
+    @property
+    def comparator(self):
+        """(midpoints, magnitude codes) for the comparator fast path, or None.
+
+        For a sign-magnitude (or unsigned) grid of at most 16 magnitudes, the
+        nearest magnitude of ``|x| / d`` is the number of midpoints ``m_k * d``
+        that ``|x|`` exceeds (on a tie: that it reaches, where the rule goes
+        up): the hardware's comparator bank, branch-free.
+        """
+        mags = self.values[self.values >= 0]
+        if (self.values[0] < 0 and -self.values[0] != mags[-1]) or mags.size > 16 or mags[0]:
+            return None  # two's complement, large or zero-less grids take the general path
+        codes = self.codes[self.values >= 0]
+        return (mags[1:] + mags[:-1]) / 2, codes
+
+    def tie_up(self, mode):
+        """Per midpoint: does a tie round up (to the larger magnitude)?"""
+        mags = self.comparator[1]
+        if mode == "rne":
+            return (mags[:-1] & 1) == 1
+        return np.full(mags.size - 1, mode == "ties-away")
+
     def args(self, mode="rne", overflow="saturate"):
         """The grid as :func:`round_one` takes it (after ``x`` and ``d``), minus ``u``."""
         return (self.values, self.codes, self.vlo, self.vhi, self.plo, self.neg_zero_code,
@@ -115,11 +137,24 @@ def round_to_grid(fmt, x, *, mode="rne", overflow="saturate", seed=None, divisor
         d1 = np.ascontiguousarray(d).reshape(-1)
     else:
         shape, x2, d1 = x.shape, x, divisor
+    out = np.empty(x2.shape, np.uint8)
+    use, mids, tie_up, mags, sbit = comparator_args(fmt, mode, overflow)
+    if rows is not None and use:
+        _compare_kernel(x2, d1, mids, tie_up, mags, sbit, out)
+        return out
     u = (np.random.default_rng(seed).random(x2.shape) if mode == "stochastic"
          else np.empty((1, 1)))
-    out = np.empty(x2.shape, np.uint8)
     _round_kernel(x2, d1, *g.args(mode, overflow), u, out)
     return out.reshape(shape)
+
+
+def comparator_args(fmt, mode, overflow="saturate"):
+    """(use, midpoints, tie_up, magnitude codes, sign bit) for the comparator path."""
+    g = fmt.grid
+    if mode in ("rne", "ties-away", "ties-down") and overflow == "saturate" and g.comparator:
+        mids, mags = g.comparator
+        return True, mids, g.tie_up(mode), mags, g.sign_bit
+    return False, np.zeros(1), np.zeros(1, np.bool_), np.zeros(2, np.uint8), 0
 
 
 def _check_specials(fmt, x, overflow):
@@ -140,6 +175,28 @@ def _round_kernel(x, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, unde
         for c in range(x.shape[1]):
             out[r, c] = round_one(x[r, c], d[r], vals, codes, vlo, vhi, plo, negz, nanc, infc,
                                   sbit, underc, mode, ovf, u[r, c] if mode == STOCHASTIC else 0.0)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _compare_kernel(x, d, mids, tie_up, mags, sbit, out):
+    """Nearest rounding of finite x / d by counting midpoints (see Grid.comparator)."""
+    for r in numba.prange(x.shape[0]):
+        compare_row(x[r], d[r], mids, tie_up, mags, sbit, out[r])
+
+
+@numba.njit(inline="always")
+def compare_row(xr, d, mids, tie_up, mags, sbit, out):
+    """Codes of one row: midpoint by midpoint over the row, so the inner loop vectorises."""
+    for c in range(xr.size):
+        out[c] = 0
+    for i in range(mids.size):
+        m = mids[i] * d  # exact: few-bit midpoint times a divisor of <= 24 bits
+        up = tie_up[i]
+        for c in range(xr.size):
+            ax = abs(np.float64(xr[c]))
+            out[c] += (ax > m) | ((ax == m) & up)
+    for c in range(xr.size):
+        out[c] = mags[out[c]] | (sbit if np.signbit(xr[c]) else 0)
 
 
 @numba.njit(inline="always")

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import kernels
 from .formats import Format
+from .rounding import round_to_grid
 
 METHODS = ("abs-max", "mx", "4o6", "brute-force")
 CANDIDATE4 = ("amax/4", "1.5x6")
@@ -38,7 +39,10 @@ def round_scale(sfmt: Format, amax, divisor, *, rounding, arith):
     if arith == "f32":
         q = (amax.astype(np.float32) / np.asarray(divisor, np.float32)).astype(np.float32)
         return sfmt.encode(q, rounding=rounding)
-    return sfmt.encode(amax, rounding=rounding, divisor=divisor)
+    # amax is finite and non-negative: the row path skips encode's input checks
+    d = np.broadcast_to(np.asarray(divisor, np.float64), amax.shape)
+    return round_to_grid(sfmt, amax.reshape(-1, 1), mode=rounding, divisor=np.ascontiguousarray(d),
+                         rows=True).reshape(-1)
 
 
 def apply_prevent_zero(sfmt: Format, codes, floor):

@@ -1,0 +1,272 @@
+"""``finescale report``: one command from a fresh clone to the design-space report.
+
+Runs, under one progress display, the numerical study, RTL generation, the
+quick cocotb regression, synthesis and (when its optional dependencies are
+installed) the real-weights check, then joins accuracy and area into one table
+and writes ``DIR/index.html`` (images and CSV beside it) and ``DIR/summary.md``.
+Every number in the prose is read from the tables of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import html
+import json
+import shutil
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Section:
+    """One part of the report: prose, tables and images, rendered to Markdown and HTML."""
+
+    title: str
+    paragraphs: list = dataclasses.field(default_factory=list)
+    tables: list = dataclasses.field(default_factory=list)  # (caption, header, rows)
+    images: list = dataclasses.field(default_factory=list)  # (caption, path relative to out)
+    status: str = "ok"  # ok | skipped | failed
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------- rendering
+def _md_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    out = [f"# {title}", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        out += [p + "\n" for p in s.paragraphs]
+        for cap, header, rows in s.tables:
+            out += [f"**{cap}**", "", _md_table(header, rows), ""]
+        out += [f"![{cap}]({path})\n" for cap, path in s.images]
+    return "\n".join(out)
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    e = html.escape
+    body = [f"<h1>{e(title)}</h1>", "<nav><ul>"]
+    body += [f'<li><a href="#s{i}">{e(s.title)}</a> <span class="{s.status}">{s.status}'
+             f"</span></li>" for i, s in enumerate(sections)]
+    body.append("</ul></nav>")
+    for i, s in enumerate(sections):
+        body.append(f'<section id="s{i}"><h2>{e(s.title)}</h2>')
+        body += [f"<p>{e(p)}</p>" for p in s.paragraphs]
+        for cap, header, rows in s.tables:
+            body.append(f"<table><caption>{e(cap)}</caption><tr>"
+                        + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>")
+            body += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>"
+                     for r in rows]
+            body.append("</table>")
+        body += [f'<figure><img src="{e(str(p))}" alt="{e(cap)}"><figcaption>{e(cap)}'
+                 f"</figcaption></figure>" for cap, p in s.images]
+        body.append("</section>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:2px 8px;text-align:right}caption{font-weight:bold;text-align:left}"
+             "img{max-width:100%}.ok{color:green}.skipped{color:#b80}.failed{color:red}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _fmt(v, digits=4):
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+# ---------------------------------------------------------------------------- stages
+class Report:
+    """Runs the stages in order; a failing stage is reported, not fatal to the others."""
+
+    def __init__(self, out: Path, *, full: bool, seed: int, jobs: int):
+        self.out, self.full, self.seed, self.jobs = out, full, seed, jobs
+        self.sections: list[Section] = []
+        self.regions = None
+        self.study_rows = []
+        self.area = {}  # (format, rule, block) -> area per element
+        self.weights = None
+        self.failed = []
+
+    def stage(self, title, fn):
+        sec = Section(title)
+        t0 = time.perf_counter()
+        try:
+            fn(sec)
+        except _Skip as skip:
+            sec.status = "skipped"
+            sec.paragraphs.insert(0, f"Skipped: {skip}")
+            print(f"report: {title}: skipped ({skip})")
+        except Exception as exc:  # one failing stage still leaves a report
+            sec.status = "failed"
+            sec.paragraphs.insert(0, f"Failed: {type(exc).__name__}: {exc}")
+            (self.out / "errors.log").open("a").write(f"== {title}\n{traceback.format_exc()}\n")
+            self.failed.append(title)
+            print(f"report: {title}: failed: {exc}")
+        sec.seconds = time.perf_counter() - t0
+        self.sections.append(sec)
+
+    # -- the numerical study ---------------------------------------------------------------
+    def study(self, sec: Section):
+        from finescale.golden import plots, study
+
+        d = self.out / "study"
+        d.mkdir(parents=True, exist_ok=True)
+        config = study.StudyConfig(seed=self.seed) if self.full else study.StudyConfig.quick(
+            seed=self.seed)
+        rows = study.run_study(config, progress=False)
+        regions = study.detect_regions(rows)
+        hists = [study.histograms(s, config) for s in study.representative_sigmas(regions)]
+        study.write_tables(rows, regions, d, dict(sigmas=len(config.sigmas),
+                                                 nblocks=config.nblocks, seed=self.seed))
+        plots.plot_all(rows, regions, hists, d)
+        self.study_rows, self.regions = rows, regions
+        sec.paragraphs.append(
+            f"N(0, sigma^2) blocks, {len(config.sigmas)} sigmas in [0.0005, 0.05], "
+            f"{config.nblocks} blocks a point, block sizes 4/8/16/32, E2M1 elements and E4M3 "
+            "scales, rules abs-max, prevent-zero (pz), 4-over-6 (4o6, float64 errors as in the "
+            "paper), both, and brute force (bf).")
+        sec.tables.append(("Detected regions", ["region", "sigma from", "sigma to"],
+                           [(lab, f"{lo:.4g}", f"{hi:.4g}") for lab, lo, hi in regions.ranges]))
+        sec.images += [("MSE vs sigma per rule, one line per block size (Fig. 1)",
+                        "study/mse.png"),
+                       ("Clipping-only MSE (Fig. 7)", "study/clip_mse.png"),
+                       ("Analytic prediction vs sampling", "study/theory.png")]
+
+    def region_b_sigma(self) -> float:
+        """The middle of the widest detected region B (0.008 if none was found)."""
+        if self.regions is not None:
+            b = [(hi - lo, (lo * hi) ** 0.5) for lab, lo, hi in self.regions.ranges if lab == "B"]
+            if b:
+                return float(max(b)[1])
+        return 0.008
+
+    # -- accuracy against area -------------------------------------------------------------
+    def tradeoff(self, sec: Section):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from finescale import tradeoff
+
+        sigma = self.region_b_sigma()
+        rows = tradeoff.accuracy(sigma, nblocks=20000 if self.full else 4000, seed=self.seed,
+                                 weights=self.weights, progress=False)
+        rows = tradeoff.pareto(tradeoff.join_area(rows, self.area))
+        write_csv(self.out / "tradeoff.csv", rows)
+        has_w = any("weights_rel_mse" in r for r in rows)
+        header = ["scale", "rule", "block", "MSE/sigma^2", "zero scales"] + (
+            ["weights rel. MSE"] if has_w else []) + ["um^2 / element", "Pareto"]
+        sec.tables.append((f"Accuracy at sigma = {sigma:.4g} (region B) and area", header, [
+            [r["scale_format"], r["rule"], r["block_size"], _fmt(r["rel_mse"]),
+             f"{r['zero_scale_share']:.1%}"] + ([_fmt(r.get("weights_rel_mse"))] if has_w else [])
+            + [_fmt(r["area_per_element"], 3), "yes" if r["pareto"] else ""] for r in rows]))
+        sec.paragraphs.append(tradeoff.advice(rows))
+        fig, axes = plt.subplots(1, 2 if has_w else 1, figsize=(13 if has_w else 7, 5),
+                                 squeeze=False)
+        for ax, key, label in zip(axes[0], ["rel_mse", "weights_rel_mse"],
+                                  [f"MSE / sigma^2 at sigma = {sigma:.3g}", "relative MSE, weights"]):
+            pts = [r for r in rows if r.get("area_per_element") and r.get(key) is not None]
+            for f, marker in zip(tradeoff.FORMATS, "osD"):
+                for rule, color in zip(tradeoff.RULES, ["C0", "C1", "C2", "C3"]):
+                    sel = [r for r in pts if r["scale_format"] == f and r["rule"] == rule]
+                    if sel:
+                        ax.scatter([r["area_per_element"] for r in sel], [r[key] for r in sel],
+                                   marker=marker, color=color, label=f"{f} {rule}", s=40)
+                        for r in sel:
+                            ax.annotate(str(r["block_size"]), (r["area_per_element"], r[key]),
+                                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+            front = sorted((r for r in pts if r["pareto"]), key=lambda r: r["area_per_element"])
+            if front and key == "rel_mse":
+                ax.step([r["area_per_element"] for r in front], [r[key] for r in front],
+                        where="post", color="k", lw=0.8, label="Pareto front")
+            ax.set(xscale="log", yscale="log", xlabel="area per element: quantizer + dot "
+                   "product (sky130 um^2)", ylabel=label)
+            ax.grid(alpha=0.3, which="both")
+        if axes[0][0].get_legend_handles_labels()[0]:
+            axes[0][0].legend(fontsize=7, ncol=2)
+        if not any(r.get("area_per_element") for r in rows):
+            sec.paragraphs.append("No synthesis areas in this run: the table shows accuracy only.")
+        fig.suptitle("Accuracy vs silicon area (labels: block size)")
+        fig.tight_layout()
+        fig.savefig(self.out / "pareto.png", dpi=110)
+        plt.close(fig)
+        sec.images.append(("Pareto plot: accuracy vs area per element", "pareto.png"))
+
+    # -- assembly ----------------------------------------------------------------------------
+    def write(self, seconds: float) -> list[Path]:
+        timing = Section("Run", paragraphs=[
+            f"Mode {'full' if self.full else 'quick'}, seed {self.seed}, {seconds:.0f} s in all."],
+            tables=[("Stages", ["stage", "status", "seconds"],
+                     [(s.title, s.status, f"{s.seconds:.1f}") for s in self.sections])])
+        sections = self.sections + [timing]
+        title = "finescale design-space report"
+        md = self.out / "summary.md"
+        md.write_text(render_markdown(title, sections))
+        page = self.out / "index.html"
+        page.write_text(render_html(title, sections))
+        (self.out / "report.json").write_text(json.dumps(
+            {"stages": [{"title": s.title, "status": s.status, "seconds": s.seconds}
+                        for s in sections], "seconds": seconds}, indent=2))
+        return [page, md]
+
+
+class _Skip(Exception):
+    """A stage that cannot run here (say, optional dependencies missing)."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="the whole design-space report in one command",
+                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="full", action="store_false", default=False,
+                      help="reduced study and regression (the default, minutes)")
+    mode.add_argument("--full", dest="full", action="store_true",
+                      help="paper-size study, full regression and synthesis matrix")
+    p.add_argument("--out", type=Path, default=Path("results/report"), help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    p.add_argument("--jobs", type=int, default=2, help="parallel synthesis workers")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    out: Path = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    rep = Report(out, full=args.full, seed=args.seed, jobs=args.jobs)
+    stages = [("Numerical study (MSE vs sigma)", rep.study),
+              ("Accuracy vs area", rep.tradeoff)]
+    t0 = time.perf_counter()
+    with tqdm(stages, desc="report", unit="stage") as bar:
+        for title, fn in bar:
+            bar.set_postfix_str(title)
+            rep.stage(title, fn)
+    seconds = time.perf_counter() - t0
+    for path in rep.write(seconds):
+        print(f"wrote {path}")
+    if rep.failed:
+        raise RuntimeError(f"stage(s) failed: {', '.join(rep.failed)} (see {out}/errors.log)")
+    return 0
