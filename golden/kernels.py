@@ -71,25 +71,78 @@ def quantize_rows(xb, d, cmp, grid, zcode, out):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def four_over_six(xb, d6, d4, amax, table, cmp, grid, zcode, metric, fixed, frac_bits,
-                  out, take4):
-    """Quantize each block under both candidates, keep 4 where its error is strictly lower."""
+def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
+    """Fused abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
+    then the block's element codes under divisor g * S; one pass over the blocks."""
+    for r in numba.prange(xb.shape[0]):
+        sc = _scale_code(amax[r], gm[r], stable, sgrid, pz_code)
+        scodes[r] = sc
+        quantize_row(xb[r], g[r] * stable[sc], cmp, grid, zcode, out[r])
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp, grid, zcode,
+                  metric, fixed, frac_bits, out, take4, scodes):
+    """Quantize each block under both candidates, keep 4 where its error is strictly lower.
+
+    Candidates: S6 = RoundSF(amax / (g m6)) and S4 = RoundSF(amax / (g m4)), or with
+    ``from6`` S4 = RoundSF(1.5 S6); each raised to ``pz_code`` if zero (pz_code >= 0).
+
+    The error terms are ``X_i - T[code_i]``: with ``fixed``, X_i = floor(|x_i| 2**(F-Eb))
+    and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
+    otherwise X_i = x_i and T[k] = value_k d.
+    """
     nrows, n = xb.shape
     for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
         c4 = np.empty(n, np.uint8)
+        xs = np.empty(n, np.float64)
+        t6 = np.empty(table.size, np.float64)
+        t4 = np.empty(table.size, np.float64)
         for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
+            s6 = _scale_code(amax[r], g[r] * m6, stable, sgrid, pz_code)
+            s4 = (_scale_code(1.5 * stable[s6], 1.0, stable, sgrid, pz_code) if from6 else
+                  _scale_code(amax[r], g[r] * m4, stable, sgrid, pz_code))
+            d6 = g[r] * stable[s6]
+            d4 = g[r] * stable[s4]
             c6 = out[r]
-            quantize_row(xb[r], d6[r], cmp, grid, zcode, c6)
-            quantize_row(xb[r], d4[r], cmp, grid, zcode, c4)
+            xr = xb[r]
+            quantize_row(xr, d6, cmp, grid, zcode, c6)
+            quantize_row(xr, d4, cmp, grid, zcode, c4)
+            scodes[r] = s6
             if fixed:
-                e6 = block_error_fixed(xb[r], c6, table, d6[r], metric, frac_bits, amax[r])
-                e4 = block_error_fixed(xb[r], c4, table, d4[r], metric, frac_bits, amax[r])
+                if amax[r] == 0.0:  # both candidates exact: tie, keep 6
+                    take4[r] = False
+                    continue
+                unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
+                for c in range(n):
+                    xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
+                for k in range(table.size):
+                    t6[k] = math.floor(abs(table[k] * d6) * unit)
+                    t4[k] = math.floor(abs(table[k] * d4) * unit)
             else:
-                e6 = block_error(xb[r], c6, table, d6[r], metric)
-                e4 = block_error(xb[r], c4, table, d4[r], metric)
+                for c in range(n):
+                    xs[c] = xr[c]
+                for k in range(table.size):
+                    t6[k] = table[k] * d6
+                    t4[k] = table[k] * d4
+            e6 = 0.0
+            e4 = 0.0
+            for c in range(n):
+                e6 = _term(xs[c] - t6[c6[c]], metric, e6)
+                e4 = _term(xs[c] - t4[c4[c]], metric, e4)
             take4[r] = e4 < e6
             if e4 < e6:
                 c6[:] = c4
+                scodes[r] = s4
+
+
+@numba.njit(inline="always")
+def _scale_code(a, gm, stable, sgrid, pz_code):
+    """RoundSF(a / gm), raised to pz_code where it is zero (pz_code >= 0)."""
+    (svals, scodes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
+    sc = round_one(a, gm, svals, scodes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc,
+                   smode, sovf, 0.0)
+    return pz_code if pz_code >= 0 and stable[sc] == 0.0 else sc
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -107,34 +160,6 @@ def _term(e, metric, acc):
     if metric == MAE:
         return acc + abs(e)
     return max(acc, abs(e))
-
-
-@numba.njit(inline="always")
-def block_error(xrow, crow, table, d, metric):
-    """Float error of one block (see the module docstring)."""
-    acc = 0.0
-    for c in range(xrow.size):
-        acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
-    return acc
-
-
-@numba.njit(inline="always")
-def block_error_fixed(xrow, crow, table, d, metric, frac_bits, amax):
-    """Fixed-point (hardware) error of one block (see the module docstring)."""
-    if amax == 0.0:
-        return 0.0
-    unit = math.ldexp(1.0, frac_bits - math.frexp(amax)[1] + 1)  # 2**(F - Eb)
-    acc = 0
-    for c in range(xrow.size):
-        e = (math.floor(abs(np.float64(xrow[c])) * unit)
-             - math.floor(abs(table[crow[c]] * d) * unit))
-        if metric == MSE:
-            acc += np.int64(e * e)
-        elif metric == MAE:
-            acc += np.int64(abs(e))
-        else:
-            acc = max(acc, np.int64(abs(e)))
-    return np.float64(acc)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -159,8 +159,10 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     rounding = formats.rounding_mode(opts["rounding"])
     scale_rounding = formats.rounding_mode(
         opts["scale_rounding"] or ("floor" if method == "mx" else "rne"))
-    if rounding == "stochastic" and method in ("4o6", "brute-force"):
-        raise ValueError(f"stochastic element rounding is not defined for method {method!r}")
+    if "stochastic" in (rounding, scale_rounding) and method in ("4o6", "brute-force"):
+        raise ValueError(f"stochastic rounding is not defined for method {method!r}")
+    if arith == "f32" and method in ("4o6", "brute-force"):
+        raise ValueError(f"arith='f32' is implemented for abs-max and mx, not {method!r}")
     block = opts["block_size"]
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block_size must be a positive integer, got {block!r}")
@@ -247,23 +249,25 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         return codes
 
     choice = None
-    if method in ("abs-max", "mx"):
+    if method in ("abs-max", "mx") and arith == "exact" and "stochastic" not in (
+            rounding, scale_rounding):
+        ecodes = np.empty(xb.shape, np.uint8)
+        scodes = np.empty(xb.shape[0], np.uint8)
+        pz_code = scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1
+        kernels.abs_max(xb, amax, g * M, g, sfmt.table, sfmt.grid.args(scale_rounding), pz_code,
+                        cmp, egrid, zcode, ecodes, scodes)
+    elif method in ("abs-max", "mx"):
         scodes = select(M)
         ecodes = elements(scodes)
     elif method == "4o6":
-        s6 = select(m_hi)
-        if candidate4 == "amax/4":
-            s4 = select(float(mvals[-2]))
-        else:
-            s4 = sfmt.encode(1.5 * sfmt.table[s6], rounding=scale_rounding)
-            if opts["prevent_zero"]:
-                s4 = scaling.apply_prevent_zero(sfmt, s4, floor)
         ecodes = np.empty(xb.shape, np.uint8)
+        scodes = np.empty(xb.shape[0], np.uint8)
         take4 = np.empty(xb.shape[0], np.bool_)
-        kernels.four_over_six(xb, divisors(s6), divisors(s4), amax, efmt.table, cmp, egrid,
-                              zcode, kernels.METRICS.index(metric), error_arith == "fixed",
-                              frac_bits, ecodes, take4)
-        scodes = np.where(take4, s4, s6)
+        pz_code = scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1
+        kernels.four_over_six(xb, amax, g, m_hi, float(mvals[-2]), candidate4 == "1.5x6",
+                              sfmt.table, sfmt.grid.args(scale_rounding), pz_code, efmt.table,
+                              cmp, egrid, zcode, kernels.METRICS.index(metric),
+                              error_arith == "fixed", frac_bits, ecodes, take4, scodes)
         choice = np.where(take4, 4, 6).astype(np.uint8)
     else:  # brute force
         svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)

@@ -45,12 +45,17 @@ def round_scale(sfmt: Format, amax, divisor, *, rounding, arith):
                          rows=True).reshape(-1)
 
 
-def apply_prevent_zero(sfmt: Format, codes, floor):
-    """Raise zero scales to ``floor`` (a value of the scale format)."""
-    fcode = sfmt.encode(np.float64(floor))
+def floor_code(sfmt: Format, floor) -> int:
+    """Code of the prevent-zero floor, which must be a value of the scale format."""
+    fcode = int(sfmt.encode(np.float64(floor)))
     if sfmt.table[fcode] != floor:
         raise ValueError(f"prevent_zero floor {floor} is not a value of scale format {sfmt.name}")
-    return np.where(sfmt.table[codes] == 0, fcode, codes).astype(np.uint8)
+    return fcode
+
+
+def apply_prevent_zero(sfmt: Format, codes, floor):
+    """Raise zero scales to ``floor`` (a value of the scale format)."""
+    return np.where(sfmt.table[codes] == 0, floor_code(sfmt, floor), codes).astype(np.uint8)
 
 
 def zero_threshold(efmt: Format, rounding: str) -> float:
