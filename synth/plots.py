@@ -83,7 +83,8 @@ def rules(rows, path: Path) -> Path | None:
               and not r["params"].get("pipelined")]
     if not any(r["unit"] == "4o6" for r in chosen):
         return None
-    groups = sorted({f"{r.get('scale_format')} b{r['lanes']}" for r in chosen})
+    groups = [f"{f} b{n}" for f, n in sorted({(str(r.get("scale_format")), r["lanes"])
+                                                for r in chosen})]
     series = {}
     for r in chosen:
         series.setdefault(rule(r), {})[f"{r.get('scale_format')} b{r['lanes']}"] = r["sky130_um2"]
