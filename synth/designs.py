@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .flow import Design
 
 
@@ -35,20 +37,40 @@ def from_component(name: str, component, *, unit: str, params: dict, latency: in
                                "latency": int(latency)})
 
 
-def from_registry(which: str = "default") -> list[Design]:
-    """Every unit of ``finescale.hw.units.matrix(which)``, converted to Verilog here."""
+def _registry():
     try:
         from finescale.hw import units
     except ImportError as exc:
         raise RuntimeError("finescale.hw.units is not available yet; pass --rtl DIR with the "
                            "output of 'finescale rtl --all'") from exc
-    return [from_component(spec.name, spec.build(), unit=spec.unit, params=spec.params,
-                           latency=spec.latency) for spec in units.matrix(which)]
+    return units
 
 
-def select(designs: list[Design], *, units=None, formats=None, block_sizes=None) -> list[Design]:
-    """Designs whose unit, scale format and block size (or lane count) are among those given."""
-    def keep(d: Design) -> bool:
+def _convert(job: tuple[str, int]) -> Design:
+    which, index = job
+    spec = _registry().matrix(which)[index]
+    return from_component(spec.name, spec.build(), unit=spec.unit, params=spec.params,
+                          latency=spec.latency)
+
+
+def from_registry(which: str = "default", *, jobs: int = 1, **filters) -> list[Design]:
+    """The units of ``finescale.hw.units.matrix(which)`` that pass :func:`select` with
+    ``filters``, converted to Verilog here (``jobs`` processes at a time)."""
+    specs = _registry().matrix(which)
+    chosen = select(specs, **filters)
+    work = [(which, i) for i, s in enumerate(specs) if any(s is c for c in chosen)]
+    n = len(work)
+    if jobs <= 1 or n <= 1:
+        return [_convert(w) for w in work]
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(tqdm(pool.map(_convert, work), total=n, desc="verilog", unit="unit"))
+
+
+def select(designs: list, *, units=None, formats=None, block_sizes=None) -> list:
+    """Designs (or unit specs: anything with ``unit`` and ``params``) whose unit, scale format
+    and block size (or lane count) are among those given."""
+    def keep(d) -> bool:
         p = d.params
         size = p.get("block_size", p.get("lanes"))
         return ((not units or d.unit in units)

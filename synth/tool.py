@@ -42,12 +42,12 @@ def run(args) -> int:
     start = time.monotonic()
     if args.liberty is not None and not args.liberty.is_file():
         raise FileNotFoundError(f"--liberty {args.liberty}: no such file")
-    found = (dsg.from_rtl_dir(args.rtl) if args.rtl
-             else dsg.from_registry("default" if args.quick else "all"))
-    chosen = dsg.select(found, units=args.units, formats=args.formats,
-                        block_sizes=args.block_sizes)
+    filters = {"units": args.units, "formats": args.formats, "block_sizes": args.block_sizes}
+    chosen = (dsg.select(dsg.from_rtl_dir(args.rtl), **filters) if args.rtl
+              else dsg.from_registry("default" if args.quick else "all", jobs=args.jobs,
+                                     **filters))
     if not chosen:
-        raise ValueError(f"no design matches the filters among {len(found)} designs")
+        raise ValueError("no design matches the filters")
     text, nand2, label = study.load_liberty(args.liberty)
     rows = study.run(chosen, text, nand2, jobs=args.jobs, full=not args.quick,
                      cache_dir=None if args.no_cache else args.cache)
