@@ -123,7 +123,8 @@ def collect(workdir: Path, top: str, nand2_area: float) -> dict:
 def synthesize(design: Design, liberty: str, nand2_area: float, *, full: bool = True,
                cache_dir: Path | None = None) -> dict:
     """Synthesize one design (or take it from the cache); returns the flat result record."""
-    flow_script = script(design.name, liberty, full=full, hierarchy=has_submodules(design.verilog))
+    flow_script = script(design.name, liberty, full=full,
+                         hierarchy=full and has_submodules(design.verilog))
     key = cache_key(design, flow_script, liberty)
     cached = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
     if cached is not None and cached.exists():

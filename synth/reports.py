@@ -46,7 +46,7 @@ def parse_breakdown(text: str, top: str) -> dict[str, float]:
     parts = {}
     for cell, count in modules[top].get("num_cells_by_type", {}).items():
         if cell in modules:
-            label = cell.rsplit(".", 1)[-1]
+            label = re.sub(r"\$\d+$", "", cell.rsplit(".", 1)[-1])   # Amaranth's "amax$12"
             parts[label] = parts.get(label, 0.0) + int(count) * float(modules[cell]["area"])
     parts["(top)"] = total - sum(parts.values())
     return parts

