@@ -174,7 +174,11 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
     md += ["| " + " | ".join(_fmt(r.get(c)) for c in _MD_COLUMNS) + " |" for r in rows]
     with_parts = [r for r in rows if r.get("breakdown_um2")]
     if with_parts:
-        md += ["", "## Area by submodule (hierarchical synthesis, share of the unit)\n"]
+        md += ["", "## Area by submodule (hierarchical synthesis, share of the unit)\n",
+               "Each named Amaranth submodule is mapped on its own, so the shares ignore "
+               "optimisation across its boundary; `(top)` is the logic not in a named submodule "
+               "(for the dot unit: E2M1 decoders, products, adder tree, scale unpack and the "
+               "significand multiply; `round` is the FP32 normalise/round).\n"]
         for r in with_parts:
             md.append(f"- {r['name']}: " + ", ".join(f"{k} {100 * v:.0f} %"
                                                     for k, v in breakdown_shares(r).items()))
