@@ -79,7 +79,7 @@ def finite_scale_codes(scale_format):
 # -- golden references ----------------------------------------------------------
 def _quantize(p, inputs, **over):
     x = decode_x(inputs["x"], p["input_format"])
-    opts = dict(block_size=p["block_size"], scale=p["scale_format"], method=p["method"],
+    opts = dict(block_size=p["block_size"], scale=p["scale_format"], method=p.get("method"),
                 prevent_zero=p["prevent_zero"])
     opts.update(over)
     return golden.quantize(x, **opts)
@@ -167,6 +167,23 @@ def _build_dot(p, mutation):
                       pipelined=p["pipelined"])
 
 
+def ref_4o6(p, inputs):
+    q = _quantize(p, inputs, method="4o6", metric=p["metric"],
+                  error_frac_bits=p["error_frac_bits"])
+    return {"scale": q.scale_codes[:, 0], "codes": q.element_codes,
+            "choice": (q.choice[:, 0] == 4).astype(np.uint8)}
+
+
+def _build_4o6(p, mutation):
+    from .fouroversix import FourOverSix
+    if mutation is not None:
+        raise ValueError("the 4o6 unit has no mutations")
+    return FourOverSix(scale_format=p["scale_format"], block_size=p["block_size"],
+                       input_format=p["input_format"], prevent_zero=p["prevent_zero"],
+                       metric=p["metric"], error_frac_bits=p["error_frac_bits"],
+                       pipelined=p["pipelined"])
+
+
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
 _SCALE = dict(_BLOCK, method=None, prevent_zero=False)
 
@@ -174,6 +191,8 @@ UNITS: dict[str, Unit] = {
     "scale": Unit(_build_scale, _SCALE, ref_scale, stim_x),
     "element": Unit(_build_element, _BLOCK, ref_element, stim_element),
     "quantizer": Unit(_build_quantizer, _SCALE, ref_quantizer, stim_x),
+    "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8),
+                ref_4o6, stim_x),
     "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, pipelined=False), ref_dot,
                 stim_dot),
 }
@@ -187,10 +206,13 @@ _DESCRIPTIONS: dict[str, tuple] = {}
 
 def _mark_used(comp):
     """Silence Amaranth's 'created but never used' warning for a component built to inspect."""
+    if getattr(comp, "_MustUse__used", True):
+        return
     comp._MustUse__used = True
     for value in vars(comp).values():
-        if isinstance(value, Elaboratable):
-            _mark_used(value)
+        for item in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(item, Elaboratable):
+                _mark_used(item)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -315,7 +337,7 @@ def matrix(which: str = "default") -> list[UnitSpec]:
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
     has no zero), quantizer, 4o6, dot}.  ``all`` adds block size 8, FP32
-    inputs and the pipelined variant of each.
+    inputs and the pipelined variant of each.  4o6: mse, F = 8; dot: BF16-free (codes in).
     """
     if which not in ("default", "all"):
         raise ValueError(f"matrix must be 'default' or 'all', not {which!r}")

@@ -28,7 +28,7 @@ def amax_sweep(scale_format, stride):
 @pytest.mark.parametrize("fmt,method,pz", SCALE_CASES)
 def test_scale_amax_sweep(fmt, method, pz):
     s = spec("scale", scale_format=fmt, block_size=2, method=method, prevent_zero=pz)
-    amax = amax_sweep(fmt, 23)
+    amax = amax_sweep(fmt, 61)
     rng = np.random.default_rng(1)
     # the second lane is a smaller magnitude, sometimes negative: amax is of |x|
     other = (amax.astype(np.int64) * rng.uniform(0, 1, amax.size)).astype(np.uint16)
@@ -84,7 +84,7 @@ def test_element_every_scale_code_at_ties(fmt):
     s = spec("element", scale_format=fmt, block_size=16)
     x, scale = tie_blocks(fmt)
     if fmt == "e8m0":  # 254 codes: the ends and every 4th keep the test short
-        keep = (scale % 4 == 0) | (scale < 8) | (scale > 245)
+        keep = (scale % 8 == 0) | (scale < 8) | (scale > 245)
         x, scale = x[keep], scale[keep]
     want = s.reference({"x": x, "scale": scale})["codes"]
     got = simulate(s.build(), {"x": x, "scale": scale})["codes"]
@@ -97,7 +97,7 @@ def test_element_every_scale_code_at_ties(fmt):
 @pytest.mark.parametrize("fmt", ["e4m3", "ue5m3", "e8m0"])
 def test_random_blocks(unit, fmt):
     s = spec(unit, scale_format=fmt, block_size=8)
-    inputs = s.random_inputs(np.random.default_rng(7), 150)
+    inputs = s.random_inputs(np.random.default_rng(7), 80)
     want = s.reference(inputs)
     got = simulate(s.build(), inputs)
     for port in want:
