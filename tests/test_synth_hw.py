@@ -42,7 +42,8 @@ def test_4o6_is_never_smaller_than_absmax():
     fours = sorted((s for s in specs if s.unit == "4o6"), key=lambda s: study.lanes(s.params))
     if not fours:
         pytest.skip("the matrix has no 4o6 unit")
-    for four in fours[:2]:
+    compared = 0
+    for four in fours[:1]:
         absmax = [s for s in specs if s.unit == "scale"
                   and s.params.get("method", "abs-max") == "abs-max"
                   and not s.params.get("prevent_zero", False)
@@ -52,3 +53,5 @@ def test_4o6_is_never_smaller_than_absmax():
             continue
         a4o6, aabs = _areas([four, absmax[0]])
         assert a4o6 >= aabs, (four.name, a4o6, absmax[0].name, aabs)
+        compared += 1
+    assert compared, "no abs-max scale unit matches the smallest 4o6 unit"
