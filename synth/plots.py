@@ -65,7 +65,7 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]]) ->
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         ax.bar(xs, [values.get(g, 0.0) for g in groups], width, label=name)
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_xticklabels(groups, fontsize=8, rotation=30, ha="right")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
 
