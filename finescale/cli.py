@@ -17,8 +17,9 @@ COMMANDS = {
     "bench": "finescale.bench",
     "study": "finescale.golden.study",
     "rtl": "finescale.hw.cli",
-    "report": "finescale.report",
+    "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
+    "report": "finescale.report",
 }
 
 

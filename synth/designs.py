@@ -1,0 +1,79 @@
+"""Where the designs come from: a folder written by ``finescale rtl`` or the hw unit registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .flow import Design
+
+
+def from_rtl_dir(folder) -> list[Design]:
+    """Designs listed in ``folder/manifest.json`` (``<name>.v`` plus its ``<name>.json`` sidecar)."""
+    folder = Path(folder)
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{folder}: no manifest.json (write one with 'finescale rtl --all')")
+    data = json.loads(manifest.read_text())
+    names = data.get("names", data) if isinstance(data, dict) else data
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{manifest}: expected a list of design names")
+    designs = []
+    for name in names:
+        verilog, sidecar = folder / f"{name}.v", folder / f"{name}.json"
+        if not verilog.is_file() or not sidecar.is_file():
+            raise FileNotFoundError(f"{folder}: {name}.v or {name}.json is missing")
+        designs.append(Design(name, verilog.read_text(), json.loads(sidecar.read_text())))
+    return designs
+
+
+def from_component(name: str, component, *, unit: str, params: dict, latency: int = 0) -> Design:
+    """A Design from an Amaranth component, its Verilog top called ``name``."""
+    from amaranth.back import verilog
+    text = verilog.convert(component, name=name, emit_src=False)
+    return Design(name, text, {"top": name, "unit": unit, "params": dict(params),
+                               "latency": int(latency)})
+
+
+def _registry():
+    try:
+        from finescale.hw import units
+    except ImportError as exc:
+        raise RuntimeError("finescale.hw.units is not available yet; pass --rtl DIR with the "
+                           "output of 'finescale rtl --all'") from exc
+    return units
+
+
+def _convert(job: tuple[str, int]) -> Design:
+    which, index = job
+    spec = _registry().matrix(which)[index]
+    return from_component(spec.name, spec.build(), unit=spec.unit, params=spec.params,
+                          latency=spec.latency)
+
+
+def from_registry(which: str = "default", *, jobs: int = 1, **filters) -> list[Design]:
+    """The units of ``finescale.hw.units.matrix(which)`` that pass :func:`select` with
+    ``filters``, converted to Verilog here (``jobs`` processes at a time)."""
+    specs = _registry().matrix(which)
+    chosen = select(specs, **filters)
+    work = [(which, i) for i, s in enumerate(specs) if any(s is c for c in chosen)]
+    n = len(work)
+    if jobs <= 1 or n <= 1:
+        return [_convert(w) for w in work]
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(tqdm(pool.map(_convert, work), total=n, desc="verilog", unit="unit"))
+
+
+def select(designs: list, *, units=None, formats=None, block_sizes=None) -> list:
+    """Designs (or unit specs: anything with ``unit`` and ``params``) whose unit, scale format
+    and block size (or lane count) are among those given."""
+    def keep(d) -> bool:
+        p = d.params
+        size = p.get("block_size", p.get("lanes"))
+        return ((not units or d.unit in units)
+                and (not formats or p.get("scale_format") in formats)
+                and (not block_sizes or size in block_sizes))
+    return [d for d in designs if keep(d)]

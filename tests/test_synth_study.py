@@ -1,0 +1,50 @@
+"""Headline ratios, tables and figures of the study, on hand-made result rows."""
+
+import json
+
+import pytest
+
+from finescale.synth import plots, study
+
+
+def row(unit, fmt, size, area, **params):
+    params = {"scale_format": fmt, "block_size": size, "input_format": "bf16", **params}
+    r = {"name": f"{unit}_{fmt}_{size}_{'_'.join(map(str, params.values()))}", "unit": unit,
+         **params, "params": params, "lanes": size, "sky130_um2": float(area),
+         "um2_per_lane": area / size, "depth_cells": 10, "latency": 0}
+    return r
+
+
+ROWS = [
+    row("scale", "e4m3", 16, 1000, method="abs-max", prevent_zero=False),
+    row("scale", "ue5m3", 16, 1200, method="abs-max", prevent_zero=False),
+    row("scale", "e4m3", 16, 1100, method="abs-max", prevent_zero=True),
+    row("scale", "e4m3", 4, 400, method="abs-max", prevent_zero=False),
+    row("scale", "e4m3", 32, 1800, method="abs-max", prevent_zero=False),
+    row("4o6", "e4m3", 16, 5000),
+    row("4o6", "ue5m3", 16, 5400),
+]
+
+
+def test_headline_ratios():
+    heads = {h["question"]: h for h in study.headlines(ROWS)}
+    assert heads["UE5M3 / E4M3 scales, scale unit"]["ratio"] == pytest.approx(1.2)
+    assert heads["UE5M3 / E4M3 scales, scale unit"]["pairs"] == 1   # pz has no UE5M3 partner
+    assert heads["UE5M3 / E4M3 scales, 4o6 unit"]["ratio"] == pytest.approx(1.08)
+    # 4o6 against the plain abs-max unit of the same format and size, never the pz one
+    assert heads["4-over-6 unit / abs-max scale unit"]["ratio"] == pytest.approx(
+        (5000 / 1000 * 5400 / 1200) ** 0.5)
+    assert heads["block size 4 / 16, area per element, scale unit"]["ratio"] == pytest.approx(
+        (400 / 4) / (1000 / 16))
+    assert heads["block size 32 / 16, area per element, scale unit"]["ratio"] == pytest.approx(
+        (1800 / 32) / (1000 / 16))
+
+
+def test_tables_and_figures(tmp_path):
+    heads = study.headlines(ROWS)
+    study.write_tables(ROWS, heads, tmp_path, liberty_label="test", wall_s=1.0)
+    data = json.loads((tmp_path / "synth.json").read_text())
+    assert len(data["rows"]) == len(ROWS) and data["headlines"] == heads
+    assert "| UE5M3 / E4M3 scales, scale unit | 1.200 | 1 |" in (tmp_path / "synth.md").read_text()
+    made = {p.name for p in plots.write_all(ROWS, tmp_path)}
+    assert {"area_vs_block_size.png", "area_per_lane.png", "rules.png", "formats.png"} <= made
