@@ -14,6 +14,7 @@ scripts.  Icarus Verilog is used when asked for and installed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -26,7 +27,7 @@ from amaranth.back import verilog
 
 SIMULATORS = ("verilator", "icarus")
 #: lean Verilator builds: no tracing, light C++ optimisation, warnings not fatal
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O1"]
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O0"]
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -84,10 +85,10 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
 
     from . import units
 
+    base = spec.name
     if mutation:
-        import dataclasses
         spec = dataclasses.replace(spec, mutation=mutation)
-    tag = spec.name + (f"_mut_{mutation}" if mutation else "")
+    tag = spec.name if spec.name != base else f"{base}_mut_{mutation}"
     build_dir = (Path(build_root) / sim / tag).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     report_path = build_dir / "report.json"
@@ -95,7 +96,7 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
     for p in (report_path, results_xml):
         p.unlink(missing_ok=True)
     src = write_verilog(spec, build_dir / f"{spec.name}.v")
-    env = {"FINESCALE_SPEC": spec.name, "FINESCALE_SEED": str(seed),
+    env = {"FINESCALE_SPEC": base, "FINESCALE_SEED": str(seed),
            "FINESCALE_VECTORS": str(vectors), "FINESCALE_FULL": str(int(full)),
            "FINESCALE_SOURCE": source or units.DEFAULT_SOURCE,
            "FINESCALE_REPORT": str(report_path), "COCOTB_LOG_LEVEL": "WARNING",
