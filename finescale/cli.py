@@ -15,6 +15,7 @@ import sys
 COMMANDS = {
     "quantize": "finescale.golden.tool",
     "bench": "finescale.bench",
+    "rtl": "finescale.hw.cli",
     "regress": "finescale.sim.regress",
 }
 

@@ -1,0 +1,89 @@
+"""``finescale rtl``: write Verilog and a JSON sidecar for one unit or the whole matrix.
+
+Each unit becomes ``DIR/<top>.v`` (from ``amaranth.back.verilog.convert``
+with the unit's parameter-derived top name) and ``DIR/<top>.json`` (top,
+unit, params, latency, clock, reset, ports); ``DIR/manifest.json`` lists the
+top names written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+from tqdm import tqdm
+
+__all__ = ["register", "run", "write_unit"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "rtl", help="generate Verilog (+ JSON sidecars) of the quantization datapaths",
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--unit", help="scale | element | quantizer | 4o6 | dot")
+    p.add_argument("--all", action="store_true", help="emit the whole matrix (see --matrix)")
+    p.add_argument("--matrix", default="default", choices=["default", "all"],
+                   help="which matrix --all emits")
+    p.add_argument("--scale-format", default="e4m3", help="scale format (golden format name)")
+    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--input-format", default="bf16", choices=["bf16", "fp32"])
+    p.add_argument("--method", default=None,
+                   help="scale rule: abs-max | mx (default: mx for e8m0, else abs-max)")
+    p.add_argument("--prevent-zero", action="store_true")
+    p.add_argument("--metric", default=None, help="4o6 block error: mse | mae")
+    p.add_argument("--error-frac-bits", type=int, default=None, help="4o6 fixed-point F")
+    p.add_argument("--pipelined", action="store_true", help="registered stages, 1 block/cycle")
+    p.add_argument("--mutation", default=None,
+                   help="tests only: ties-away | exp-off-by-one (a deliberately broken unit)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=run)
+
+
+def write_unit(spec, out: pathlib.Path) -> dict:
+    """Write ``<top>.v`` and ``<top>.json`` for ``spec``; return the sidecar."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(spec.build(), name=spec.name, emit_src=False)
+    (out / f"{spec.name}.v").write_text(text)
+    side = spec.sidecar()
+    (out / f"{spec.name}.json").write_text(json.dumps(side, indent=2) + "\n")
+    return side
+
+
+def _one_spec(args):
+    from .units import UNITS, UnitSpec
+
+    if args.unit not in UNITS:
+        raise ValueError(f"--unit must be one of {list(UNITS)}, not {args.unit!r}")
+    defaults = UNITS[args.unit].defaults
+    given = {"scale_format": args.scale_format, "block_size": args.block_size,
+             "input_format": args.input_format, "method": args.method,
+             "prevent_zero": args.prevent_zero, "metric": args.metric,
+             "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined}
+    params = {k: v for k, v in given.items() if k in defaults and v is not None}
+    for k in ("method", "metric", "error_frac_bits"):
+        if given[k] is not None and k not in defaults:
+            raise ValueError(f"--{k.replace('_', '-')} does not apply to unit {args.unit!r}")
+    if args.prevent_zero and "prevent_zero" not in defaults:
+        raise ValueError(f"--prevent-zero does not apply to unit {args.unit!r}")
+    return UnitSpec(args.unit, params, args.mutation)
+
+
+def run(args) -> int:
+    from .units import matrix
+
+    if args.all == bool(args.unit):
+        raise ValueError("give either --unit or --all")
+    specs = matrix(args.matrix) if args.all else [_one_spec(args)]
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for spec in tqdm(specs, desc="rtl", unit="unit", disable=len(specs) < 2):
+        write_unit(spec, out)
+        names.append(spec.name)
+    manifest = out / "manifest.json"
+    known = json.loads(manifest.read_text()) if manifest.exists() and not args.all else []
+    manifest.write_text(json.dumps(sorted(set(known) | set(names)), indent=2) + "\n")
+    print(f"wrote {len(names)} unit(s) to {out}")
+    return 0

@@ -1,0 +1,72 @@
+"""``finescale rtl``: Verilog + sidecars + manifest, and every emitted file lints clean."""
+
+import argparse
+import json
+
+import pytest
+
+from finescale.hw import cli
+from finescale.hw.lint import lint, verilator_path
+from finescale.hw.units import matrix, spec
+
+
+def run_rtl(*argv):
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["rtl", *argv])
+    return args.func(args)
+
+
+def test_one_unit_writes_verilog_sidecar_and_manifest(tmp_path):
+    assert run_rtl("--unit", "scale", "--scale-format", "ue5m3", "--block-size", "32",
+                   "--prevent-zero", "--out", str(tmp_path)) == 0
+    name = "fs_scale_ue5m3_b32_bf16_absmax_pz"
+    assert f"module {name}(" in (tmp_path / f"{name}.v").read_text()
+    side = json.loads((tmp_path / f"{name}.json").read_text())
+    assert side["top"] == name and side["latency"] == 0 and side["clock"] is None
+    assert side["params"]["prevent_zero"] is True
+    ports = {p["name"]: p for p in side["ports"]}
+    assert ports["x"] == dict(name="x", dir="in", width=512, lanes=32, lane_width=16)
+    assert ports["scale"]["width"] == 8 and ports["scale"]["dir"] == "out"
+    assert json.loads((tmp_path / "manifest.json").read_text()) == [name]
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="--unit must be one of"):
+        run_rtl("--unit", "nope", "--out", str(tmp_path))
+    with pytest.raises(ValueError, match="either --unit or --all"):
+        run_rtl("--out", str(tmp_path))
+    with pytest.raises(ValueError, match="does not apply"):
+        run_rtl("--unit", "element", "--method", "mx", "--out", str(tmp_path))
+
+
+def test_matrix_names_are_unique():
+    for which in ("default", "all"):
+        names = [s.name for s in matrix(which)]
+        assert len(names) == len(set(names))
+    assert "fs_scale_e4m3_b16_bf16_absmax" in [s.name for s in matrix()]
+
+
+LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
+              spec("scale", scale_format="e8m0", block_size=4, pipelined=True),
+              spec("quantizer", scale_format="ue5m3", block_size=4, input_format="fp32"),
+              spec("element", scale_format="e4m3", block_size=4, mutation="ties-away")]
+
+
+@pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")
+@pytest.mark.parametrize("s", LINT_SPECS, ids=lambda s: s.name)
+def test_verilog_lints_clean(tmp_path, s):
+    cli.write_unit(s, tmp_path)
+    ok, out = lint(tmp_path / f"{s.name}.v")
+    assert ok, out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")
+def test_whole_matrix_lints_clean(tmp_path):
+    assert run_rtl("--all", "--matrix", "all", "--out", str(tmp_path)) == 0
+    names = json.loads((tmp_path / "manifest.json").read_text())
+    assert len(names) == len(matrix("all"))
+    for name in names:
+        ok, out = lint(tmp_path / f"{name}.v")
+        assert ok, out
