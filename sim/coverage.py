@@ -42,9 +42,19 @@ def measure(spec, inputs: dict, outputs: dict) -> dict[str, list]:
         cov["element_codes"] = np.unique(outputs["codes"]).tolist()
     if "choice" in outputs:
         cov["choice"] = np.unique(outputs["choice"]).tolist()
+    if "result" in outputs:  # FP32 result of the dot product
+        bits = np.asarray(outputs["result"], np.uint64).astype(np.uint32)
+        cov["result_classes"] = sorted(set(fp32_classes(bits)))
     if "x" in inputs:
         cov["regions"] = sorted(_regions(spec, np.asarray(inputs["x"])))
     return cov
+
+
+def fp32_classes(bits) -> np.ndarray:
+    """'zero', 'subnormal', 'normal', 'inf' or 'nan' for FP32 bit patterns."""
+    exp, man = (bits >> 23) & 0xFF, bits & 0x7FFFFF
+    return np.select([(exp == 0) & (man == 0), exp == 0, exp < 255, man == 0],
+                     ["zero", "subnormal", "normal", "inf"], "nan")
 
 
 @functools.lru_cache(maxsize=None)
@@ -72,6 +82,8 @@ def goals(spec, outputs: set[str]) -> dict[str, list]:
         g["element_codes"] = list(range(16))
     if "choice" in outputs:
         g["choice"] = [0, 1]
+    if "result" in outputs:
+        g["result_classes"] = ["normal", "zero"]
     return g
 
 

@@ -75,7 +75,7 @@ def regress(*, mode="quick", sim="verilator", wanted=(), seed=1, vectors=None, w
                               source=source)
         reports.append(rep)
         rows.append(row(rep))
-    write_tables(rows, reports, Path(out))
+        write_tables(rows, reports, Path(out))  # after every unit: a long run shows progress
     return rows, reports
 
 
