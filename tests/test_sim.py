@@ -3,19 +3,30 @@ unit, and mutation checks proving the regression can fail."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import ml_dtypes
 import numpy as np
 import pytest
 
 from finescale import golden
-from finescale.sim import coverage, runner, scoreboard, stimulus, units
+from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
 
-HERE = Path(__file__).parent
-STANDIN = "sim_standin:matrix"
-sys.path.insert(0, str(HERE))  # the stand-in unit, also for the simulator's process
+
+def _pick(unit, which="default", **params):
+    """The first spec of ``unit`` in the matrix whose parameters include ``params``."""
+    for spec in units.matrix(which):
+        if spec.unit == unit and params.items() <= spec.params.items():
+            return spec
+    raise LookupError(f"no {unit} unit with {params} in the {which} matrix")
+
+
+#: the quick regression pytest runs: one parameter set of every unit kind (plus the
+#: mx scale path and a pipelined unit); `finescale regress --quick` runs the whole matrix
+QUICK = [_pick(u, scale_format="e4m3", block_size=4 if u == "dot" else 16)
+         for u in sorted({s.unit for s in units.matrix("default")})]
+QUICK += [_pick("scale", scale_format="e8m0", block_size=4),
+          _pick("quantizer", "all", scale_format="ue5m3", block_size=4, pipelined=True)]
+MUTATIONS = [(_pick("scale", scale_format="e4m3", block_size=4), "exp-off-by-one"),
+             (_pick("quantizer", scale_format="e4m3", block_size=4), "ties-away")]
 
 
 # --- stimulus and scoreboard, no simulator ---------------------------------------------------
@@ -67,7 +78,7 @@ def test_pack_unpack_round_trip():
 
 
 def test_scoreboard_reports_a_mismatch_with_inputs_and_seed():
-    spec = units.matrix("default", STANDIN)[0]
+    spec = _pick("scale")
     inputs = spec.random_inputs(np.random.default_rng(0), 20)
     exp = spec.reference(inputs)["scale"].astype(np.int64)
     bad = exp.copy()
@@ -78,8 +89,23 @@ def test_scoreboard_reports_a_mismatch_with_inputs_and_seed():
     assert ok.ok and ok.vectors == 20
 
 
+def test_for_spec_covers_the_goals_of_every_default_unit():
+    for spec in QUICK:
+        inputs = stimulus.for_spec(spec, np.random.default_rng(1), 300)
+        exp = spec.reference(inputs)
+        goal = coverage.goals(spec, set(exp))
+        assert not coverage.missed(coverage.measure(spec, inputs, exp), goal), spec.name
+
+
+def test_select_units_by_kind_or_name():
+    specs = units.matrix("default")
+    assert {s.unit for s in regress.select(specs, ["scale"])} == {"scale"}
+    with pytest.raises(ValueError, match="no unit matches"):
+        regress.select(specs, ["nonesuch"])
+
+
 def test_coverage_goals_and_misses():
-    spec = units.matrix("default", STANDIN)[0]
+    spec = _pick("quantizer")
     goal = {"element_codes": list(range(16)), "choice": [0, 1]}
     cov = coverage.measure(spec, {}, {"codes": np.arange(15).reshape(-1, 5), "choice": [0, 0]})
     assert coverage.missed(cov, goal) == {"element_codes": [15], "choice": [1]}
@@ -87,21 +113,29 @@ def test_coverage_goals_and_misses():
 
 # --- the simulator ---------------------------------------------------------------------------
 
-def _regress(spec, tmp_root, **kw):
-    rep = runner.run_unit(spec, build_root=tmp_root, **kw)
-    assert rep["passed"] or rep["mismatches"] or rep["missed"], rep
-    return rep
-
-
 @pytest.fixture(scope="session")
 def build_root(tmp_path_factory):
     return tmp_path_factory.mktemp("sim_build")
 
 
-@pytest.mark.parametrize("spec", units.matrix("default", STANDIN), ids=lambda s: s.name)
-def test_standin_regression_passes_and_mutation_is_caught(spec, build_root):
-    rep = _regress(spec, build_root, vectors=500, source=STANDIN)
-    assert rep["passed"] and rep["mismatches"] == 0 and rep["vectors"] >= 500, rep
-    bad = _regress(spec, build_root, vectors=500, source=STANDIN, mutation="exp-off-by-one")
-    assert not bad["passed"] and bad["mismatches"] > 0
-    assert "expected" in bad["first_mismatches"][0]
+@pytest.mark.parametrize("spec", QUICK, ids=lambda s: s.name)
+def test_quick_regression(spec, build_root):
+    rep = runner.run_unit(spec, vectors=1000, build_root=build_root)
+    assert rep["mismatches"] == 0, "\n".join(rep["first_mismatches"])
+    assert not rep["missed"] and not rep["protocol_errors"], rep
+    assert rep["passed"] and rep["vectors"] >= 1000
+
+
+@pytest.mark.parametrize("spec,mutation", MUTATIONS, ids=lambda v: getattr(v, "name", v))
+def test_regression_catches_a_broken_unit(spec, mutation, build_root):
+    rep = runner.run_unit(spec, vectors=1000, build_root=build_root, mutation=mutation)
+    assert not rep["passed"] and rep["mismatches"] > 0
+    assert "expected" in rep["first_mismatches"][0] and "seed 1" in rep["first_mismatches"][0]
+
+
+@pytest.mark.slow
+def test_full_regression(tmp_path):
+    rows, _ = regress.regress(mode="full", build_root=tmp_path / "build", out=tmp_path / "out",
+                              progress=False)
+    failed = [r for r in rows if r["status"] != "PASS"]
+    assert not failed, failed
