@@ -8,7 +8,10 @@ exit code is nonzero when any unit mismatches, misses a coverage goal or fails.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import csv
+import functools
 import json
 from pathlib import Path
 
@@ -62,20 +65,26 @@ def write_tables(rows, reports, out: Path) -> None:
 
 def regress(*, mode="quick", sim="verilator", wanted=(), seed=1, vectors=None, waves=False,
             build_root="sim_build", out="regress_out", source=units.DEFAULT_SOURCE,
-            progress=True) -> tuple[list, list]:
-    """Run the regression; returns (table rows, full reports)."""
+            jobs=1, progress=True) -> tuple[list, list]:
+    """Run the regression (``jobs`` units at a time); returns (table rows, full reports)."""
     cfg = MODES[mode]
     specs = select(units.matrix(cfg["which"], source), wanted)
+    run_one = functools.partial(runner.run_unit, sim=sim, seed=seed,
+                                vectors=vectors or cfg["vectors"], full=cfg["full"],
+                                waves=waves, build_root=build_root, source=source)
     reports, rows = [], []
-    bar = tqdm(specs, desc=f"regress {mode} ({sim})", unit="unit", disable=not progress)
-    for spec in bar:
-        bar.set_postfix_str(spec.name)
-        rep = runner.run_unit(spec, sim=sim, seed=seed, vectors=vectors or cfg["vectors"],
-                              full=cfg["full"], waves=waves, build_root=build_root,
-                              source=source)
-        reports.append(rep)
-        rows.append(row(rep))
-        write_tables(rows, reports, Path(out))  # after every unit: a long run shows progress
+    bar = tqdm(total=len(specs), desc=f"regress {mode} ({sim})", unit="unit",
+               disable=not progress)
+    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else \
+            contextlib.nullcontext() as pool:
+        done = pool.map(run_one, specs) if pool else map(run_one, specs)
+        for rep in done:
+            reports.append(rep)
+            rows.append(row(rep))
+            write_tables(rows, reports, Path(out))  # after every unit: long runs show progress
+            bar.set_postfix_str(rep["name"])
+            bar.update()
+    bar.close()
     return rows, reports
 
 
@@ -92,6 +101,7 @@ def register(subparsers) -> None:
                    help="unit kind (scale, quantizer, 4o6, dot) or name fragment; repeatable")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (printed on failure)")
     p.add_argument("--vectors", type=int, help="random vectors a unit (overrides the mode)")
+    p.add_argument("--jobs", type=int, default=1, help="units built and run at a time")
     p.add_argument("--waves", action="store_true", help="dump waveforms (dump.vcd / dump.fst)")
     p.add_argument("--build-dir", default="sim_build", help="one subdirectory a unit")
     p.add_argument("--out", default="regress_out", help="where the CSV/JSON/Markdown go")
@@ -103,9 +113,11 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.vectors is not None and args.vectors < 1:
         raise ValueError(f"--vectors must be positive, got {args.vectors}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be positive, got {args.jobs}")
     rows, reports = regress(mode=args.mode, sim=args.sim, wanted=args.unit, seed=args.seed,
                             vectors=args.vectors, waves=args.waves, build_root=args.build_dir,
-                            out=args.out, source=args.source)
+                            out=args.out, source=args.source, jobs=args.jobs)
     print(markdown(rows), end="")
     failed = [r for r in reports if row(r)["status"] != "PASS"]
     for rep in failed:
