@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from .stimulus import input_dtype
+
 #: outputs the testbench checks itself (handshake), not the reference
 HANDSHAKE = ("valid_out",)
 
@@ -81,6 +83,10 @@ def check(spec, inputs: dict, words: dict, widths: dict, *, seed=None, show: int
     for i in np.flatnonzero(bad)[:show]:
         lines = [f"vector {i} of {spec.name} (seed {seed}) mismatches:"]
         lines += [f"  in  {p} = {_fmt(v[i])}" for p, v in inputs.items()]
+        if "x" in inputs:  # the block as numbers too
+            fdt, udt = input_dtype(spec.params.get("input_format", "bf16"))
+            vals = np.asarray(inputs["x"][i]).astype(udt).view(fdt).astype(np.float64)
+            lines.append("  in  x values = [" + " ".join(f"{v:.6g}" for v in vals) + "]")
         for p, exp in expected.items():
             g = got[p][i]
             mark = "" if np.array_equal(g, exp[i]) else "   <-- differs"
