@@ -58,7 +58,7 @@ def fp32_classes(bits) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _reachable_scale_classes(scale_format, input_format, method) -> frozenset:
+def _reachable_scale_classes(scale_format, input_format, method, prevent_zero) -> frozenset:
     """Scale classes some input block can produce (amax from 0 to the input format's max)."""
     import ml_dtypes
     fdt, _ = input_dtype(input_format)
@@ -66,7 +66,8 @@ def _reachable_scale_classes(scale_format, input_format, method) -> frozenset:
     amax = np.r_[0.0, 2.0 ** np.arange(-160, 129, 0.25)]
     x = to_bits(np.minimum(amax, top)[:, None], input_format).view(fdt)
     m = "mx" if method == "mx" else "abs-max"
-    s = golden.quantize(x, scale=scale_format, method=m, block_size=1).scale_codes[:, 0]
+    s = golden.quantize(x, scale=scale_format, method=m, block_size=1,
+                        prevent_zero=prevent_zero).scale_codes[:, 0]
     return frozenset(scale_classes(golden.get(scale_format), s))
 
 
@@ -77,7 +78,7 @@ def goals(spec, outputs: set[str]) -> dict[str, list]:
     if "scale" in outputs:
         g["scale_classes"] = sorted(_reachable_scale_classes(
             _scale_format(spec).name, params.get("input_format", "bf16"),
-            params.get("method", "abs-max")))
+            params.get("method", "abs-max"), bool(params.get("prevent_zero"))))
     if "codes" in outputs:
         g["element_codes"] = list(range(16))
     if "choice" in outputs:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import runner, units
 
 MODES = {"quick": {"which": "default", "vectors": 2000, "full": False},
-         "full": {"which": "all", "vectors": 50000, "full": True}}
+         "full": {"which": "all", "vectors": 20000, "full": True}}
 COLUMNS = ("name", "unit", "simulator", "latency", "vectors", "mismatches", "coverage",
            "missed", "vectors_per_s", "build_s", "status")
 
