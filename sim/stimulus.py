@@ -1,0 +1,221 @@
+"""Stimulus for the regression: seeded random blocks and exhaustive sweeps, as bit patterns.
+
+Everything is vectorised numpy and returns integer arrays ready to drive ports:
+BF16 (``uint16``) or FP32 (``uint32``) bit patterns for block inputs ``x``,
+``uint8`` codes for ``scale`` / ``a`` / ``b`` / ``scale_a`` / ``scale_b``.
+
+Random block kinds (:data:`KINDS`): normal blocks at the sigmas of the paper's
+regions A, B and C (scales underflow, subnormal scales, normal scales),
+heavy tails (Student-t, Laplace), log-uniform magnitudes over the whole input
+range, all-zero blocks, single-outlier blocks, exact element midpoint ties
+(x = S * {0.25, 0.75, ..., 5} with one element 6 S so abs-max picks S),
+blocks that saturate the scale format, and input subnormals.
+Sweeps: every scale code as an abs-max outcome, every BF16 pattern through the
+element quantizer, every FP4 x FP4 product for each scale-pair class.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from finescale import golden
+
+#: sigma of the normal blocks of the paper's regions A, B, C (E4M3 scales, Fig. 1)
+REGION_SIGMA = {"region-a": 0.001, "region-b": 0.006, "region-c": 0.03}
+KINDS = (*REGION_SIGMA, "student-t", "laplace", "log-uniform", "zeros", "outlier", "ties",
+         "saturate", "subnormal")
+#: E2M1 rounding midpoints (the ties of element quantization)
+MIDPOINTS = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
+INPUT_DTYPES = {"bf16": (ml_dtypes.bfloat16, np.uint16), "fp32": (np.float32, np.uint32)}
+
+
+def input_dtype(input_format: str):
+    """(float dtype, bit-pattern dtype) of an input format name."""
+    try:
+        return INPUT_DTYPES[input_format]
+    except KeyError:
+        raise ValueError(f"unknown input_format {input_format!r}; "
+                         f"choose one of {list(INPUT_DTYPES)}") from None
+
+
+def to_bits(values, input_format: str = "bf16") -> np.ndarray:
+    """Round float64 values to the input format (RNE) and return their bit patterns."""
+    fdt, udt = input_dtype(input_format)
+    return np.asarray(values, np.float64).astype(fdt).view(udt)
+
+
+def scale_values(sfmt, *, positive=True) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, values) of the finite, nonnegative (or nonzero) values of a scale format."""
+    codes = np.arange(1 << sfmt.bits)
+    vals = sfmt.table[codes]
+    keep = np.isfinite(vals) & ((vals > 0) if positive else (vals >= 0))
+    return codes[keep].astype(np.uint8), vals[keep]
+
+
+def _signs(rng, shape):
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+
+
+def _representable_scales(sfmt, input_format):
+    """Scale values S whose tie blocks (0.25 S .. 6 S) are exact in the input format."""
+    _, vals = scale_values(sfmt)
+    fdt, _ = input_dtype(input_format)
+    probe = np.outer(vals, np.r_[MIDPOINTS, 6.0])
+    with np.errstate(over="ignore"):
+        exact = (probe.astype(fdt).astype(np.float64) == probe).all(axis=1)
+    return vals[exact]
+
+
+def random_blocks(rng, kind: str, n: int, block_size: int, *, scale_format="e4m3",
+                  input_format="bf16") -> np.ndarray:
+    """``n`` blocks of one kind as float64 values (exactly representable in the input format)."""
+    sfmt = golden.get(scale_format)
+    shape = (n, block_size)
+    fdt, _ = input_dtype(input_format)
+    finfo = ml_dtypes.finfo(fdt)
+    if kind in REGION_SIGMA:
+        x = rng.standard_normal(shape) * REGION_SIGMA[kind]
+    elif kind == "student-t":
+        x = rng.standard_t(3, shape) * 0.006
+    elif kind == "laplace":
+        x = rng.laplace(0.0, 0.006, shape)
+    elif kind == "log-uniform":
+        lo, hi = np.log2(float(finfo.smallest_subnormal)), np.log2(float(finfo.max))
+        e = rng.uniform(lo, hi - 1, (n, 1))
+        x = _signs(rng, shape) * 2.0 ** (e - rng.exponential(2.0, shape))
+    elif kind == "zeros":
+        x = np.where(rng.random(shape) < 0.3, -0.0, 0.0)
+    elif kind == "outlier":
+        x = rng.standard_normal(shape) * 0.006
+        x[np.arange(n), rng.integers(0, block_size, n)] *= 1000.0
+    elif kind == "ties":
+        s = rng.choice(_representable_scales(sfmt, input_format), (n, 1))
+        x = _signs(rng, shape) * s * rng.choice(MIDPOINTS, shape)
+        x[np.arange(n), rng.integers(0, block_size, n)] = 6.0 * s[:, 0]
+    elif kind == "saturate":
+        top = min(sfmt.max * 6.0 * 8.0, float(finfo.max))
+        amax = np.exp(rng.uniform(np.log(top / 16), np.log(top), (n, 1)))
+        x = _signs(rng, shape) * amax * rng.random(shape)
+        x[np.arange(n), rng.integers(0, block_size, n)] = amax[:, 0]
+    elif kind == "subnormal":
+        tiny = float(finfo.smallest_normal)
+        x = _signs(rng, shape) * rng.random(shape) * tiny
+        x[rng.random(shape) < 0.2] = 0.0
+    else:
+        raise ValueError(f"unknown stimulus kind {kind!r}; choose one of {list(KINDS)}")
+    x = np.clip(x, -float(finfo.max), float(finfo.max))
+    return x.astype(fdt).astype(np.float64)
+
+
+def mixed_blocks(rng, n: int, block_size: int, *, kinds=KINDS, **fmt) -> np.ndarray:
+    """``n`` blocks drawn evenly from ``kinds`` in random order (float64 values)."""
+    if n < 0:
+        raise ValueError(f"n must be nonnegative, got {n}")
+    counts = np.bincount(rng.integers(0, len(kinds), n), minlength=len(kinds))
+    parts = [random_blocks(rng, k, int(c), block_size, **fmt) for k, c in zip(kinds, counts)]
+    x = np.concatenate(parts) if parts else np.zeros((0, block_size))
+    return x[rng.permutation(len(x))]
+
+
+def scale_sweep(rng, block_size: int, *, scale_format="e4m3", input_format="bf16",
+                M=6.0) -> np.ndarray:
+    """One block per scale value S with amax = M S (and its input-format neighbours).
+
+    Under abs-max every scale code is the outcome of one of these blocks; the
+    neighbours one ulp above and below exercise the rounding of amax / M.
+    """
+    _, vals = scale_values(golden.get(scale_format))
+    fdt, _ = input_dtype(input_format)
+    with np.errstate(over="ignore"):
+        amax = (vals * M).astype(fdt)
+    amax = amax[np.isfinite(amax.astype(np.float64))]
+    up = np.nextafter(amax, np.array(np.inf, fdt))
+    down = np.nextafter(amax, np.array(0, fdt))
+    amax = np.concatenate([amax, up, down]).astype(np.float64)
+    amax = amax[np.isfinite(amax)]
+    x = _signs(rng, (len(amax), block_size)) * amax[:, None] * rng.random((len(amax), block_size))
+    x[np.arange(len(amax)), rng.integers(0, block_size, len(amax))] = amax
+    return x.astype(fdt).astype(np.float64)
+
+
+def element_sweep(block_size: int, input_format="bf16") -> np.ndarray:
+    """Every finite BF16 bit pattern once, cut into blocks (uint16; needs bf16 input)."""
+    if input_format != "bf16":
+        raise ValueError("the exhaustive element sweep needs bf16 inputs")
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    bits = bits[(bits & 0x7F80) != 0x7F80]  # exponent all ones: Inf / NaN
+    pad = -len(bits) % block_size
+    return np.concatenate([bits, np.zeros(pad, np.uint16)]).reshape(-1, block_size)
+
+
+def product_sweep(lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (a, b) pair of 4-bit codes, ``lanes`` a row: (a, b) uint8 arrays of shape (rows, lanes)."""
+    a, b = np.divmod(np.arange(256), 16)
+    pad = -256 % lanes
+    a = np.concatenate([a, np.zeros(pad, int)]).reshape(-1, lanes)
+    b = np.concatenate([b, np.zeros(pad, int)]).reshape(-1, lanes)
+    return a.astype(np.uint8), b.astype(np.uint8)
+
+
+def scale_classes(sfmt, codes) -> np.ndarray:
+    """Class of each scale code: 'zero', 'subnormal', 'normal', 'max' (saturated) or 'nan'."""
+    v = np.abs(sfmt.table[np.asarray(codes, np.int64)])
+    out = np.full(v.shape, "normal", dtype=object)
+    out[v < sfmt.min_normal] = "subnormal"
+    out[v == 0] = "zero"
+    out[v == sfmt.max] = "max"
+    out[~np.isfinite(v)] = "nan"
+    return out
+
+
+def class_codes(sfmt) -> dict[str, np.ndarray]:
+    """Nonnegative finite scale codes grouped by :func:`scale_classes`."""
+    codes, _ = scale_values(sfmt, positive=False)
+    cls = scale_classes(sfmt, codes)
+    return {c: codes[cls == c] for c in ("zero", "subnormal", "normal", "max") if (cls == c).any()}
+
+
+def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
+    """Inputs for one unit: ``n`` random vectors plus the sweeps its ports allow.
+
+    Starts from ``spec.random_inputs`` (which fixes the ports, shapes and
+    dtypes) and replaces the block input ``x``, an input ``scale`` and the dot
+    product's codes and scales by the stimulus above.  ``full`` adds the
+    exhaustive element sweep (every BF16 pattern through the element quantizer).
+    """
+    params = spec.params
+    probe = spec.random_inputs(rng, 1)
+    sfmt = golden.get(params.get("scale_format", "e4m3"))
+    fmt = {"scale_format": sfmt.name, "input_format": params.get("input_format", "bf16")}
+    if "x" in probe:
+        block = probe["x"].shape[-1]
+        x = [mixed_blocks(rng, n, block, **fmt)]
+        x += [scale_sweep(rng, block, M=m, **fmt) for m in (6.0, 4.0)]
+        x = to_bits(np.concatenate(x), fmt["input_format"])
+        if full and "scale" in probe and fmt["input_format"] == "bf16":
+            x = np.concatenate([x, element_sweep(block)])
+        inputs = spec.random_inputs(rng, len(x))
+        inputs["x"] = x.astype(probe["x"].dtype)
+        if "scale" in probe:  # the element quantizer: mostly the abs-max scale, some random
+            fdt, _ = input_dtype(fmt["input_format"])
+            s = golden.quantize(x.view(fdt), scale=sfmt, block_size=block).scale_codes[:, 0]
+            codes, _ = scale_values(sfmt, positive=False)
+            s = np.where(rng.random(len(x)) < 0.25, rng.choice(codes, len(x)), s)
+            inputs["scale"] = s.astype(probe["scale"].dtype)
+        return inputs
+    if {"a", "b", "scale_a", "scale_b"} <= probe.keys():
+        lanes = probe["a"].shape[-1]
+        classes = list(class_codes(sfmt).values())
+        pa, pb = product_sweep(lanes)
+        rows = [(pa, pb, ca, cb) for ca in classes for cb in classes]
+        inputs = spec.random_inputs(rng, n + len(rows) * len(pa))
+        k = n
+        for pa, pb, ca, cb in rows:  # every product under every scale-pair class
+            sl = slice(k, k + len(pa))
+            inputs["a"][sl], inputs["b"][sl] = pa, pb
+            inputs["scale_a"][sl] = rng.choice(ca, len(pa))
+            inputs["scale_b"][sl] = rng.choice(cb, len(pa))
+            k += len(pa)
+        return inputs
+    return spec.random_inputs(rng, n)

@@ -1,0 +1,141 @@
+"""The cocotb regression: stimulus and scoreboard checks, a quick regression of every default
+unit, and mutation checks proving the regression can fail."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from finescale import golden
+from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
+
+
+def _pick(unit, which="default", **params):
+    """The first spec of ``unit`` in the matrix whose parameters include ``params``."""
+    for spec in units.matrix(which):
+        if spec.unit == unit and params.items() <= spec.params.items():
+            return spec
+    raise LookupError(f"no {unit} unit with {params} in the {which} matrix")
+
+
+#: the quick regression pytest runs: one parameter set of every unit kind (plus the
+#: mx scale path and a pipelined unit); `finescale regress --quick` runs the whole matrix
+QUICK = [_pick(u, scale_format="e4m3", block_size=4 if u == "dot" else 16)
+         for u in sorted({s.unit for s in units.matrix("default")})]
+QUICK += [_pick("scale", scale_format="e8m0", block_size=4),
+          _pick("quantizer", "all", scale_format="ue5m3", block_size=4, pipelined=True)]
+MUTATIONS = [(_pick("scale", scale_format="e4m3", block_size=4), "exp-off-by-one"),
+             (_pick("quantizer", scale_format="e4m3", block_size=4), "ties-away")]
+
+
+# --- stimulus and scoreboard, no simulator ---------------------------------------------------
+
+@pytest.mark.parametrize("kind", stimulus.KINDS)
+def test_random_blocks_are_finite_and_seeded(kind):
+    a = stimulus.random_blocks(np.random.default_rng(3), kind, 50, 16)
+    b = stimulus.random_blocks(np.random.default_rng(3), kind, 50, 16)
+    assert a.shape == (50, 16) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    bits = stimulus.to_bits(a)  # exactly representable: the bits round-trip
+    np.testing.assert_array_equal(bits.view(ml_dtypes.bfloat16).astype(np.float64), a)
+
+
+def test_ties_are_exact_element_midpoints():
+    x = stimulus.random_blocks(np.random.default_rng(0), "ties", 200, 16)
+    s = golden.quantize(x.astype(ml_dtypes.bfloat16), scale="e4m3", block_size=16).scale_values
+    ratio = np.abs(x) / s
+    assert np.isin(ratio, np.r_[stimulus.MIDPOINTS, 6.0]).all()
+
+
+def test_subnormal_blocks_are_bf16_subnormals():
+    bits = stimulus.to_bits(stimulus.random_blocks(np.random.default_rng(0), "subnormal", 20, 16))
+    exp = (bits >> 7) & 0xFF
+    assert (exp == 0).all() and ((bits & 0x7F) != 0).any()
+
+
+def test_scale_sweep_hits_every_e4m3_scale_code():
+    x = stimulus.scale_sweep(np.random.default_rng(0), 16, scale_format="e4m3")
+    codes = golden.quantize(x.astype(ml_dtypes.bfloat16), scale="e4m3", block_size=16).scale_codes
+    want, _ = stimulus.scale_values(golden.get("e4m3"))
+    assert set(want) <= set(np.unique(codes))
+
+
+def test_element_and_product_sweeps_are_exhaustive():
+    e = stimulus.element_sweep(16)
+    assert len(np.unique(e)) == 65536 - 256  # all but the 256 Inf / NaN patterns
+    a, b = stimulus.product_sweep(16)
+    assert len(set(zip(a.ravel(), b.ravel()))) == 256
+
+
+def test_pack_unpack_round_trip():
+    rng = np.random.default_rng(0)
+    for width in (4, 8, 16, 32):
+        v = rng.integers(0, 1 << width, (100, 16), dtype=np.uint64)
+        words = scoreboard.pack(v, width)
+        assert words[0] == sum(int(v[0, i]) << (width * i) for i in range(16))
+        np.testing.assert_array_equal(scoreboard.unpack(words, 16, width), v)
+
+
+def test_scoreboard_reports_a_mismatch_with_inputs_and_seed():
+    spec = _pick("scale")
+    inputs = spec.random_inputs(np.random.default_rng(0), 20)
+    exp = spec.reference(inputs)["scale"].astype(np.int64)
+    bad = exp.copy()
+    bad[7] ^= 1
+    res = scoreboard.check(spec, inputs, {"scale": bad.tolist()}, {"scale": 8}, seed=42)
+    assert res.mismatches == 1 and "vector 7" in res.first[0] and "seed 42" in res.first[0]
+    ok = scoreboard.check(spec, inputs, {"scale": exp.tolist()}, {"scale": 8})
+    assert ok.ok and ok.vectors == 20
+
+
+def test_for_spec_covers_the_goals_of_every_default_unit():
+    for spec in QUICK:
+        inputs = stimulus.for_spec(spec, np.random.default_rng(1), 300)
+        exp = spec.reference(inputs)
+        goal = coverage.goals(spec, set(exp))
+        assert not coverage.missed(coverage.measure(spec, inputs, exp), goal), spec.name
+
+
+def test_select_units_by_kind_or_name():
+    specs = units.matrix("default")
+    assert {s.unit for s in regress.select(specs, ["scale"])} == {"scale"}
+    with pytest.raises(ValueError, match="no unit matches"):
+        regress.select(specs, ["nonesuch"])
+
+
+def test_coverage_goals_and_misses():
+    spec = _pick("quantizer")
+    goal = {"element_codes": list(range(16)), "choice": [0, 1]}
+    cov = coverage.measure(spec, {}, {"codes": np.arange(15).reshape(-1, 5), "choice": [0, 0]})
+    assert coverage.missed(cov, goal) == {"element_codes": [15], "choice": [1]}
+
+
+# --- the simulator ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def build_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("sim_build")
+
+
+@pytest.mark.parametrize("spec", QUICK, ids=lambda s: s.name)
+def test_quick_regression(spec, build_root):
+    rep = runner.run_unit(spec, vectors=1000, build_root=build_root)
+    assert rep["mismatches"] == 0, "\n".join(rep["first_mismatches"])
+    assert not rep["missed"] and not rep["protocol_errors"], rep
+    assert rep["passed"] and rep["vectors"] >= 1000
+
+
+@pytest.mark.parametrize("spec,mutation", MUTATIONS, ids=lambda v: getattr(v, "name", v))
+def test_regression_catches_a_broken_unit(spec, mutation, build_root):
+    rep = runner.run_unit(spec, vectors=1000, build_root=build_root, mutation=mutation)
+    assert not rep["passed"] and rep["mismatches"] > 0
+    assert "expected" in rep["first_mismatches"][0] and "seed 1" in rep["first_mismatches"][0]
+
+
+@pytest.mark.slow
+def test_full_regression(tmp_path):
+    rows, _ = regress.regress(mode="full", build_root=tmp_path / "build", out=tmp_path / "out",
+                              progress=False)
+    failed = [r for r in rows if r["status"] != "PASS"]
+    assert not failed, failed
