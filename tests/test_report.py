@@ -1,0 +1,59 @@
+"""End to end: ``finescale report --quick`` writes every promised file, the page links only
+files that exist, and the tables hold the expected rows."""
+
+import csv
+import json
+import re
+
+import pytest
+
+from finescale import cli
+from finescale.synth import liberty
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    code = cli.main(["report", "--quick", "--out", str(out)])
+    return out, code
+
+
+def test_report_runs_and_writes_every_file(report):
+    out, code = report
+    assert code == 0, (out / "errors.log").read_text() if (out / "errors.log").exists() else ""
+    for name in ["index.html", "summary.md", "report.json", "tradeoff.csv", "pareto.png",
+                 "study/study.csv", "study/mse.png", "study/clip_mse.png", "study/theory.png",
+                 "rtl/manifest.json", "regress/regress.csv"]:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    stages = {s["title"]: s["status"] for s in json.loads((out / "report.json").read_text())
+              ["stages"]}
+    assert stages["Regression: RTL vs golden model"] == "ok"
+    assert stages["Synthesis: area and logic depth"] == ("ok" if liberty.available() else
+                                                          "skipped")
+
+
+def test_page_references_only_existing_files(report):
+    out, _ = report
+    page = (out / "index.html").read_text()
+    refs = re.findall(r'src="([^"]+)"', page)
+    assert refs and all((out / r).is_file() for r in refs), refs
+    md = (out / "summary.md").read_text()
+    assert all((out / r).is_file() for r in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md))
+
+
+def test_tables_hold_the_expected_rows(report):
+    out, _ = report
+    rows = list(csv.DictReader(open(out / "tradeoff.csv")))
+    keys = {(r["scale_format"], r["rule"], r["block_size"]) for r in rows}
+    for f in ("e4m3", "ue5m3", "e8m0"):
+        for b in ("4", "8", "16", "32"):
+            assert (f, "abs-max", b) in keys and (f, "4o6", b) in keys and (f, "bf", b) in keys
+    assert ("e8m0", "pz", "4") not in keys  # E8M0 has no zero scale to prevent
+    if liberty.available():
+        assert any(r["area_per_element"] for r in rows)
+        assert any(r["pareto"] == "True" for r in rows)
+    regress = list(csv.DictReader(open(out / "regress" / "regress.csv")))
+    assert regress and all(r["status"] == "PASS" and r["mismatches"] == "0" for r in regress)
+    assert {r["unit"] for r in regress} == {"scale", "quantizer", "4o6", "dot"}
+    md = (out / "summary.md").read_text()
+    assert "Most accurate buildable configuration" in md and "region" in md
