@@ -183,7 +183,6 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
 
     ``cmp`` and ``grid`` are the element rounding (see :func:`quantize_row`).
     """
-    ns = svals.size
     nrows = xb.shape[0]
     for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
         crow = np.empty(xb.shape[1], np.uint8)

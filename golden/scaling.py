@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
 from .formats import Format
 from .rounding import round_to_grid
 

@@ -20,7 +20,7 @@ bit of ``x`` is kept (negative values that round to 0 give ``-0``, code 0x8).
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 

