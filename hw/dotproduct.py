@@ -1,126 +1,331 @@
-"""Block dot product: FP4 codes of two blocks and their scale codes -> FP32.
+"""Block dot product: two blocks of FP4 codes and their scale codes -> FP32, optionally accumulated.
 
 ::
 
-    a[i], b[i] ─► 2*E2M1 decode ─► |products| (4b x 4b) ─► signed adder tree ─┐ (cut 1)
-    scale_a, scale_b ─► unpack ──────────────────────────────────────────────────┤
-                                        |sum| * sig_a * sig_b, exp_a + exp_b - 2 ─► Rounder(FP32) ─► result (cut 2)
+    a[i], b[i] (lanes per beat) ─► products ─►(products)─► adder_tree ─► Σ beats ─►(sum)─┐
+    scale_a, scale_b ─► scales: sig_a*sig_b, shift, sign, NaN ───────────────────────────┤
+                                                     apply_scale: |T| * sig ─►(scaled)─┤
+      plain:       normalise: |T| sig * 2**(shift + lsb) ─► Rounder(FP32) ─► result ─►(result)
+      accumulate:  accumulator: ±|T| sig << shift + acc ─►[acc]─► normalise ─► result, acc_out
 
-``2 * E2M1`` is an integer in {0, 1, 2, 3, 4, 6, 8, 12}, so the block sum of
-``4 * A_i * B_i`` is exact (|sum| <= 144 * block_size).  The scales'
-significands multiply that integer exactly and their exponents add; the one
-rounding is :class:`~finescale.hw.floats.Rounder` to FP32 (RNE, subnormals,
-overflow to ±inf).  A NaN scale code gives 0x7FC00000; the sign is the sum's
-sign xor the scales' signs (a zero sum gives +0 times them).  This is
-:func:`finescale.golden.dotproduct.block_dot` bit for bit.
+``2 * E2M1`` is an integer in {0, 1, 2, 3, 4, 6, 8, 12}, so the block sum
+``T = sum 4 * A_i * B_i`` is exact (``|T| <= 144 * block_size``).  A scale is
+``sig * 2**(q + s)`` with ``2**q`` the scale format's quantum and ``s >= 0``,
+so the block's value is the integer ``T * sig_a * sig_b`` times
+``2**(s_a + s_b + lsb)``, ``lsb = 2 q - 2``.  The plain unit rounds that once
+to FP32 (:class:`~finescale.hw.floats.Rounder`: RNE, subnormals, overflow to
+±inf): :func:`finescale.golden.dotproduct.block_dot` bit for bit.  A NaN scale
+code gives 0x7FC00000; the sign is T's sign xor the scales' signs (a zero sum
+gives +0 times them).
 
-Latency 0 (combinational) or 2 with ``pipelined`` (after the adder tree and
-at the output); a new pair of blocks every cycle.
+``accumulate=True`` adds each block's value, shifted left by ``s_a + s_b``, to
+a two's-complement accumulator of :func:`~finescale.golden.dotproduct.accumulator_layout`
+bits (LSB ``2**lsb``: exact for ``2**headroom`` blocks, then it wraps and
+``acc_overflow`` sticks).  ``acc_clear`` with a block starts a new sum with it;
+``result`` is the accumulator rounded once to FP32, NaN after a NaN scale until
+the next clear: :func:`~finescale.golden.dotproduct.accumulate_dot` bit for bit.
+
+``lanes`` pairs of elements arrive per cycle, a block in ``block_size / lanes``
+beats counted from reset; the scale codes and ``acc_clear`` are read on the
+last beat.  ``stages`` registers are placed at the cuts in parentheses, taken
+in the order of :data:`CUTS` (accumulate: :data:`ACC_CUTS`, whose ``result``
+is the accumulator itself, so at least 1).  ``latency`` = ``stages``: the
+result appears that many cycles after the block's last beat; one beat a cycle.
 """
 
 from __future__ import annotations
 
+import operator
+
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-import numpy as np
-
 from finescale.golden import formats
+from finescale.golden.dotproduct import accumulator_layout
 
 from .floats import FP32, Rounder, fields, unpack
-from .pipeline import check_flag, cut
+from .pipeline import cut
 from .scale import check_block_size, scale_fmt
 
-__all__ = ["DotProduct"]
+__all__ = ["DotProduct", "CUTS", "ACC_CUTS"]
+
+#: register cuts of the plain unit, in the order ``stages`` takes them
+CUTS = ("sum", "result", "scaled", "products")
+#: the accumulating unit's cuts; ``result`` is the accumulator register
+ACC_CUTS = ("result", "sum", "scaled", "products")
+
+NAN32 = 0x7FC00000
+
+
+def _twice(efmt) -> list[int]:
+    """``|2 * value|`` of each magnitude code of a half-integer element format."""
+    twice = 2 * efmt.table
+    if not np.all(np.isfinite(twice) & (twice == np.round(twice))):
+        raise ValueError(f"element format {efmt.name!r} must have half-integer values")
+    return [int(abs(v)) for v in twice[:1 << (efmt.bits - 1)]]
+
+
+class LanePairs(wiring.Component):
+    """Per lane the exact signed product ``4 * A_i * B_i`` of two element codes."""
+
+    def __init__(self, *, element, lanes: int):
+        self.efmt, self.twice = element, _twice(element)
+        self.pw = 2 * max(self.twice).bit_length() + 1
+        codes = data.ArrayLayout(element.bits, lanes)
+        super().__init__({"a": In(codes), "b": In(codes),
+                          "terms": Out(data.ArrayLayout(signed(self.pw), lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        top = self.efmt.bits - 1
+        for i in range(len(self.a)):
+            mags = []
+            for side in (self.a, self.b):
+                mag = Signal(range(max(self.twice) + 1), name=f"{'ab'[len(mags)]}{i}")
+                with m.Switch(side[i][:top]):
+                    for code, v in enumerate(self.twice):
+                        with m.Case(code):
+                            m.d.comb += mag.eq(v)
+                mags.append(mag)
+            p = mags[0] * mags[1]
+            m.d.comb += self.terms[i].eq(Mux(self.a[i][top] ^ self.b[i][top], -p, p))
+        return m
+
+
+class AdderTree(wiring.Component):
+    """Sum of ``count`` signed terms, a balanced tree of two-input adders."""
+
+    def __init__(self, *, width: int, count: int):
+        self.width_out = width + (count - 1).bit_length()
+        super().__init__({"terms": In(data.ArrayLayout(signed(width), count)),
+                          "total": Out(signed(self.width_out))})
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [self.terms[i] for i in range(len(self.terms))]
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            nxt = []
+            for k in range(0, len(level) - 1, 2):
+                s = Signal(signed(self.width_out), name=f"s{depth}_{k // 2}")
+                m.d.comb += s.eq(level[k] + level[k + 1])
+                nxt.append(s)
+            level = nxt + level[len(level) - len(level) % 2:]
+        m.d.comb += self.total.eq(level[0])
+        return m
+
+
+class ScalePair(wiring.Component):
+    """Two scale codes -> ``sig_a * sig_b``, ``shift = s_a + s_b``, the sign and NaN-ness."""
+
+    def __init__(self, *, scale_format):
+        self.sf = fields(scale_format)
+        self.nan_codes = [int(c) for c in np.flatnonzero(np.isnan(scale_format.table))]
+        top = float(np.max(np.abs(scale_format.table[np.isfinite(scale_format.table)])))
+        self.shift_max = 2 * (int(np.floor(np.log2(top))) - self.sf.mbits - self.sf.emin)
+        super().__init__({"scale_a": In(8), "scale_b": In(8), "sig": Out(2 * self.sf.sig_bits),
+                          "shift": Out(range(self.shift_max + 1)), "sign": Out(1),
+                          "nan": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        sf = self.sf
+        codes = (self.scale_a[:sf.bits], self.scale_b[:sf.bits])
+        (sign_a, sig_a, exp_a), (sign_b, sig_b, exp_b) = (unpack(c, sf) for c in codes)
+        nan = Const(0, 1)
+        for code in self.nan_codes:
+            nan = nan | (codes[0] == code) | (codes[1] == code)
+        m.d.comb += [self.sig.eq(sig_a * sig_b), self.shift.eq(exp_a + exp_b - 2 * sf.emin),
+                     self.sign.eq(sign_a ^ sign_b), self.nan.eq(nan)]
+        return m
+
+
+class ApplyScale(wiring.Component):
+    """``n = |T| * sig_a * sig_b`` and its sign ``neg`` (T's sign xor the scales')."""
+
+    def __init__(self, *, total_width: int, sig_width: int):
+        super().__init__({"total": In(signed(total_width)), "sig": In(sig_width), "sign": In(1),
+                          "n": Out(total_width - 1 + sig_width), "neg": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        mag = Mux(self.total < 0, -self.total, self.total)[:len(self.total) - 1]
+        m.d.comb += [self.n.eq(mag * self.sig), self.neg.eq((self.total < 0) ^ self.sign)]
+        return m
+
+
+class Normalise(wiring.Component):
+    """``(-1)**neg * n * 2**x`` rounded once to FP32 bits (NaN when ``nan``)."""
+
+    def __init__(self, *, n_width: int, x_width: int):
+        self.n_width, self.x_width = n_width, x_width
+        super().__init__({"n": In(n_width), "x": In(signed(x_width)), "neg": In(1), "nan": In(1),
+                          "result": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.round = rnd = Rounder(FP32, n_width=self.n_width, x_width=self.x_width,
+                                           overflow="inf")
+        m.d.comb += [rnd.n.eq(self.n), rnd.sticky.eq(0), rnd.x.eq(self.x),
+                     self.result.eq(Mux(self.nan, NAN32, Cat(rnd.code[:31], self.neg)))]
+        return m
+
+
+class Accumulator(wiring.Component):
+    """``acc <- (clear ? 0 : acc) ± (n << shift)`` on ``valid``, with sticky overflow and NaN."""
+
+    def __init__(self, *, width: int, n_width: int, shift_max: int):
+        self.width = width
+        super().__init__({"valid": In(1), "clear": In(1), "n": In(n_width), "neg": In(1),
+                          "shift": In(range(shift_max + 1)), "nan": In(1),
+                          "acc": Out(signed(width)), "overflow": Out(1), "nan_out": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.width
+        aligned = Signal(w, name="aligned")
+        m.d.comb += aligned.eq(Mux(self.nan, 0, self.n << self.shift))
+        value = Signal(signed(w), name="value")
+        m.d.comb += value.eq(Mux(self.neg, -aligned, aligned))
+        base = Mux(self.clear, 0, self.acc)
+        nxt = Signal(signed(w), name="next")
+        m.d.comb += nxt.eq(base + value)
+        # two's-complement overflow: operands of one sign, a sum of the other
+        wrapped = (base[w - 1] == value[w - 1]) & (nxt[w - 1] != value[w - 1])
+        with m.If(self.valid):
+            m.d.sync += [self.acc.eq(nxt),
+                         self.overflow.eq(Mux(self.clear, 0, self.overflow) | wrapped),
+                         self.nan_out.eq(Mux(self.clear, 0, self.nan_out) | self.nan)]
+        return m
+
+
+def _positive(name, value, *, allow_zero=False):
+    v = operator.index(value)
+    if isinstance(value, bool) or v < (0 if allow_zero else 1):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"integer, got {value!r}")
+    return v
 
 
 class DotProduct(wiring.Component):
-    """Scaled dot product of two FP4 blocks.
+    """Scaled dot product of two FP4 blocks (see the module docstring).
 
     Members
     -------
     valid_in: In(1), valid_out: Out(1).
-    a, b: In(ArrayLayout(4, block_size)) -- E2M1 codes.
-    scale_a, scale_b: In(8) -- scale codes of ``scale_format``.
+    a, b: In(ArrayLayout(4, lanes)) -- E2M1 codes of one beat.
+    scale_a, scale_b: In(8) -- scale codes of ``scale_format`` (read on the last beat).
+    acc_clear: In(1) -- accumulate only: this block starts a new sum.
     result: Out(32) -- FP32 bits.
+    acc_out: Out(signed(width)), acc_overflow: Out(1) -- accumulate only.
     """
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
-                 element: str = "e2m1", pipelined: bool = False):
+                 lanes: int | None = None, accumulate: bool = False, headroom: int = 16,
+                 stages: int | None = None, element: str = "e2m1"):
         self.block_size = check_block_size(block_size)
+        self.lanes = self.block_size if lanes is None else _positive("lanes", lanes)
+        if self.block_size % self.lanes:
+            raise ValueError(f"lanes ({self.lanes}) must divide block_size ({self.block_size})")
+        self.beats = self.block_size // self.lanes
+        if not isinstance(accumulate, bool):
+            raise TypeError(f"accumulate must be True or False, got {accumulate!r}")
+        self.accumulate = accumulate
         self.sfmt, self.efmt = scale_fmt(scale_format), formats.get(element)
-        twice = 2 * self.efmt.table
-        if not np.all(np.isfinite(twice) & (twice == np.round(twice))):
-            raise ValueError(f"element format {element!r} must have half-integer values")
-        self.pipelined = check_flag("pipelined", pipelined)
-        lanes = data.ArrayLayout(self.efmt.bits, self.block_size)
-        super().__init__({"valid_in": In(1), "a": In(lanes), "b": In(lanes), "scale_a": In(8),
-                          "scale_b": In(8), "valid_out": Out(1), "result": Out(32)})
+        order = ACC_CUTS if accumulate else CUTS
+        lo = 1 if accumulate else 0
+        self.stages = lo if stages is None else _positive("stages", stages, allow_zero=True)
+        if not lo <= self.stages <= len(order):
+            raise ValueError(f"stages must be in {lo}..{len(order)} for "
+                             f"{'an accumulating' if accumulate else 'a plain'} dot product, "
+                             f"got {stages!r}")
+        self.cuts = frozenset(order[:self.stages])
+        self.layout = accumulator_layout(self.sfmt, self.block_size, headroom=headroom,
+                                         element=self.efmt)
+        # the parts, built here so their widths size the ports
+        self.pairs = LanePairs(element=self.efmt, lanes=self.lanes)
+        self.tree = AdderTree(width=self.pairs.pw, count=self.lanes)
+        self.scales = ScalePair(scale_format=self.sfmt)
+        total_width = self.pairs.pw + (self.block_size - 1).bit_length()
+        self.apply = ApplyScale(total_width=total_width, sig_width=len(self.scales.sig))
+        n_width = len(self.apply.n)
+        if accumulate:
+            w = self.layout.width
+            self.acc = Accumulator(width=w, n_width=n_width, shift_max=self.scales.shift_max)
+            self.normalise = Normalise(n_width=w, x_width=abs(self.layout.lsb).bit_length() + 2)
+        else:
+            span = max(abs(self.layout.lsb), self.scales.shift_max + self.layout.lsb)
+            self.normalise = Normalise(n_width=n_width, x_width=span.bit_length() + 2)
+        codes = data.ArrayLayout(self.efmt.bits, self.lanes)
+        ports = {"valid_in": In(1), "a": In(codes), "b": In(codes), "scale_a": In(8),
+                 "scale_b": In(8)}
+        if accumulate:
+            ports["acc_clear"] = In(1)
+        ports |= {"valid_out": Out(1), "result": Out(32)}
+        if accumulate:
+            ports |= {"acc_out": Out(signed(self.layout.width)), "acc_overflow": Out(1)}
+        super().__init__(ports)
 
     @property
     def latency(self) -> int:
-        return 2 if self.pipelined else 0
+        return self.stages
 
     def elaborate(self, platform):
         m = Module()
-        reg = self.pipelined
-        efmt, sf = self.efmt, fields(self.sfmt)
-        half = 1 << (efmt.bits - 1)
-        twice = [int(abs(v)) for v in 2 * efmt.table[:half]]  # |2 * value| by magnitude code
-        mw = max(twice).bit_length()
 
-        def decode(code, name):
-            mag = Signal(mw, name=name)
-            with m.Switch(code[:efmt.bits - 1]):
-                for c, v in enumerate(twice):
-                    with m.Case(c):
-                        m.d.comb += mag.eq(v)
-            return mag
+        def stage(name, **values):
+            return {k: cut(m, v, name=f"{k}_{name}", registered=name in self.cuts)
+                    for k, v in values.items()}
 
-        # stage 1: exact integer products and their signed sum
-        pw = 2 * mw
-        sw = pw + 1 + (self.block_size - 1).bit_length()
-        terms = []
-        for i in range(self.block_size):
-            p = Signal(pw, name=f"prod{i}")
-            m.d.comb += p.eq(decode(self.a[i], f"a{i}") * decode(self.b[i], f"b{i}"))
-            t = Signal(signed(sw), name=f"term{i}")
-            neg = self.a[i][efmt.bits - 1] ^ self.b[i][efmt.bits - 1]
-            m.d.comb += t.eq(Mux(neg, -p, p))
-            terms.append(t)
-        while len(terms) > 1:
-            nxt = []
-            for k in range(0, len(terms) - 1, 2):
-                s = Signal(signed(sw), name=f"sum{len(terms)}_{k // 2}")
-                m.d.comb += s.eq(terms[k] + terms[k + 1])
-                nxt.append(s)
-            if len(terms) % 2:
-                nxt.append(terms[-1])
-            terms = nxt
-        total = cut(m, terms[0], name="total1", registered=reg)
-        scale_a = cut(m, self.scale_a, name="scale_a1", registered=reg)
-        scale_b = cut(m, self.scale_b, name="scale_b1", registered=reg)
-        valid1 = cut(m, self.valid_in, name="valid1", registered=reg)
+        last = Const(1, 1)
+        if self.beats > 1:  # beats of a block, counted from reset
+            beat = Signal(range(self.beats), name="beat")
+            last = beat == self.beats - 1
+            with m.If(self.valid_in):
+                m.d.sync += beat.eq(Mux(last, 0, beat + 1))
+        m.submodules.products = pairs = self.pairs
+        m.submodules.scales = scales = self.scales
+        m.d.comb += [pairs.a.eq(self.a), pairs.b.eq(self.b),
+                     scales.scale_a.eq(self.scale_a), scales.scale_b.eq(self.scale_b)]
+        clear = self.acc_clear if self.accumulate else Const(0, 1)
+        s = stage("products", terms=pairs.terms, valid=self.valid_in, last=last, sig=scales.sig,
+                  shift=scales.shift, sign=scales.sign, nan=scales.nan, clear=clear)
 
-        # stage 2: |sum| * sig_a * sig_b at exponent exp_a + exp_b - 2, one rounding to FP32
-        sign_a, sig_a, exp_a = unpack(scale_a[:sf.bits], sf)
-        sign_b, sig_b, exp_b = unpack(scale_b[:sf.bits], sf)
-        mag = Signal(sw - 1, name="sum_mag")
-        m.d.comb += mag.eq(Mux(total < 0, -total, total))
-        n = Signal(sw - 1 + 2 * sf.sig_bits, name="exact_sig")
-        m.d.comb += n.eq(mag * sig_a * sig_b)
-        x = Signal(signed(12), name="exact_exp")
-        m.d.comb += x.eq(exp_a + exp_b - 2)
-        m.submodules.round = rnd = Rounder(FP32, n_width=len(n), x_width=len(x),
-                                           overflow="inf")
-        m.d.comb += [rnd.n.eq(n), rnd.sticky.eq(0), rnd.x.eq(x)]
-        nan_codes = [int(c) for c in np.flatnonzero(np.isnan(self.sfmt.table))]
-        is_nan = Const(0, 1)
-        for c in nan_codes:
-            is_nan = is_nan | (scale_a[:sf.bits] == c) | (scale_b[:sf.bits] == c)
-        sign = (total < 0) ^ sign_a ^ sign_b
-        result = Mux(is_nan, 0x7FC00000, Cat(rnd.code[:31], sign))
-        m.d.comb += [self.result.eq(cut(m, result, name="result2", registered=reg)),
-                     self.valid_out.eq(cut(m, valid1, name="valid2", registered=reg))]
+        m.submodules.adder_tree = tree = self.tree
+        m.d.comb += tree.terms.eq(s["terms"])
+        total = Signal(signed(len(self.apply.total)), name="block_total")
+        if self.beats > 1:  # the sum of the block's earlier beats
+            part = Signal(signed(len(total)), name="partial")
+            m.d.comb += total.eq(part + tree.total)
+            with m.If(s["valid"]):
+                m.d.sync += part.eq(Mux(s["last"], 0, total))
+        else:
+            m.d.comb += total.eq(tree.total)
+        s = stage("sum", total=total, valid=s["valid"] & s["last"], sig=s["sig"],
+                  shift=s["shift"], sign=s["sign"], nan=s["nan"], clear=s["clear"])
+
+        m.submodules.apply_scale = apply = self.apply
+        m.d.comb += [apply.total.eq(s["total"]), apply.sig.eq(s["sig"]), apply.sign.eq(s["sign"])]
+        s = stage("scaled", n=apply.n, neg=apply.neg, shift=s["shift"], nan=s["nan"],
+                  valid=s["valid"], clear=s["clear"])
+
+        m.submodules.normalise = norm = self.normalise
+        if self.accumulate:
+            m.submodules.accumulator = acc = self.acc
+            m.d.comb += [acc.valid.eq(s["valid"]), acc.clear.eq(s["clear"]), acc.n.eq(s["n"]),
+                         acc.neg.eq(s["neg"]), acc.shift.eq(s["shift"]), acc.nan.eq(s["nan"])]
+            m.d.sync += self.valid_out.eq(s["valid"])
+            mag = Mux(acc.acc < 0, -acc.acc, acc.acc)
+            m.d.comb += [norm.n.eq(mag[:self.layout.width]), norm.x.eq(self.layout.lsb),
+                         norm.neg.eq(acc.acc < 0), norm.nan.eq(acc.nan_out),
+                         self.result.eq(norm.result), self.acc_out.eq(acc.acc),
+                         self.acc_overflow.eq(acc.overflow)]
+        else:
+            m.d.comb += [norm.n.eq(s["n"]), norm.x.eq(s["shift"] + self.layout.lsb),
+                         norm.neg.eq(s["neg"]), norm.nan.eq(s["nan"])]
+            out = stage("result", result=norm.result, valid=s["valid"])
+            m.d.comb += [self.result.eq(out["result"]), self.valid_out.eq(out["valid"])]
         return m

@@ -109,12 +109,17 @@ def unpack(value, ff: FloatFields):
 
 
 def leading_one(m: Module, n, name: str):
-    """Index of the highest set bit of ``n`` (0 when ``n`` is 0): a priority encoder."""
+    """Index of the highest set bit of ``n`` (0 when ``n`` is 0): a priority encoder built as a
+    balanced tree (the upper half's index if it has a one, else the lower half's)."""
+    def lead(bits):
+        if len(bits) == 1:
+            return Const(0, 1)
+        half = 1 << ((len(bits) - 1).bit_length() - 1)  # lower part: a power of two
+        lo, hi = bits[:half], bits[half:]
+        return Mux(hi.any(), half + lead(hi), lead(lo))
+
     pos = Signal(range(max(len(n), 2)), name=name)
-    value = Const(0, len(pos))
-    for i in range(len(n)):
-        value = Mux(n[i], i, value)
-    m.d.comb += pos.eq(value)
+    m.d.comb += pos.eq(lead(n))
     return pos
 
 

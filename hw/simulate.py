@@ -42,7 +42,15 @@ def unpack_lanes(words, lanes: int, width: int) -> np.ndarray:
 
 
 def simulate(dut, inputs: dict[str, np.ndarray], *, latency: int = 0) -> dict[str, np.ndarray]:
-    """Outputs of ``dut`` (every ``Out`` port but ``valid_out``) for the vectors in ``inputs``."""
+    """Outputs of ``dut`` (every ``Out`` port but ``valid_out``) for the vectors in ``inputs``.
+
+    A lane port narrower than its input array (a dot product with fewer lanes
+    than the block) gets the vector in consecutive beats of that many lanes;
+    other inputs are held for all of a vector's beats.  A unit with a clock
+    (``latency``, beats, or state such as an accumulator) runs one beat a cycle
+    from reset, and the cycles ``valid_out`` is high must be exactly those
+    ``latency`` after each vector's last beat.
+    """
     sig = dut.signature
     ins = {n: m for n, m in sig.members.items() if m.flow == wiring.In and n != "valid_in"}
     outs = {n: m for n, m in sig.members.items() if m.flow == wiring.Out and n != "valid_out"}
@@ -50,49 +58,66 @@ def simulate(dut, inputs: dict[str, np.ndarray], *, latency: int = 0) -> dict[st
     if missing:
         raise ValueError(f"inputs missing for port(s) {sorted(missing)}")
     n = len(next(iter(inputs.values())))
-    words = {}
+    beats = 1
+    words = {}  # port -> one list of beat words per vector
     for name in ins:
         lanes, width = _lanes(getattr(dut, name))
         arr = np.asarray(inputs[name])
-        words[name] = pack_lanes(arr, width) if lanes else [int(v) for v in arr.tolist()]
+        if lanes:
+            if arr.shape[1] % lanes:
+                raise ValueError(f"{name}: {arr.shape[1]} lanes do not split into beats of {lanes}")
+            beats = arr.shape[1] // lanes
+            arr = arr.reshape(n * beats, lanes)
+            words[name] = np.array(pack_lanes(arr, width), dtype=object).reshape(n, beats)
+        else:
+            words[name] = np.array([int(v) for v in arr.tolist()], dtype=object)[:, None]
+    words = {k: np.broadcast_to(v, (n, beats)).reshape(-1).tolist() for k, v in words.items()}
+    clocked = bool(latency) or beats > 1 or bool(getattr(dut, "accumulate", False))
     got = {name: [] for name in outs}
-    valids = []
+    valid_at = []
     has_valid = "valid_in" in sig.members
+    cycles = n * beats
 
     async def bench(ctx):
-        def sample():
+        def sample(k):
+            if has_valid and not ctx.get(dut.valid_out):
+                return
+            valid_at.append(k)
             for name in outs:
-                got[name].append(ctx.get(getattr(dut, name).as_value()
-                                         if hasattr(getattr(dut, name), "as_value")
-                                         else getattr(dut, name)))
-            if has_valid:
-                valids.append(ctx.get(dut.valid_out))
+                port = getattr(dut, name)
+                got[name].append(ctx.get(port.as_value() if hasattr(port, "as_value") else port))
 
-        for k in range(n + latency):
+        for k in range(cycles + latency):
             for name in ins:
                 port = getattr(dut, name)
                 target = port.as_value() if hasattr(port, "as_value") else port
-                ctx.set(target, words[name][k] if k < n else 0)
+                ctx.set(target, words[name][k] if k < cycles else 0)
             if has_valid:
-                ctx.set(dut.valid_in, int(k < n))
-            if latency:
-                await ctx.tick()
-                if k + 1 >= latency and k + 1 - latency < n:
-                    sample()
-            else:
+                ctx.set(dut.valid_in, int(k < cycles))
+            if not clocked:
                 await ctx.delay(1e-9)
-                sample()
+            if not latency:
+                sample(k)
+            if clocked:
+                await ctx.tick()
+            if latency:
+                sample(k - latency + 1)
 
     sim = Simulator(dut)
-    if latency:
+    if clocked:
         sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    if has_valid and not all(valids):
-        raise AssertionError("valid_out was low for a valid vector")
+    want = [i * beats + beats - 1 for i in range(n)] if has_valid else list(range(cycles))
+    if valid_at != want:
+        raise AssertionError(f"valid_out high in cycles {valid_at[:8]}..., expected {want[:8]}...")
     result = {}
     for name in outs:
         lanes, width = _lanes(getattr(dut, name))
-        result[name] = (unpack_lanes(got[name], lanes, width) if lanes
-                        else np.array(got[name], dtype=np.uint64))
+        if lanes:
+            result[name] = unpack_lanes(got[name], lanes, width)
+        else:
+            words = [v % (1 << width) for v in got[name]]  # signed ports as their bits
+            result[name] = np.array(words, dtype=np.uint64 if width <= 64 else object)
     return result
+

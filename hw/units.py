@@ -140,14 +140,21 @@ def _build_element(p, mutation):
 
 
 def ref_dot(p, inputs):
-    from finescale.golden.dotproduct import block_dot
-    r = block_dot(inputs["a"], inputs["b"], inputs["scale_a"], inputs["scale_b"],
-                  scale=p["scale_format"])
-    return {"result": r.view(np.uint32)}
+    from finescale.golden import dotproduct
+    args = (inputs["a"], inputs["b"], inputs["scale_a"], inputs["scale_b"])
+    if not p["accumulate"]:
+        return {"result": dotproduct.block_dot(*args, scale=p["scale_format"]).view(np.uint32)}
+    r = dotproduct.accumulate_dot(*args, inputs["acc_clear"], scale=p["scale_format"],
+                                  headroom=p["headroom"])
+    width = dotproduct.accumulator_layout(p["scale_format"], p["block_size"],
+                                          headroom=p["headroom"]).width
+    return {"result": r["result"].view(np.uint32), "acc_out": r["acc"] % (1 << width),
+            "acc_overflow": r["overflow"].astype(np.uint8)}
 
 
 def stim_dot(p, rng, n):
-    """Random codes; scales mostly finite, a few NaN codes; some blocks all-zero."""
+    """Random codes; scales mostly finite, a few NaN codes; some blocks all-zero;
+    accumulate: a clear on about one block in five."""
     codes = finite_scale_codes(p["scale_format"])
     sfmt = golden.formats.get(p["scale_format"])
     nan = np.flatnonzero(np.isnan(sfmt.table)).astype(np.uint8)
@@ -156,7 +163,10 @@ def stim_dot(p, rng, n):
     a[rng.random(n) < 0.05] = 0
     sa, sb = rng.choice(codes, n), rng.choice(codes, n)
     sa[rng.random(n) < 0.02] = nan[0]
-    return {"a": a, "b": b, "scale_a": sa, "scale_b": sb}
+    out = {"a": a, "b": b, "scale_a": sa, "scale_b": sb}
+    if p["accumulate"]:
+        out["acc_clear"] = (rng.random(n) < 0.2).astype(np.uint8)
+    return out
 
 
 def _build_dot(p, mutation):
@@ -164,7 +174,8 @@ def _build_dot(p, mutation):
     if mutation is not None:
         raise ValueError("the dot-product unit has no mutations")
     return DotProduct(scale_format=p["scale_format"], block_size=p["block_size"],
-                      pipelined=p["pipelined"])
+                      lanes=p["lanes"], accumulate=p["accumulate"], headroom=p["headroom"],
+                      stages=p["stages"])
 
 
 def ref_4o6(p, inputs):
@@ -193,8 +204,8 @@ UNITS: dict[str, Unit] = {
     "quantizer": Unit(_build_quantizer, _SCALE, ref_quantizer, stim_x),
     "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8),
                 ref_4o6, stim_x),
-    "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, pipelined=False), ref_dot,
-                stim_dot),
+    "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, lanes=None, accumulate=False,
+                                 headroom=16, stages=None), ref_dot, stim_dot),
 }
 
 #: short tags of parameter values in top names
@@ -239,6 +250,11 @@ class UnitSpec:
         p.update(self.params)
         if "method" in p and p["method"] is None:
             p["method"] = _default_method(p)
+        if self.unit == "dot":  # resolve the defaults the component would pick
+            if p["lanes"] is None:
+                p["lanes"] = p["block_size"]
+            if p["stages"] is None:
+                p["stages"] = int(bool(p["accumulate"]))
         object.__setattr__(self, "params", p)
 
     def __eq__(self, other):
@@ -264,6 +280,12 @@ class UnitSpec:
             parts.append("pz")
         if "metric" in p:
             parts.append(f"{p['metric']}f{p['error_frac_bits']}")
+        if "lanes" in p and p["lanes"] != p["block_size"]:
+            parts.append(f"l{p['lanes']}")
+        if p.get("accumulate"):
+            parts.append(f"acc{p['headroom']}")
+        if p.get("stages"):
+            parts.append(f"s{p['stages']}")
         if p.get("pipelined"):
             parts.append("pipe")
         if self.mutation:
@@ -276,6 +298,21 @@ class UnitSpec:
     @property
     def latency(self) -> int:
         return self._describe()[0]
+
+    @property
+    def beats(self) -> int:
+        """Cycles a block takes at the input (block_size / lanes)."""
+        return self.params["block_size"] // self.params.get("lanes", self.params["block_size"])
+
+    @property
+    def stateful(self) -> bool:
+        """Whether an output depends on earlier blocks or beats (not only on one block)."""
+        return self.beats > 1 or bool(self.params.get("accumulate"))
+
+    @property
+    def clocked(self) -> bool:
+        """Whether the unit has clk / rst ports."""
+        return self.latency > 0 or self.stateful
 
     def reference(self, inputs: dict) -> dict:
         """Every output port (but valid_out) computed by the golden model."""
@@ -295,7 +332,7 @@ class UnitSpec:
             comp = self.build()
             _mark_used(comp)
             ports = []
-            if self.params.get("pipelined"):
+            if comp.latency or self.stateful:
                 ports += [dict(name=n, dir="in", width=1, lanes=None, lane_width=None)
                           for n in ("clk", "rst")]
             for name, member in comp.signature.members.items():
@@ -311,10 +348,9 @@ class UnitSpec:
         return _DESCRIPTIONS[self.name]
 
     def sidecar(self) -> dict:
-        pipelined = bool(self.params.get("pipelined"))
         return {"top": self.name, "unit": self.unit, "params": dict(self.params),
-                "mutation": self.mutation, "latency": self.latency,
-                "clock": "clk" if pipelined else None, "reset": "rst" if pipelined else None,
+                "mutation": self.mutation, "latency": self.latency, "beats": self.beats,
+                "clock": "clk" if self.clocked else None, "reset": "rst" if self.clocked else None,
                 "ports": self.ports()}
 
 
@@ -328,7 +364,16 @@ def _variants(unit, fmt):
     if unit == "scale":
         has_zero = golden.formats.get(fmt).zero_code is not None
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
+    if unit == "dot":  # the block in 4-lane beats; accumulating over blocks
+        return [{}, {"lanes": 4}, {"accumulate": True}]
     return [{}]
+
+
+def _pipelined(unit, pipe):
+    """The parameter that makes ``unit`` pipelined (the dot product's ``stages``)."""
+    if unit == "dot":
+        return {"stages": 4 if pipe else None}
+    return {"pipelined": pipe}
 
 
 def matrix(which: str = "default") -> list[UnitSpec]:
@@ -336,8 +381,9 @@ def matrix(which: str = "default") -> list[UnitSpec]:
 
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
-    has no zero), quantizer, 4o6, dot}.  ``all`` adds block size 8, FP32
-    inputs and the pipelined variant of each.  4o6: mse, F = 8; dot: BF16-free (codes in).
+    has no zero), quantizer, 4o6, dot (all lanes, 4 lanes, accumulating)}.
+    ``all`` adds block size 8, FP32 inputs and the pipelined variant of each
+    (the dot product with all 4 stages).  4o6: mse, F = 8; dot: codes in, no input format.
     """
     if which not in ("default", "all"):
         raise ValueError(f"matrix must be 'default' or 'all', not {which!r}")
@@ -347,11 +393,12 @@ def matrix(which: str = "default") -> list[UnitSpec]:
     units = [u for u in ("scale", "quantizer", "4o6", "dot") if u in UNITS]
     out = []
     for unit, fmt, n, inp, pipe in itertools.product(units, SCALE_FORMATS, blocks, inputs, pipes):
-        base = dict(scale_format=fmt, block_size=n, pipelined=pipe)
+        base = dict(scale_format=fmt, block_size=n, **_pipelined(unit, pipe))
         if "input_format" in UNITS[unit].defaults:
             base["input_format"] = inp
         elif inp != "bf16":
             continue
         for extra in _variants(unit, fmt):
-            out.append(UnitSpec(unit, dict(base, **extra)))
+            if extra.get("lanes", 0) < n:  # fewer lanes than the block only
+                out.append(UnitSpec(unit, dict(base, **extra)))
     return out

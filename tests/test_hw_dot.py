@@ -9,12 +9,16 @@ from finescale.hw.units import spec
 
 
 def check(s, inputs):
-    got = simulate(s.build(), inputs, latency=s.latency)["result"]
-    want = s.reference(inputs)["result"]
-    bad = np.flatnonzero(got != want)
-    assert bad.size == 0, (f"{bad.size} mismatches; first: "
-                           f"{ {k: v[bad[0]] for k, v in inputs.items()} } "
-                           f"got {got[bad[0]]:#x} want {want[bad[0]]:#x}")
+    """Every output port of the simulated unit equals the golden model's, code for code."""
+    got = simulate(s.build(), inputs, latency=s.latency)
+    want = s.reference(inputs)
+    assert set(got) == set(want)
+    for port in want:
+        bad = np.flatnonzero(got[port] != want[port].astype(got[port].dtype))
+        assert bad.size == 0, (f"{s.name}.{port}: {bad.size} mismatches; first: "
+                               f"{ {k: v[bad[0]] for k, v in inputs.items()} } "
+                               f"got {got[port][bad[0]]:#x} want {want[port][bad[0]]:#x}")
+    return got
 
 
 @pytest.mark.parametrize("fmt", ["e4m3", "ue5m3", "e8m0"])
@@ -36,8 +40,55 @@ def test_every_fp4_product_and_every_scale_code(fmt):
 
 
 @pytest.mark.parametrize("fmt", ["e4m3", "e8m0"])
-@pytest.mark.parametrize("block_size,pipelined", [(16, False), (32, True)])
-def test_random_blocks(fmt, block_size, pipelined):
-    s = spec("dot", scale_format=fmt, block_size=block_size, pipelined=pipelined)
-    assert s.latency == (2 if pipelined else 0)
-    check(s, s.random_inputs(np.random.default_rng(block_size), 200))
+@pytest.mark.parametrize("block_size,lanes,stages", [(16, 16, 0), (32, 32, 2), (16, 4, 0),
+                                                     (32, 8, 4), (8, 1, 1)])
+def test_random_blocks(fmt, block_size, lanes, stages):
+    s = spec("dot", scale_format=fmt, block_size=block_size, lanes=lanes, stages=stages)
+    assert s.latency == stages and s.beats == block_size // lanes
+    check(s, s.random_inputs(np.random.default_rng(block_size + lanes), 150))
+
+
+@pytest.mark.parametrize("fmt,block_size,lanes,stages", [
+    ("e4m3", 16, 16, 1), ("ue5m3", 16, 4, 2), ("e8m0", 32, 8, 4), ("e4m3", 4, 1, 3)])
+def test_accumulating_sequences(fmt, block_size, lanes, stages):
+    """Running sums with clears, NaN scales and (E8M0) results beyond FP32, port for port."""
+    s = spec("dot", scale_format=fmt, block_size=block_size, lanes=lanes, accumulate=True,
+             stages=stages)
+    inputs = s.random_inputs(np.random.default_rng(7), 250)
+    want = s.reference(inputs)
+    assert 0 < inputs["acc_clear"].sum() < 250
+    assert np.isnan(want["result"].view(np.float32)).any()  # a NaN scale was seen
+    check(s, inputs)
+
+
+def test_accumulator_overflow_wraps_and_sticks_until_clear():
+    """headroom 0: two largest-magnitude blocks overflow; the flag holds until a clear."""
+    s = spec("dot", block_size=4, accumulate=True, headroom=0)
+    top = golden.formats.get("e4m3").max_code
+    six = 0x7  # E2M1 6.0
+    n = 5
+    inputs = {"a": np.full((n, 4), six, np.uint8), "b": np.full((n, 4), six, np.uint8),
+              "scale_a": np.full(n, top, np.uint8), "scale_b": np.full(n, top, np.uint8),
+              "acc_clear": np.array([1, 0, 0, 1, 0], np.uint8)}
+    got = check(s, inputs)
+    # independent: one block is 4 * 36 * 448**2; the accumulator's range is +-2**(width-1) LSBs
+    width = next(p["width"] for p in s.ports() if p["name"] == "acc_out")
+    block = 4 * 36 * 448 ** 2 * 2 ** 20  # in LSBs of 2**-20
+    assert block < 2 ** (width - 1) <= 2 * block
+    assert got["acc_overflow"].tolist() == [0, 1, 1, 0, 1]
+    assert int(got["acc_out"][0]) == block
+    assert int(got["acc_out"][1]) == (2 * block) % (1 << width)
+
+
+def test_lanes_and_stages_are_validated():
+    from finescale.hw.dotproduct import DotProduct
+    with pytest.raises(ValueError, match="divide"):
+        DotProduct(block_size=16, lanes=3)
+    with pytest.raises(ValueError, match="stages"):
+        DotProduct(stages=5)
+    with pytest.raises(ValueError, match="stages"):
+        DotProduct(accumulate=True, stages=0)
+    with pytest.raises(TypeError, match="accumulate"):
+        DotProduct(accumulate=1)
+    with pytest.raises(ValueError, match="lanes"):
+        DotProduct(lanes=0)
