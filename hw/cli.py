@@ -33,7 +33,16 @@ def register(subparsers) -> None:
     p.add_argument("--prevent-zero", action="store_true")
     p.add_argument("--metric", default=None, help="4o6 block error: mse | mae")
     p.add_argument("--error-frac-bits", type=int, default=None, help="4o6 fixed-point F")
-    p.add_argument("--pipelined", action="store_true", help="registered stages, 1 block/cycle")
+    p.add_argument("--pipelined", action="store_true",
+                   help="registered stages, 1 block/cycle (dot: use --stages)")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="dot: element pairs per cycle (divides the block size; default all)")
+    p.add_argument("--accumulate", action="store_true",
+                   help="dot: accumulate blocks in a wide fixed-point accumulator")
+    p.add_argument("--headroom", type=int, default=None,
+                   help="dot --accumulate: log2 of the blocks the accumulator adds exactly")
+    p.add_argument("--stages", type=int, default=None,
+                   help="dot: pipeline registers (0..4; accumulate 1..4, the accumulator is one)")
     p.add_argument("--mutation", default=None,
                    help="tests only: ties-away | exp-off-by-one (a deliberately broken unit)")
     p.add_argument("--out", required=True, help="output directory")
@@ -60,9 +69,12 @@ def _one_spec(args):
     given = {"scale_format": args.scale_format, "block_size": args.block_size,
              "input_format": args.input_format, "method": args.method,
              "prevent_zero": args.prevent_zero, "metric": args.metric,
-             "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined}
+             "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined or None,
+             "lanes": args.lanes, "accumulate": args.accumulate or None,
+             "headroom": args.headroom, "stages": args.stages}
     params = {k: v for k, v in given.items() if k in defaults and v is not None}
-    for k in ("method", "metric", "error_frac_bits"):
+    for k in ("method", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",
+              "headroom", "stages"):
         if given[k] is not None and k not in defaults:
             raise ValueError(f"--{k.replace('_', '-')} does not apply to unit {args.unit!r}")
     if args.prevent_zero and "prevent_zero" not in defaults:

@@ -33,8 +33,8 @@ def pack(values: np.ndarray, lane_width: int) -> list[int]:
 def unpack(words, lanes: int | None, lane_width: int) -> np.ndarray:
     """Inverse of :func:`pack`: (vectors,) or (vectors, lanes) uint64."""
     words = np.asarray(list(words), dtype=object)
-    if lanes is None:
-        return words.astype(np.uint64)
+    if lanes is None:  # ports wider than 64 bits (an accumulator) stay Python ints
+        return words.astype(np.uint64) if lane_width <= 64 else words
     mask = (1 << lane_width) - 1
     return np.stack([((words >> (lane_width * i)) & mask).astype(np.uint64)
                      for i in range(lanes)], axis=-1).reshape(len(words), lanes)
@@ -78,7 +78,7 @@ def check(spec, inputs: dict, words: dict, widths: dict, *, seed=None, show: int
                            "did not sample")
         lanes = exp.shape[1] if exp.ndim > 1 else None
         got[port] = g = unpack(words[port], lanes, widths[port] // (lanes or 1))
-        bad |= (g != exp.astype(np.uint64)).reshape(n, -1).any(axis=1)
+        bad |= (g != exp.astype(g.dtype)).reshape(n, -1).any(axis=1)
     first = []
     for i in np.flatnonzero(bad)[:show]:
         lines = [f"vector {i} of {spec.name} (seed {seed}) mismatches:"]

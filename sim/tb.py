@@ -8,10 +8,15 @@ outputs and checks them once at the end against ``spec.reference``, then
 writes a JSON report for the runner and fails on a mismatch or a missed
 coverage goal.
 
-Combinational units get one vector per 1 ns step.  Pipelined units get one
-block a clock with random valid gaps and a reset in the middle of the stream;
-outputs are matched to inputs by ``spec.latency``, blocks lost to the reset are
-sent again, and ``valid_out`` is checked every cycle.
+Combinational units get one vector per 1 ns step.  Clocked units get one beat
+a clock (a block is ``spec.beats`` beats of the lane ports, other inputs held)
+with random valid gaps and a reset in the middle of the stream; outputs are
+matched to the block whose last beat went in ``spec.latency`` cycles earlier
+and ``valid_out`` is checked every cycle.  Blocks a reset takes from a
+pipeline are sent again; a unit with state across blocks or beats
+(``spec.stateful``: an accumulator, a block in several beats) is reset only
+between blocks with its pipeline drained and, if it accumulates, just before
+a block that clears the sum, so the reset is invisible to the reference.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class TB:
     def __init__(self, dut, spec):
         self.dut, self.spec = dut, spec
         self.latency = int(spec.latency)
+        self.beats = int(getattr(spec, "beats", 1))
+        self.stateful = bool(getattr(spec, "stateful", False))
+        self.clocked = bool(getattr(spec, "clocked", self.latency > 0))
         sig = spec.build().signature
         self.widths = {n: Shape.cast(m.shape).width for n, m in sig.members.items()}
         self.inputs = [n for n, m in sig.members.items() if m.flow == Flow.In]
@@ -51,12 +59,26 @@ class TB:
         self.data_out = [n for n in self.outputs if n != "valid_out"]
         self.errors: list[str] = []
 
+    def words(self, inputs: dict) -> dict:
+        """Port -> per vector the list of its beats' words (lane ports split into beats)."""
+        out = {}
+        for p in self.data_in:
+            v = np.asarray(inputs[p])
+            n = len(v)
+            if v.ndim > 1:
+                lanes = v.shape[1] // self.beats
+                flat = scoreboard.pack(v.reshape(n * self.beats, lanes), self.widths[p] // lanes)
+                out[p] = [flat[i * self.beats:(i + 1) * self.beats] for i in range(n)]
+            else:
+                out[p] = [[int(x)] * self.beats for x in v]
+        return out
+
     def _handles(self, names):
         return [getattr(self.dut, n) for n in names]
 
     async def start(self):
-        """Start the clock (pipelined units) and hold reset for two cycles."""
-        if self.latency:
+        """Start the clock (clocked units) and hold reset for two cycles."""
+        if self.clocked:
             Clock(self.dut.clk, 10, unit="ns").start()
             self.dut.rst.value = 1
             self._valid(0)
@@ -78,7 +100,7 @@ class TB:
         step = Timer(1, unit="ns")
         for i in range(len(ins[0][1])):
             for h, w in ins:
-                h.value = w[i]
+                h.value = w[i][0]
             await step
             for g, h in zip(got, outs):
                 g.append(unsigned(h.value))
@@ -86,36 +108,46 @@ class TB:
                 self.errors.append(f"valid_out low for vector {i} with valid_in high")
         return dict(zip(self.data_out, got))
 
-    async def run_pipelined(self, words: dict, rng: random.Random, *, gap=0.2) -> dict:
-        """Stream every vector (valid gaps, a mid-stream reset); returns port -> ints by vector."""
-        dut, lat = self.dut, self.latency
+    async def run_stream(self, words: dict, rng: random.Random, *, gap=0.2) -> dict:
+        """Stream every block beat by beat (valid gaps, a mid-stream reset); port -> ints."""
+        dut, lat, beats = self.dut, self.latency, self.beats
         n = len(words[self.data_in[0]])
         ins = list(zip(self._handles(self.data_in), (words[p] for p in self.data_in)))
         outs = self._handles(self.data_out)
         got = {p: [None] * n for p in self.data_out}
+        clears = words.get("acc_clear")
         queue = deque(range(n))
-        fed: list[int] = []   # index driven at each falling edge (-1: none)
+        cur, beat = -1, 0     # block being fed and its next beat
+        fed: list[int] = []   # block whose last beat was driven at each falling edge (-1: none)
         rst: list[bool] = []  # reset driven at each falling edge
         killed: set[int] = set()
         reset_left, reset_done = 0, False
-        done, t = 0, 0
-        while done < n:
-            if t > 4 * (n + lat) + 100:
-                self.errors.append(f"stream stalled: {done} of {n} blocks out after {t} cycles")
-                break
-            await FallingEdge(dut.clk)
-            # sample: the block driven `lat` edges ago, unless a reset since took it
-            k = t - lat
-            exp = fed[k] if k >= 0 and not any(rst[k:t]) else -1
+        done, sent, t = 0, 0, 0
+
+        def sample(k):
+            exp = fed[k] if k >= 0 and not any(rst[k:t + (lat == 0)]) else -1
             vo = int(dut.valid_out.value)
             if vo != (exp >= 0):
                 self.errors.append(f"cycle {t}: valid_out={vo}, expected {int(exp >= 0)}")
             if exp >= 0:
                 for p, h in zip(self.data_out, outs):
                     got[p][exp] = unsigned(h.value)
-                done += 1
+            return int(exp >= 0)
+
+        def quiet() -> bool:
+            """A reset now is invisible: between blocks, nothing in flight, a clear next."""
+            return (cur < 0 and done == sent and bool(queue)
+                    and (clears is None or clears[queue[0]][0] == 1))
+
+        while done < n:
+            if t > 4 * (n * beats + lat) + 100:
+                self.errors.append(f"stream stalled: {done} of {n} blocks out after {t} cycles")
+                break
+            await FallingEdge(dut.clk)
+            if lat:  # the block whose last beat went in `lat` edges ago, unless a reset took it
+                done += sample(t - lat)
             # drive the next cycle: a two-cycle reset once half the blocks are out
-            if not reset_done and done >= n // 2:
+            if not reset_done and done >= n // 2 and (not self.stateful or quiet()):
                 reset_done, reset_left = True, 2
             if reset_left:
                 reset_left -= 1
@@ -130,12 +162,20 @@ class TB:
             else:
                 dut.rst.value = 0
                 rst.append(False)
-                i = queue.popleft() if queue and rng.random() >= gap else -1
-                fed.append(i)
-                self._valid(int(i >= 0))
-                if i >= 0:
+                if cur < 0 and queue and rng.random() >= gap:
+                    cur, beat = queue.popleft(), 0
+                drive = cur >= 0 and (beat == 0 or rng.random() >= gap)
+                self._valid(int(drive))
+                fed.append(cur if drive and beat == beats - 1 else -1)
+                if drive:
                     for h, w in ins:
-                        h.value = w[i]
+                        h.value = w[cur][beat]
+                    beat += 1
+                    if beat == beats:
+                        cur, sent = -1, sent + 1
+            if not lat:  # combinational output of this edge's beat
+                await Timer(1, unit="ns")
+                done += sample(t)
             t += 1
         self._valid(0)
         return got
@@ -155,13 +195,11 @@ async def regress_unit(dut):
     rng = np.random.default_rng(seed)
     inputs = stimulus.for_spec(spec, rng, n, full=full)
     tb = TB(dut, spec)
-    lanes = {p: (v.shape[1] if v.ndim > 1 else 1) for p, v in inputs.items()}
-    words = {p: scoreboard.pack(v, tb.widths[p] // lanes[p])
-             for p, v in inputs.items() if p in tb.data_in}
+    words = tb.words(inputs)
     await tb.start()
     t0 = time.perf_counter()
-    if tb.latency:
-        got = await tb.run_pipelined(words, random.Random(seed))
+    if tb.clocked:
+        got = await tb.run_stream(words, random.Random(seed))
     else:
         got = await tb.run_comb(words)
     elapsed = time.perf_counter() - t0

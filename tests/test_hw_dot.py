@@ -80,6 +80,7 @@ def test_accumulator_overflow_wraps_and_sticks_until_clear():
     assert int(got["acc_out"][1]) == (2 * block) % (1 << width)
 
 
+@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_lanes_and_stages_are_validated():
     from finescale.hw.dotproduct import DotProduct
     with pytest.raises(ValueError, match="divide"):

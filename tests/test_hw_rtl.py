@@ -50,7 +50,9 @@ def test_matrix_names_are_unique():
 LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
               spec("scale", scale_format="e8m0", block_size=4, pipelined=True),
               spec("quantizer", scale_format="ue5m3", block_size=4, input_format="fp32"),
-              spec("element", scale_format="e4m3", block_size=4, mutation="ties-away")]
+              spec("element", scale_format="e4m3", block_size=4, mutation="ties-away"),
+              spec("dot", scale_format="e8m0", block_size=8, lanes=2, accumulate=True, stages=4),
+              spec("dot", scale_format="ue5m3", block_size=4, lanes=2)]
 
 
 @pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")

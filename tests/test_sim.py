@@ -24,7 +24,11 @@ def _pick(unit, which="default", **params):
 QUICK = [_pick(u, scale_format="e4m3", block_size=4 if u == "dot" else 16)
          for u in sorted({s.unit for s in units.matrix("default")})]
 QUICK += [_pick("scale", scale_format="e8m0", block_size=4),
-          _pick("quantizer", "all", scale_format="ue5m3", block_size=4, pipelined=True)]
+          _pick("quantizer", "all", scale_format="ue5m3", block_size=4, pipelined=True),
+          # the dot product in beats (combinational, then pipelined) and accumulating (wide acc)
+          _pick("dot", scale_format="e4m3", block_size=16, lanes=4),
+          _pick("dot", "all", scale_format="ue5m3", block_size=8, lanes=4, stages=4),
+          _pick("dot", scale_format="e8m0", block_size=16, accumulate=True)]
 MUTATIONS = [(_pick("scale", scale_format="e4m3", block_size=4), "exp-off-by-one"),
              (_pick("quantizer", scale_format="e4m3", block_size=4), "ties-away")]
 
