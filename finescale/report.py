@@ -338,7 +338,9 @@ def area_per_element(rows) -> dict:
     area = {}
     for r in rows:
         p = r["params"]
-        if not p.get("pipelined") and p.get("input_format", "bf16") == "bf16":
+        plain_dot = p.get("lanes", p.get("block_size")) == p.get("block_size") \
+            and not p.get("accumulate") and not p.get("stages")
+        if not p.get("pipelined") and p.get("input_format", "bf16") == "bf16" and plain_dot:
             kind = r["unit"] + ("-pz" if p.get("prevent_zero") else "")
             area[kind, p.get("scale_format"), p.get("block_size")] = r["sky130_um2"]
     out = {}

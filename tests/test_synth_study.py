@@ -9,10 +9,16 @@ from finescale.synth import plots, study
 
 def row(unit, fmt, size, area, **params):
     params = {"scale_format": fmt, "block_size": size, "input_format": "bf16", **params}
+    lanes = params.get("lanes", size)
     r = {"name": f"{unit}_{fmt}_{size}_{'_'.join(map(str, params.values()))}", "unit": unit,
-         **params, "params": params, "lanes": size, "sky130_um2": float(area),
-         "um2_per_lane": area / size, "depth_cells": 10, "latency": 0}
+         **params, "params": params, "lanes": lanes, "sky130_um2": float(area),
+         "um2_per_lane": area / lanes, "depth_cells": 10, "latency": 0}
     return r
+
+
+def dot(fmt, size, area, lanes=None, accumulate=False):
+    return row("dot", fmt, size, area, lanes=lanes or size, accumulate=accumulate,
+               stages=int(accumulate))
 
 
 ROWS = [
@@ -23,6 +29,8 @@ ROWS = [
     row("scale", "e4m3", 32, 1800, method="abs-max", prevent_zero=False),
     row("4o6", "e4m3", 16, 5000),
     row("4o6", "ue5m3", 16, 5400),
+    dot("e4m3", 16, 8000), dot("e8m0", 16, 7000), dot("e4m3", 4, 2400),
+    dot("e4m3", 16, 12000, accumulate=True), dot("e4m3", 16, 3000, lanes=4),
 ]
 
 
@@ -38,6 +46,15 @@ def test_headline_ratios():
         (400 / 4) / (1000 / 16))
     assert heads["block size 32 / 16, area per element, scale unit"]["ratio"] == pytest.approx(
         (1800 / 32) / (1000 / 16))
+    # dot-product variants compare only with their own kind
+    assert heads["E8M0 / E4M3 scales, dot unit"]["ratio"] == pytest.approx(7 / 8)
+    assert heads["accumulating / plain dot product"]["ratio"] == pytest.approx(1.5)
+    assert heads["4-lane / full-width dot product (same block size)"]["ratio"] == pytest.approx(
+        3 / 8)
+    assert heads["block size 4 / 16, area per element, dot unit"]["pairs"] == 1
+    assert heads["block size 4 / 16, area per element, dot unit"]["ratio"] == pytest.approx(
+        (2400 / 4) / (8000 / 16))
+    assert not any("(4 lanes)" in q for q in heads)
 
 
 def test_tables_and_figures(tmp_path):
