@@ -58,6 +58,7 @@ class TB:
         self.data_in = [n for n in self.inputs if n != "valid_in"]
         self.data_out = [n for n in self.outputs if n != "valid_out"]
         self.errors: list[str] = []
+        self.resets = 0  # mid-stream resets driven
 
     def words(self, inputs: dict) -> dict:
         """Port -> per vector the list of its beats' words (lane ports split into beats)."""
@@ -149,6 +150,7 @@ class TB:
             # drive the next cycle: a two-cycle reset once half the blocks are out
             if not reset_done and done >= n // 2 and (not self.stateful or quiet()):
                 reset_done, reset_left = True, 2
+                self.resets += 1
             if reset_left:
                 reset_left -= 1
                 dut.rst.value = 1
@@ -209,7 +211,8 @@ async def regress_unit(dut):
     goal = coverage.goals(spec, set(res.expected))
     miss = coverage.missed(cov, goal)
     report = {"name": spec.name, "unit": spec.unit, "params": spec.params,
-              "latency": tb.latency, "seed": seed, "vectors": res.vectors,
+              "latency": tb.latency, "beats": tb.beats, "resets": tb.resets, "seed": seed,
+              "vectors": res.vectors,
               "mismatches": res.mismatches, "first_mismatches": res.first,
               "protocol_errors": tb.errors[:10], "coverage": cov, "goals": goal,
               "missed": miss, "summary": coverage.summary(cov, goal),

@@ -128,6 +128,7 @@ def test_quick_regression(spec, build_root):
     assert rep["mismatches"] == 0, "\n".join(rep["first_mismatches"])
     assert not rep["missed"] and not rep["protocol_errors"], rep
     assert rep["passed"] and rep["vectors"] >= 1000
+    assert rep["resets"] == int(spec.clocked)  # clocked units get (and survive) a reset
 
 
 @pytest.mark.parametrize("spec,mutation", MUTATIONS, ids=lambda v: getattr(v, "name", v))
