@@ -7,14 +7,18 @@
                     └─► ScaleRound(M=4) ─► s4 ─► ElementQuantizer ─► c4 ─► BlockError ─► e4 ─┘
            (cut 1)                     (cut 2)                                          (cut 3)
 
-Block error, the hardware definition (golden/kernels.py ``block_error_fixed``):
+Block error, the hardware definition (golden/kernels.py ``four_over_six`` with ``fixed``):
 with ``Eb = floor(log2 amax)`` and ``F = error_frac_bits`` fractional bits,
 ``X_i = floor(|x_i| * 2**(F - Eb))``, ``Y_i = floor(|q_i * S| * 2**(F - Eb))``
 (``2 * |q_i|`` is an integer, so ``|q_i * S|`` is ``(2|q_i| * sig_S) * 2**(exp_S - 1)``),
 ``e_i = X_i - Y_i``; the error is ``sum e_i**2`` (mse) or ``sum |e_i|`` (mae), exact
 integers.  ``|x_i| <= amax < 2**(Eb + 1)`` bounds ``X_i < 2**(F + 1)``; ``Y_i`` stays
-below ``2**(F + 2)``.  M = 4 is taken only if its error is strictly lower (ties
-and all-zero blocks keep 6); ``choice`` = 1 when M = 4 was taken.
+below ``2**(F + 2)`` for the codes the quantizer gives.  M = 4 is taken only if its
+error is strictly lower (ties and all-zero blocks keep 6); ``choice`` = 1 when M = 4 was taken.
+
+The error unit forms ``Y`` the way the golden model does, as a table ``T[code]`` built once
+per block and candidate, so a lane costs a shift (``X_i``), a table lookup, a subtraction and
+a square; see :class:`BlockError`.
 
 Latency 0, or 3 with ``pipelined`` (the cuts above), a new block every cycle.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,6 +41,15 @@ __all__ = ["BlockError", "FourOverSix", "METRICS"]
 METRICS = ("mse", "mae")
 
 
+def square(a):
+    """``a * a`` with each cross product ``a_j a_k`` (j < k) formed once:
+    ``sum_j a_j 4**j + sum_{j<k} a_j a_k 2**(j+k+1)``, half the partial products of ``a * a``."""
+    w = len(a)
+    rows = [Cat(*(Cat(a[j], Const(0, 1)) for j in range(w)))]
+    rows += [(a[j + 1:] & a[j].replicate(w - j - 1)) << (2 * j + 2) for j in range(w - 1)]
+    return sum(rows)
+
+
 class BlockError(wiring.Component):
     """Fixed-point block error of one candidate (combinational; see the module docstring).
 
@@ -45,6 +58,12 @@ class BlockError(wiring.Component):
     x: In(block) -- the block; amax: In(input bits - 1) -- its amax magnitude bits.
     codes: In(E2M1 lanes) -- the candidate's codes; scale: In(8) -- its scale code.
     error: Out(width) -- the exact integer error.
+
+    Per block, one shift ``W = floor(sig_S * 2**(sh + G))`` (``sh = exp_S - 1 + F - Eb``)
+    gives the table ``T[c] = floor(k_c * W / 2**G) = Y`` of every code ``c``
+    (``k_c = 2|value_c|``; exact, as ``k_c * sig_S < 2**G`` makes both sides 0 when
+    ``sh < -G``).  Per lane, ``|e_i|`` is ``a + neg`` (``a`` the ones' complement of a
+    negative ``e_i``), and the mse term ``a**2 + neg * (2a + 1)`` uses :func:`square`.
     """
 
     def __init__(self, *, quantizer: ElementQuantizer, metric: str = "mse",
@@ -55,9 +74,8 @@ class BlockError(wiring.Component):
         if not 0 <= frac <= 20:
             raise ValueError(f"error_frac_bits must be in 0..20, got {frac}")
         self.q, self.metric, self.frac = quantizer, metric, frac
-        n = quantizer.block_size
-        ew = frac + 4  # |e| < 2**(F + 2), plus sign
-        width = (2 * ew if metric == "mse" else ew) + n.bit_length()
+        term = 2 * (frac + 2) if metric == "mse" else frac + 2  # |e_i| < 2**(F + 2)
+        width = term + (quantizer.block_size - 1).bit_length()
         super().__init__({"x": In(quantizer.x.shape()), "amax": In(quantizer.ff.bits - 1),
                           "codes": In(quantizer.codes.shape()), "scale": In(8),
                           "error": Out(width)})
@@ -68,39 +86,36 @@ class BlockError(wiring.Component):
         _, a_sig, a_exp = unpack(self.amax, ff)
         eb = Signal(signed(12), name="amax_log2")
         m.d.comb += eb.eq(a_exp + leading_one(m, a_sig, "amax_lead"))
-        _, s_sig, s_exp = unpack(self.scale[:sf.bits], sf)
-        half = 1 << (efmt.bits - 1)
-        twice = [int(2 * v) for v in efmt.table[:half]]
 
-        def frame(sig, shift, limit, name):
-            """floor(sig * 2**shift), with shift clamped where the result is already decided."""
+        def frame(sig, shift, bits, name):
+            """floor(sig * 2**shift) mod 2**bits, the shift clamped where that is decided."""
             p = len(sig)
-            t = Signal(range(limit + p + 1), name=f"{name}_shift")
+            t = Signal(range(bits + p + 1), name=f"{name}_shift")
             e = shift + p
-            m.d.comb += t.eq(Mux(e < 0, 0, Mux(e > limit + p, limit + p, e)))
-            v = Signal(limit + 2 * p, name=f"{name}_wide")
-            m.d.comb += v.eq(sig << t)
-            return v[p:]
+            m.d.comb += t.eq(Mux(e < 0, 0, Mux(e > bits + p, bits + p, e)))
+            v = Signal(bits, name=name)
+            m.d.comb += v.eq((sig << t)[p:])
+            return v
 
-        ew = F + 4
+        # T[c] = Y of code c, mod 2**(F + 2) (see the class docstring)
+        _, s_sig, s_exp = unpack(self.scale[:sf.bits], sf)
+        twice = [int(2 * v) for v in efmt.table[:1 << (efmt.bits - 1)]]
+        G = max(twice).bit_length() + len(s_sig)
+        W = frame(s_sig, s_exp - 1 + F - eb + G, G + F + 2, "W")
+        table = Array((k * W)[G:G + F + 2] for k in twice)
+
         terms = []
         for i in range(self.q.block_size):
             _, x_sig, x_exp = unpack(self.x[i], ff)
             X = frame(x_sig, x_exp + F - eb, F + 1, f"X{i}")
-            mag = Signal(range(max(twice) + 1), name=f"q{i}")
-            with m.Switch(self.codes[i][:efmt.bits - 1]):
-                for c, v in enumerate(twice):
-                    with m.Case(c):
-                        m.d.comb += mag.eq(v)
-            prod = Signal(len(mag) + len(s_sig), name=f"qs{i}")
-            m.d.comb += prod.eq(mag * s_sig)
-            Y = frame(prod, s_exp - 1 + F - eb, F + 2, f"Y{i}")
-            e = Signal(signed(ew), name=f"e{i}")
-            m.d.comb += e.eq(X - Y)
-            a = Signal(ew - 1, name=f"abs_e{i}")
-            m.d.comb += a.eq(Mux(e < 0, -e, e))
+            e = Signal(signed(F + 3), name=f"e{i}")
+            m.d.comb += e.eq(X - table[self.codes[i][:efmt.bits - 1]])
+            neg = e[-1]
+            a = Signal(F + 2, name=f"ones_e{i}")
+            m.d.comb += a.eq(e[:F + 2] ^ neg.replicate(F + 2))
             term = Signal(len(self.error), name=f"term{i}")
-            m.d.comb += term.eq(a * a if self.metric == "mse" else a)
+            m.d.comb += term.eq(square(a) + Cat(neg, a & neg.replicate(F + 2))
+                                if self.metric == "mse" else a + neg)
             terms.append(term)
         m.d.comb += self.error.eq(sum(terms))
         return m

@@ -3,6 +3,11 @@
 import numpy as np
 import pytest
 
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from finescale.hw.fouroversix import square
 from finescale.hw.simulate import simulate
 from finescale.hw.units import spec
 
@@ -29,3 +34,20 @@ def test_pipelined_variants(unit, latency):
     s = spec(unit, scale_format="ue5m3", block_size=4, pipelined=True, input_format="fp32")
     assert s.latency == latency
     check(s, 100)
+
+
+class Square(wiring.Component):
+    def __init__(self, width):
+        super().__init__({"a": In(width), "y": Out(2 * width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(square(self.a))
+        return m
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 10])
+def test_square_exhaustive(width):
+    a = np.arange(1 << width, dtype=np.uint64)
+    got = simulate(Square(width), {"a": a})["y"]
+    np.testing.assert_array_equal(np.asarray(got, np.uint64), a * a)
