@@ -49,6 +49,22 @@ def test_real_synthesis_of_a_tiny_unit(lib, tmp_path, monkeypatch):
     assert flow.synthesize(design, text, nand2, cache_dir=tmp_path) == got
 
 
+@pytest.mark.parametrize("full,hierarchy", [(False, False), (True, True)])
+def test_every_abc_call_runs_our_script(lib, full, hierarchy):
+    """Yosys's default ABC script (``&fraig -x``) runs for many minutes on the 4o6 unit:
+    no mapping may fall back to it, ``synth``'s built-in ``abc`` included."""
+    lines = flow.script("top", lib[0], full=full, hierarchy=hierarchy).splitlines()
+    abc = [ln for ln in lines if ln.split()[0] == "abc"]
+    assert abc and all(f"-script {flow.ABC_SCRIPT}" in ln for ln in abc), abc
+    assert "&fraig" not in flow.ABC_SCRIPT and "ifraig" in flow.ABC_SCRIPT
+    synth = [ln for ln in lines if ln.startswith("synth ")]
+    assert synth and all("-noabc" in ln for ln in synth), synth
+    fpga = [i for i, ln in enumerate(lines) if ln.startswith("synth_")]
+    assert len(fpga) == (2 if full else 0)
+    assert all(lines[i - 1] == f"scratchpad -set abc9.script {flow.ABC9_SCRIPT}" for i in fpga)
+    assert "&mfs" not in flow.ABC9_SCRIPT
+
+
 def test_more_lanes_cost_more_and_the_command_writes_its_reports(tmp_path):
     rtl = tmp_path / "rtl"
     rtl.mkdir()
