@@ -79,13 +79,16 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]]) ->
 
 
 def rules(rows, path: Path) -> Path | None:
-    """4-over-6 unit vs abs-max vs prevent-zero scale units, per format and block size."""
+    """The 4-over-6 unit (scale and codes) vs the quantizer (scale and codes) and the abs-max,
+    prevent-zero and mx scale units (scale only), per format and block size; log scale."""
     def rule(r):
         if r["unit"] == "4o6":
-            return "4-over-6"
+            return "4-over-6 (scale + codes)"
+        m = r["params"].get("method", "abs-max")
+        if r["unit"] == "quantizer" and not r["params"].get("prevent_zero"):
+            return f"{m} quantizer (scale + codes)"
         if r["unit"] == "scale":
-            m = r["params"].get("method", "abs-max")
-            return f"{m} + pz" if r["params"].get("prevent_zero") else m
+            return f"{m} + pz scale" if r["params"].get("prevent_zero") else f"{m} scale"
         return None
     chosen = [r for r in rows if rule(r) and r["params"].get("input_format", "bf16") == "bf16"
               and not r["params"].get("pipelined")]
@@ -96,9 +99,11 @@ def rules(rows, path: Path) -> Path | None:
     series = {}
     for r in chosen:
         series.setdefault(rule(r), {})[f"{r.get('scale_format')} b{r['lanes']}"] = r["sky130_um2"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups)) + 2.5, 4))
     _grouped_bars(ax, groups, dict(sorted(series.items())))
-    ax.set_ylabel("sky130 area, um$^2$")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_yscale("log")
+    ax.set_ylabel("sky130 area, um$^2$ (log)")
     ax.set_title("Scale selection rule: 4-over-6 vs abs-max vs prevent-zero")
     return _save(fig, path)
 
