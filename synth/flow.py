@@ -38,7 +38,7 @@ ABC_SCRIPT = "+strash;ifraig;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf;&put"
 
 #: The ABC9 script of the FPGA flows (``synth_ice40``, ``synth_ecp5``): Yosys's default without
 #: the final ``&mfs``, the don't-care resynthesis that took 1.5 to 3 minutes of the 4-lane
-#: 4o6 unit's 3.5 (and more for larger blocks) for 2 to 11 % fewer LUTs.
+#: 4o6 unit's 3.5 (and more for larger blocks) for 2 to 10 % fewer LUTs.
 ABC9_SCRIPT = "+&scorr;&sweep;&dc2;&dch,-f,-r;&ps;&if,{W},{D},{R},-v"
 
 
@@ -90,12 +90,10 @@ def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False
                   f"tee -q -o hier.json stat -json -liberty cells.lib -top {top}"]
     if full:
         lines += ["design -load rtl", *generic(), f"{abc} -g cmos2",
-                  "tee -q -o cmos.json stat -json -tech cmos",
-                  "design -load rtl", f"scratchpad -set abc9.script {ABC9_SCRIPT}",
-                  f"synth_ice40 -top {top}", "tee -q -o ice40.json stat -json",
-                  "design -load rtl", f"scratchpad -set abc9.script {ABC9_SCRIPT}",
-                  f"synth_ecp5 -nodsp -top {top}",
-                  "tee -q -o ecp5.json stat -json"]
+                  "tee -q -o cmos.json stat -json -tech cmos"]
+        for fpga, synth in (("ice40", "synth_ice40"), ("ecp5", "synth_ecp5 -nodsp")):
+            lines += ["design -load rtl", f"scratchpad -set abc9.script {ABC9_SCRIPT}",
+                      f"{synth} -top {top}", f"tee -q -o {fpga}.json stat -json"]
     return "\n".join(lines) + "\n"
 
 

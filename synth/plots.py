@@ -67,7 +67,8 @@ def area_vs_block_size(rows, path: Path, *, per_lane=False) -> Path | None:
     return _save(fig, path)
 
 
-def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]]) -> None:
+def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]],
+                  **legend) -> None:
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
@@ -75,7 +76,7 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]]) ->
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, fontsize=8, rotation=30, ha="right")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, **legend)
 
 
 def rules(rows, path: Path) -> Path | None:
@@ -100,8 +101,8 @@ def rules(rows, path: Path) -> Path | None:
     for r in chosen:
         series.setdefault(rule(r), {})[f"{r.get('scale_format')} b{r['lanes']}"] = r["sky130_um2"]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups)) + 2.5, 4))
-    _grouped_bars(ax, groups, dict(sorted(series.items())))
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _grouped_bars(ax, groups, dict(sorted(series.items())), loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))
     ax.set_yscale("log")
     ax.set_ylabel("sky130 area, um$^2$ (log)")
     ax.set_title("Scale selection rule: 4-over-6 vs abs-max vs prevent-zero")
