@@ -169,8 +169,12 @@ def torch_sum(e):
     return out
 
 
+@np.errstate(over="ignore", invalid="ignore", under="ignore")
 def dequantize(v, s, g, mode, amax=None, C=None):
-    """``v * S * g`` in a float32 order (see :class:`QuantizedTensor`); float32."""
+    """``v * S * g`` in a float32 order (see :class:`QuantizedTensor`); float32.
+
+    Overflow to inf is the order's own result (fouroversix's float16 product).
+    """
     v32, s32 = v.astype(F32), s.astype(F32)
     if mode == "f16-product":
         return (v.astype(np.float16) * s.astype(np.float16)).astype(F32)
@@ -214,6 +218,7 @@ def round_elements(q, efmt: Format, *, rounding, seed, overflow_fault):
     return codes, efmt.table[codes].astype(F32)
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, opts,
                  pz_code, tensor_amax, C):
     """Float32 abs-max / 4-over-6 of blocks ``xb``: (element codes, scale codes, take4).
@@ -282,6 +287,7 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
     return ecodes, np.where(take4, s4, s6).astype(np.uint8), take4
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def reproduce_faults(opts, xb, amax, ecodes, scodes, efmt: Format, *, M, tensor_amax):
     """The anchor's bytes at its named faults (``faults="reproduce"``), blocks as rows.
 
