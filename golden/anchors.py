@@ -36,6 +36,12 @@ Faults (``faults="reproduce"`` copies them; the default returns the rule):
 * ``rceil-log2`` (torchao 0.18.0): ``ceil(log2(amax / 6))`` in float32 loses
   the +1 when ``amax / 6`` is just above a power of two and log2 rounds down
   onto the integer.
+* ``zero-scale-codes`` (TransformerEngine, commit 0a6e0d6, NVFP4 reference): the
+  element multiplier ``min(1 / (g S), FLT_MAX)`` codes a zero-scale block from
+  ``x * FLT_MAX`` (clamped to +-6); the rule gives 0.  (Its values dequantize to 0.)
+* ``tensor-overflow`` (fouroversix, torchao, TransformerEngine): the float32
+  per-tensor scale (``C / amax``, ``1 / g``) overflows for amax < C 2^-128; the
+  rule is the same float32 order on ``x 2^k`` (exact).
 * ``zero-tensor`` (torchao 0.18.0, two-level NVFP4): an all-zero tensor has
   per-tensor scale 0, so every block scale is 0/0 = NaN (code 0xFF) and every
   element code 12; the rule (as for fouroversix) gives scale and elements 0.
@@ -54,7 +60,10 @@ DEQUANTS = ("exact", "scale-first", "amax-last", "f16-product")
 ZERO_SIGNS = ("x", "positive", "scaled")
 FAULTS = ("exact", "reproduce")
 #: the anchors whose faults ``faults="reproduce"`` knows, by recipe key ``anchor``
-ANCHORS = ("fouroversix-1.0.5", "torchao-0.18.0")
+TE = "transformer-engine-0a6e0d6"
+ANCHORS = ("fouroversix-1.0.5", "torchao-0.18.0", TE)
+ERROR_DOMAINS = ("dequant", "scaled")
+ERROR_SUMS = ("torch", "sequential")
 #: the E2M1 code both anchors write for x86's default NaN 0xFFC00000 (fouroversix through
 #: its BF16 bit packing, torchao through its magic-add cast); torchao writes 12 for the
 #: NaN 0xFFFFFFFF that a NaN E4M3 scale becomes
@@ -108,9 +117,17 @@ def scale_quotient(amax_b, M, g, E, *, order, tensor_scale, factor=1.0):
     return (q * F32(factor)).astype(F32) if factor != 1.0 else q
 
 
-def scaled_elements(xb, svals, g, *, order):
-    """Float32 ``x * r`` per element (rows are blocks); 0 where S = 0."""
+def scaled_elements(xb, svals, g, *, order, flt_max_guard=False):
+    """Float32 ``x * r`` per element (rows are blocks); 0 where S = 0.
+
+    ``flt_max_guard``: TransformerEngine's ``r = min(1 / (g S), FLT_MAX)``, which
+    codes a zero-scale block from ``x * FLT_MAX`` (fault ``zero-scale-codes``).
+    """
     s = svals.astype(F32)
+    if flt_max_guard:
+        with np.errstate(divide="ignore"):
+            r = np.minimum((F32(1) / (g * s).astype(F32)).astype(F32), np.finfo(F32).max)
+        return (xb.astype(F32) * r[:, None]).astype(F32)
     nz = s != 0
     s1 = np.where(nz, s, F32(1))
     if order == "chain":
@@ -142,12 +159,18 @@ def fp32_log2_ceil(d):
         return np.ceil(np.log2(d.astype(F32)))
 
 
-def block_error(dq, xb, metric):
-    """float32 block error of one candidate, summed in torch's CPU order."""
-    d = (dq - xb).astype(F32)
+def block_error(dq, ref, metric, summation="torch"):
+    """float32 block error of one candidate against ``ref``, summed in torch's CPU
+    order (``summation="torch"``) or element by element (``"sequential"``)."""
+    d = (dq - ref).astype(F32)
     if metric == "max-abs":
         return np.abs(d).max(axis=1)
     e = (d * d).astype(F32) if metric == "mse" else np.abs(d)
+    if summation == "sequential":
+        out = np.zeros(e.shape[0], F32)
+        for k in range(e.shape[1]):
+            out = (out + e[:, k]).astype(F32)
+        return out
     return torch_sum(e)
 
 
@@ -226,6 +249,10 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
     ``g``/``E``: float32 decode/encode per-tensor scale of every block.
     """
     order, ts = opts["f32_order"], opts["tensor_scale"]
+    te_guard = opts["faults"] == "reproduce" and opts["anchor"] == TE
+    if te_guard:  # TE's min(E, FLT_MAX) and decode scale 1 / E
+        E = np.minimum(E, np.finfo(F32).max)
+        g = (F32(1) / E).astype(F32)
     overflow = opts["faults"] == "reproduce" and opts["anchor"] == "fouroversix-1.0.5"
 
     def scale_codes(q):
@@ -242,15 +269,17 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
 
     def candidate(scodes):
         svals = sfmt.table[scodes]
-        q = scaled_elements(xb, svals, g, order=order)
+        q = scaled_elements(xb, svals, g, order=order, flt_max_guard=te_guard)
         bad = ~np.isfinite(q)
         codes, vals = round_elements(np.where(bad, 0, q), efmt, rounding=opts["rounding"],
                                      seed=opts["seed"], overflow_fault=overflow)
         if bad.any():  # faults="reproduce" only (tensor-overflow, zero-tensor)
-            sat = np.isinf(q) & (opts["anchor"] == "torchao-0.18.0")  # torch.clamp(+-inf)
+            sat = np.isinf(q) & (opts["anchor"] != "fouroversix-1.0.5")  # clamp(+-inf)
             codes[sat] = efmt.encode(np.clip(q[sat], -efmt.max, efmt.max))
             nan_scale = np.isnan(svals)[:, None] & (opts["anchor"] == "torchao-0.18.0")
             nan_codes = np.broadcast_to(np.where(nan_scale, 12, NAN_CODE), q.shape)
+            if opts["anchor"] == TE:  # cast_to_fp4x2 leaves NaN at code 0
+                nan_codes = np.zeros(q.shape, np.uint8)
             codes[bad & ~sat] = nan_codes[bad & ~sat]
             vals = np.where(bad, np.nan, vals).astype(F32)
         codes = zero_sign(codes, q, efmt, opts["zero_sign"], zero=vals == 0)
@@ -273,14 +302,18 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
     mode = opts["dequant"]
     gb = g[:, None]
     x32 = xb.astype(F32)
+    if opts["error_domain"] == "scaled":  # |v S - x E|: TE's FP16 product domain
+        xe = (x32 * E[:, None]).astype(F32)
 
     def err(v, sv):
         s = np.broadcast_to(sv.astype(F32)[:, None], v.shape)
+        if opts["error_domain"] == "scaled":  # v S is exact (FP16 holds every product)
+            return block_error((v * s).astype(F32), xe, opts["metric"], opts["error_sum"])
         if mode == "exact":
             dq = (v.astype(np.float64) * s * gb).astype(F32)
         else:
             dq = dequantize(v, s, np.broadcast_to(gb, v.shape), mode, tensor_amax, C)
-        return block_error(dq, x32, opts["metric"])
+        return block_error(dq, x32, opts["metric"], opts["error_sum"])
 
     take4 = err(v4, sv4) < err(v6, sv6)
     ecodes = np.where(take4[:, None], c4, c6).astype(np.uint8)

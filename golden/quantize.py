@@ -148,7 +148,8 @@ def _anchor_options(opts, method, hier, arith):
     for name, options in (("f32_order", anchors.F32_ORDERS),
                           ("tensor_scale", anchors.TENSOR_SCALES),
                           ("dequant", anchors.DEQUANTS), ("zero_sign", anchors.ZERO_SIGNS),
-                          ("faults", anchors.FAULTS)):
+                          ("faults", anchors.FAULTS), ("error_domain", anchors.ERROR_DOMAINS),
+                          ("error_sum", anchors.ERROR_SUMS)):
         _choice(name, opts[name], options)
     if opts["anchor"] is not None:
         _choice("anchor", opts["anchor"], anchors.ANCHORS)
@@ -191,6 +192,10 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         :meth:`QuantizedTensor.dequantize` (and the f32 4o6 error) uses
     zero_sign="x" | "positive" | "zero-scale-positive": the sign of an element
         that rounds to zero: x's, always +0, or +0 in blocks whose scale is 0
+    error_domain="dequant" | "scaled", error_sum="torch" | "sequential": the f32 4o6
+        error of the dequantized candidate against x, or of ``v S`` against ``x E``
+        (TransformerEngine's FP16 product domain), summed in torch's CPU order or
+        element by element
     faults="exact" | "reproduce": at the named faults of the recipe's anchor
         (:mod:`.anchors`), return the rule computed exactly, or the anchor's bytes
     candidate4="amax/4" | "1.5x6" | "1.5xq6": 4o6's second candidate, RoundSF(amax / 4),

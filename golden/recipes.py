@@ -20,7 +20,7 @@ DEFAULTS = dict(
     scale_rounding=None, arith="exact", candidate4="amax/4", metric="mse",
     error_arith="fixed", error_frac_bits=8, seed=None, prune=True,
     f32_order="fused", tensor_scale="divide", scale_min=None, dequant="exact", zero_sign="x",
-    faults="exact", anchor=None,
+    faults="exact", anchor=None, error_domain="dequant", error_sum="torch",
 )
 
 # fouroversix 1.0.5 (quantize/pytorch/reference.py, PyTorch backend, CPU):
@@ -34,6 +34,17 @@ _FOS = dict(anchor="fouroversix-1.0.5", arith="f32", block_size=16, scale="e4m3"
 # dequantize: fl16(v * fl16(S)) (float16 intermediate, no per-tensor factor)
 _FOS_MX = dict(anchor="fouroversix-1.0.5", block_size=32, scale="e8m0", method="mx",
                scale_rounding="ceil", dequant="f16-product", zero_sign="scaled")
+# TransformerEngine NVFP4 4over6 reference, NVFP4QuantizerRef(nvfp4_use_4over6=True) of
+# transformer_engine/pytorch/custom_recipes/quantization_ref_nvfp4.py at commit 0a6e0d6a
+# (read, not run: TE needs CUDA to install): E = fl32(C / amax), C = bound * 6;
+# S6 = e4m3(fl32(amax_b / 6) E), S4 = e4m3(1.5 fl32(amax_b / 6) E); q = x * 1 / fl32(S / E);
+# E2M1 RNE (-0 iff q < 0); MAE (its default) summed element by element, in the input
+# domain fl32(fl32(v S) amax) / C, or with fast math in the FP16 product domain |v S - x E|;
+# ties keep 6.  dequantize() uses the order of its input-domain error (its own
+# dequantization is not part of that code).
+_TE = dict(anchor="transformer-engine-0a6e0d6", arith="f32", block_size=16, scale="e4m3",
+           method="4o6", hierarchical="tensor", tensor_scale="encode", candidate4="1.5xq6",
+           metric="mae", error_sum="sequential", zero_sign="scaled")
 # torchao 0.18.0 (prototype/mx_formats/nvfp4_tensor.py nvfp4_quantize, NVFP4Tensor.dequantize):
 # S = e4m3(clamp(fl32(fl32(amax_b / 6) / g), 2^-6, 448)); q = fl32(x * fl32(fl32(1 / g) / S));
 # dequantize: fl32(v * fl32(g * S)); g = fl32(amax / 2688) (per_tensor_amax_to_scale)
@@ -89,6 +100,14 @@ RECIPES: dict[str, dict] = {
     "torchao-mxfp4-ceil": dict(_TAO_MX, scale_rounding="ceil"),
     "torchao-mxfp4-even": dict(_TAO_MX, M=3.5),
     "torchao-mxfp4-rceil": dict(_TAO_MX, M=6.0, scale_rounding="ceil"),
+    # TransformerEngine (commit 0a6e0d6) NVFP4 4over6 reference: nvfp4_e4m3_max 448 / 256,
+    # errors in the input domain (default) or the FP16 product domain (err_use_fast_math)
+    "te-nvfp4-4o6": dict(_TE, scale_bound=448.0, dequant="amax-last"),
+    "te-nvfp4-4o6-256": dict(_TE, scale_bound=256.0, dequant="amax-last"),
+    "te-nvfp4-4o6-fp16": dict(_TE, scale_bound=448.0, error_domain="scaled",
+                              dequant="amax-last"),
+    "te-nvfp4-4o6-fp16-256": dict(_TE, scale_bound=256.0, error_domain="scaled",
+                                  dequant="amax-last"),
 }
 
 
