@@ -39,15 +39,18 @@ Faults (``faults="reproduce"`` copies them; the default returns the rule):
 * ``zero-scale-codes`` (TransformerEngine, commit 0a6e0d6, NVFP4 reference): the
   element multiplier ``min(1 / (g S), FLT_MAX)`` codes a zero-scale block from
   ``x * FLT_MAX`` (clamped to +-6); the rule gives 0.  (Its values dequantize to 0.)
-* ``tensor-overflow`` (fouroversix, torchao, TransformerEngine): the float32
-  per-tensor scale (``C / amax``, ``1 / g``) overflows for amax < C 2^-128; the
-  rule is the same float32 order on ``x 2^k`` (exact).
+* ``tensor-overflow`` (fouroversix, torchao, TransformerEngine): for amax < C 2^-126
+  the float32 per-tensor scale leaves the normal range (g subnormal, E = C / amax
+  or 1 / g overflowing, and with them ``1 / (g S)``); the rule is the same float32
+  order on ``x 2^k`` (an exact rescaling every step commutes with).
 * ``zero-tensor`` (torchao 0.18.0, two-level NVFP4): an all-zero tensor has
   per-tensor scale 0, so every block scale is 0/0 = NaN (code 0xFF) and every
   element code 12; the rule (as for fouroversix) gives scale and elements 0.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -59,23 +62,54 @@ TENSOR_SCALES = ("divide", "encode")
 DEQUANTS = ("exact", "scale-first", "amax-last", "f16-product")
 ZERO_SIGNS = ("x", "positive", "scaled")
 FAULTS = ("exact", "reproduce")
-#: the anchors whose faults ``faults="reproduce"`` knows, by recipe key ``anchor``
-TE = "transformer-engine-0a6e0d6"
-ANCHORS = ("fouroversix-1.0.5", "torchao-0.18.0", TE)
 ERROR_DOMAINS = ("dequant", "scaled")
 ERROR_SUMS = ("torch", "sequential")
-#: the E2M1 code both anchors write for x86's default NaN 0xFFC00000 (fouroversix through
-#: its BF16 bit packing, torchao through its magic-add cast); torchao writes 12 for the
-#: NaN 0xFFFFFFFF that a NaN E4M3 scale becomes
-NAN_CODE = 11
+FOS, TAO, TE = "fouroversix-1.0.5", "torchao-0.18.0", "transformer-engine-0a6e0d6"
 
 
-def tensor_scales(amax_t, C, tensor_scale, *, reproduce=False):
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """What ``faults="reproduce"`` copies from one anchor (all off: the rule).
+
+    e2m1_overflow: scaled values >= 7 written with fouroversix's codes.
+    inf_saturates: an infinite scaled element clamps to +-6 (else it is a NaN).
+    nan_code / nan_scale_code: the E2M1 code of a NaN scaled element (x86's default
+        NaN 0xFFC00000; a NaN that came from a NaN E4M3 scale, 0xFFFFFFFF).
+    flt_max_guard: TE's ``min(., FLT_MAX)`` on the encode scales.
+    mx: whose MXFP4 scale faults apply ("fouroversix", "torchao" or None).
+    zero_tensor_g: keep g = 0 for an all-zero tensor (torchao divides by it).
+    """
+
+    e2m1_overflow: bool = False
+    inf_saturates: bool = True
+    nan_code: int = 11
+    nan_scale_code: int = 11
+    flt_max_guard: bool = False
+    mx: str | None = None
+    zero_tensor_g: bool = False
+
+
+FAULTS_OF = {
+    FOS: Faults(e2m1_overflow=True, inf_saturates=False, mx="fouroversix"),
+    TAO: Faults(nan_scale_code=12, mx="torchao", zero_tensor_g=True),
+    TE: Faults(nan_code=0, nan_scale_code=0, flt_max_guard=True),
+}
+#: the anchors whose faults ``faults="reproduce"`` knows, by recipe key ``anchor``
+ANCHORS = tuple(FAULTS_OF)
+RULE = Faults()
+
+
+def faults_of(opts) -> Faults:
+    """The faults to copy: the anchor's under ``faults="reproduce"``, else none."""
+    return FAULTS_OF[opts["anchor"]] if opts["faults"] == "reproduce" else RULE
+
+
+def tensor_scales(amax_t, C, tensor_scale, *, keep_zero=False):
     """(g, E) float32: decode and encode per-tensor scales, as the anchors form them.
 
     encode: ``E = fl32(C / amax)`` (1 for an all-zero tensor, as fouroversix does),
     ``g = fl32(1 / E)``; divide: ``g = fl32(amax / C)``, ``E = fl32(1 / g)``, and an
-    all-zero tensor gets g = 1 unless ``reproduce`` (torchao divides by its g = 0).
+    all-zero tensor gets g = 1 unless ``keep_zero`` (torchao divides by its g = 0).
     Either may overflow for tiny tensors (see :func:`tensor_overflow`).
     """
     a = np.asarray(amax_t, F32)
@@ -84,14 +118,17 @@ def tensor_scales(amax_t, C, tensor_scale, *, reproduce=False):
             enc = np.where(a == 0, F32(1), F32(C) / np.where(a == 0, F32(1), a)).astype(F32)
             return (F32(1) / enc).astype(F32), enc
         g = (a / F32(C)).astype(F32)
-        if not reproduce:
+        if not keep_zero:
             g = np.where(a == 0, F32(1), g).astype(F32)
         return g, (F32(1) / g).astype(F32)
 
 
 def tensor_overflow(g, E) -> bool:
-    """Does the float32 per-tensor scale leave the float32 range (fault ``tensor-overflow``)?"""
-    return bool(np.any(~np.isfinite(E)) or np.any(g == 0) or np.any(~np.isfinite(1 / g)))
+    """Does the float32 per-tensor scale pair leave the normal float32 range (g or
+    1 / E subnormal, E or 1 / g infinite: fault ``tensor-overflow``)?"""
+    tiny = np.finfo(F32).tiny
+    with np.errstate(divide="ignore", over="ignore"):
+        return bool(np.any((g < tiny) | ~np.isfinite(E) | (E > 1 / tiny) | ~np.isfinite(1 / g)))
 
 
 def rescale(xb, amax, tensor_amax, C, tensor_scale):
@@ -249,11 +286,10 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
     ``g``/``E``: float32 decode/encode per-tensor scale of every block.
     """
     order, ts = opts["f32_order"], opts["tensor_scale"]
-    te_guard = opts["faults"] == "reproduce" and opts["anchor"] == TE
-    if te_guard:  # TE's min(E, FLT_MAX) and decode scale 1 / E
+    fl = faults_of(opts)
+    if fl.flt_max_guard:  # TE's min(E, FLT_MAX) and decode scale 1 / E
         E = np.minimum(E, np.finfo(F32).max)
         g = (F32(1) / E).astype(F32)
-    overflow = opts["faults"] == "reproduce" and opts["anchor"] == "fouroversix-1.0.5"
 
     def scale_codes(q):
         if opts["scale_min"] is not None:
@@ -269,17 +305,16 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
 
     def candidate(scodes):
         svals = sfmt.table[scodes]
-        q = scaled_elements(xb, svals, g, order=order, flt_max_guard=te_guard)
+        q = scaled_elements(xb, svals, g, order=order, flt_max_guard=fl.flt_max_guard)
         bad = ~np.isfinite(q)
         codes, vals = round_elements(np.where(bad, 0, q), efmt, rounding=opts["rounding"],
-                                     seed=opts["seed"], overflow_fault=overflow)
+                                     seed=opts["seed"], overflow_fault=fl.e2m1_overflow)
         if bad.any():  # faults="reproduce" only (tensor-overflow, zero-tensor)
-            sat = np.isinf(q) & (opts["anchor"] != "fouroversix-1.0.5")  # clamp(+-inf)
+            sat = np.isinf(q) & fl.inf_saturates  # torch.clamp(+-inf, -6, 6)
             codes[sat] = efmt.encode(np.clip(q[sat], -efmt.max, efmt.max))
-            nan_scale = np.isnan(svals)[:, None] & (opts["anchor"] == "torchao-0.18.0")
-            nan_codes = np.broadcast_to(np.where(nan_scale, 12, NAN_CODE), q.shape)
-            if opts["anchor"] == TE:  # cast_to_fp4x2 leaves NaN at code 0
-                nan_codes = np.zeros(q.shape, np.uint8)
+            nan_scale = np.isnan(svals)[:, None]
+            nan_codes = np.broadcast_to(np.where(nan_scale, fl.nan_scale_code, fl.nan_code),
+                                        q.shape)
             codes[bad & ~sat] = nan_codes[bad & ~sat]
             vals = np.where(bad, np.nan, vals).astype(F32)
         codes = zero_sign(codes, q, efmt, opts["zero_sign"], zero=vals == 0)
@@ -327,20 +362,20 @@ def reproduce_faults(opts, xb, amax, ecodes, scodes, efmt: Format, *, M, tensor_
     ``e2m1-overflow`` is applied inside :func:`quantize_f32` (it changes 4o6's
     choice); the faults here only replace codes of the rule's result.
     """
-    anchor, method = opts["anchor"], opts["method"]
+    mx = faults_of(opts).mx if opts["method"] == "mx" else None
     ecodes, scodes = ecodes.copy(), scodes.copy()
 
     def requantize(rows, divisor):
         if rows.any():
             ecodes[rows] = efmt.encode(xb[rows], divisor=divisor)
 
-    if anchor == "fouroversix-1.0.5" and method == "mx":
+    if mx == "fouroversix":
         q = (amax.astype(F32) / F32(M)).astype(F32)
         sub = (q > 0) & (q < np.finfo(F32).tiny) & (scodes == 0)  # mx-subnormal-ceil
         scodes[sub] = 1
         requantize(sub, 2.0 ** -126)
-        ecodes[q == 0] = NAN_CODE  # mx-zero-block: x / 0.0
-    elif anchor == "torchao-0.18.0" and method == "mx":
+        ecodes[q == 0] = FAULTS_OF[FOS].nan_code  # mx-zero-block: x / 0.0
+    elif mx == "torchao":
         if opts["scale_rounding"] == "ceil" and M == 6:  # rceil
             d = (amax.astype(F32) / F32(M)).astype(F32)
             e = np.clip(fp32_log2_ceil(d), -127, 127) + 127  # rceil-log2

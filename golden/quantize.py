@@ -278,7 +278,7 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
             rows_amax = np.array([rows_amax.max(initial=0.0)])
         if arith == "f32":
             gs, es = anchors.tensor_scales(rows_amax, div, opts["tensor_scale"],
-                                           reproduce=opts["faults"] == "reproduce")
+                                           keep_zero=anchors.faults_of(opts).zero_tensor_g)
             genc = np.repeat(es, xb.shape[0] // es.size)
         else:
             gs = (rows_amax / div).astype(np.float32)  # double rounding is innocuous (53 >= 2*24+2)
