@@ -163,7 +163,8 @@ def _anchor_options(opts, method, hier, arith):
     if opts["dequant"] == "amax-last" and hier == "row":
         raise ValueError("dequant='amax-last' needs hierarchical='tensor' or None")
     if opts["faults"] == "reproduce" and opts["anchor"] is None:
-        raise ValueError("faults='reproduce' needs an anchor recipe (fouroversix-*, torchao-*)")
+        raise ValueError("faults='reproduce' needs an anchor recipe (fouroversix-*, torchao-*, "
+                         "te-*)")
 
 
 def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
@@ -190,8 +191,9 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         (torchao: the smallest E4M3 normal, 2^-6)
     dequant="exact" | "scale-first" | "amax-last" | "f16-product": the order
         :meth:`QuantizedTensor.dequantize` (and the f32 4o6 error) uses
-    zero_sign="x" | "positive" | "zero-scale-positive": the sign of an element
-        that rounds to zero: x's, always +0, or +0 in blocks whose scale is 0
+    zero_sign="x" | "positive" | "scaled": the sign of an element that rounds to
+        zero: x's, always +0, or -0 only where the float32 scaled value is negative
+        (an input -0, an underflow to -0 and a zero-scale block give +0)
     error_domain="dequant" | "scaled", error_sum="torch" | "sequential": the f32 4o6
         error of the dequantized candidate against x, or of ``v S`` against ``x E``
         (TransformerEngine's FP16 product domain), summed in torch's CPU order or
