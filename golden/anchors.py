@@ -266,6 +266,15 @@ def zero_sign(codes, q, efmt: Format, policy, zero=None):
     return np.where(zero, plus, codes).astype(np.uint8)
 
 
+def zero_sign_exact(codes, xb, divisors, efmt: Format, policy):
+    """:func:`zero_sign` for the exact paths: ``q = fl32(x / d)`` per block (exact
+    for the power-of-two MX scales), 0 where d = 0."""
+    d = divisors[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(d > 0, xb / np.where(d > 0, d, 1), 0).astype(F32)
+    return zero_sign(codes, q, efmt, policy)
+
+
 def round_elements(q, efmt: Format, *, rounding, seed, overflow_fault):
     """(codes, values) of float32 scaled elements; values as the anchor uses them."""
     if overflow_fault:

@@ -374,10 +374,8 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
             opts, xb, amax, ecodes, scodes, efmt, M=M, tensor_amax=tensor_amax)
 
     if opts["zero_sign"] != "x" and not (arith == "f32" and method in ("abs-max", "4o6")):
-        d = g * sfmt.table[scodes]  # fl32(x / (g S)), exact for the power-of-two MX scales
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(d[:, None] > 0, xb / d[:, None], 0).astype(np.float32)
-        ecodes = anchors.zero_sign(ecodes, q, efmt, opts["zero_sign"])
+        ecodes = anchors.zero_sign_exact(ecodes, xb, g * sfmt.table[scodes], efmt,
+                                         opts["zero_sign"])
     # back to x's layout
     ecodes = np.moveaxis(ecodes.reshape(lead + (nb * block,))[..., :n], -1, axis)
     scodes = np.moveaxis(scodes.reshape(lead + (nb,)), -1, axis)
