@@ -39,7 +39,7 @@ def cases() -> dict[str, np.ndarray]:
     """The corner cases, float32 (64, 128), deterministic."""
     rng = np.random.default_rng(2026)
     out = {}
-    for sigma in (1e-3, 1.0):
+    for sigma in (1e-6, 1e-3, 1.0, 1e2):
         out[f"normal-{sigma:g}"] = rng.normal(0, sigma, (ROWS, COLS)).astype(np.float32)
     # one sigma a row, 1e-7 .. 1e3: subnormal block scales under a per-tensor scale
     sig = np.logspace(-7, 3, ROWS)[:, None]
