@@ -4,9 +4,15 @@ Run from the repository root with the anchors installed (they are not finescale
 dependencies; CI only reads the committed vectors):
 
     pip install --no-deps torchao==0.18.0
-    pip download --no-deps --no-binary :all: fouroversix==1.0.5
-    SKIP_CUDA_BUILD=1 pip install --no-deps --no-build-isolation ./fouroversix-1.0.5.tar.gz
-    python tools/anchor_vectors.py [--out tests/data/anchors]
+    pip install --target /tmp/st setuptools wheel   # fouroversix's setup.py imports torch and
+    export PYTHONPATH=/tmp/st SKIP_CUDA_BUILD=1     # setuptools.command.bdist_wheel (>= 70.1)
+    pip download --no-deps --no-build-isolation --no-binary :all: fouroversix==1.0.5
+    pip install --no-deps --no-build-isolation ./fouroversix-1.0.5.tar.gz
+    unset PYTHONPATH; python tools/anchor_vectors.py [--out tests/data/anchors]
+
+Its PyTorch path runs on CPU without CUDA.  The vectors were written on an x86-64
+(AVX2) CPU with torch 2.13.0: fouroversix's 4-over-6 errors are ``torch.sum`` in
+float32, whose order depends on the CPU's vector width.
 
 It writes ``inputs.npz`` (one float32 array per corner case, shape (64, 128))
 and one ``<recipe>.npz`` per finescale anchor recipe holding, per case,
