@@ -6,7 +6,8 @@
     scale_a, scale_b ─► scales: sig_a*sig_b, shift, sign, NaN ───────────────────────────┤
                                                      apply_scale: |T| * sig ─►(scaled)─┤
       plain:       normalise: |T| sig * 2**(shift + lsb) ─► Rounder(FP32) ─► result ─►(result)
-      accumulate:  accumulator: ±|T| sig << shift + acc ─►[acc]─► normalise ─► result, acc_out
+      kulisch:     accumulator: ±|T| sig << shift + acc ─►[acc]─► normalise ─► result, acc_out
+      fp32:        align: [acc] ± |T| sig 2**x ─► normalise: Rounder(FP32) ─►[acc]─► result, nan
 
 ``2 * E2M1`` is an integer in {0, 1, 2, 3, 4, 6, 8, 12}, so the block sum
 ``T = sum 4 * A_i * B_i`` is exact (``|T| <= 144 * block_size``).  A scale is
@@ -18,12 +19,39 @@ to FP32 (:class:`~finescale.hw.floats.Rounder`: RNE, subnormals, overflow to
 code gives 0x7FC00000; the sign is T's sign xor the scales' signs (a zero sum
 gives +0 times them).
 
-``accumulate=True`` adds each block's value, shifted left by ``s_a + s_b``, to
+``accumulate="kulisch"`` (or ``True``) adds each block's value, shifted left by ``s_a + s_b``, to
 a two's-complement accumulator of :func:`~finescale.golden.dotproduct.accumulator_layout`
 bits (LSB ``2**lsb``: exact for ``2**headroom`` blocks, then it wraps and
 ``acc_overflow`` sticks).  ``acc_clear`` with a block starts a new sum with it;
 ``result`` is the accumulator rounded once to FP32, NaN after a NaN scale until
 the next clear: :func:`~finescale.golden.dotproduct.accumulate_dot` bit for bit.
+
+``accumulate="fp32"`` keeps the running total in a 32-bit FP32 register and
+adds each block's exact value to it with one round-to-nearest-even, the
+correctly rounded IEEE sum (a fused align-add-normalise-round in the
+register's feedback loop, :class:`Align` then :class:`Normalise`):
+:func:`~finescale.golden.dotproduct.accumulate_fp32` bit for bit.
+
+* Alignment window: of the two operands (the register's 24-bit significand,
+  the block's ``n``), the one whose LSB has the larger exponent ``x_hi`` is
+  placed exactly at bit ``K + 1`` of the window (``K = max(24, n_width) + 2``),
+  the other shifted right by the exponent difference; bits shifted out of the
+  window's bottom are OR-ed into bit 0 (sticky).  Window: ``2 max(24, n_width) + 4``
+  bits plus a sign.  A zero operand never sets the window.
+* Guard / round / sticky: a truncated operand lies below ``2**(x_hi - 3)``, so the
+  sum's leading one is at most one place below the larger operand's and the
+  FP32 round bit is at least two places above the sticky bit: the window holds
+  the result significand, the guard (round) bit, and a sticky bit that stands
+  for every bit below, so the RNE of the window is the RNE of the exact sum.
+* Overflow: ±inf, as IEEE RNE (at or above ``2**128 - 2**103``); ±inf then stays
+  (the block values are finite) until a clear.
+* Underflow: FP32 subnormals are kept, no flush; a nonzero sum below half the
+  smallest subnormal rounds to a zero of its own sign.
+* NaN: a NaN scale code sets the sticky ``nan`` flag; the block adds nothing
+  and ``result`` reads 0x7FC00000 until the next clear.
+* Zeros: an exact cancellation gives +0, (-0) + (-0) gives -0 (a zero block's
+  sign is T's sign xor the scales'), a clear starts the total from -0 (IEEE's
+  additive identity), so a clearing block's result is its own rounded value.
 
 ``lanes`` pairs of elements arrive per cycle, a block in ``block_size / lanes``
 beats counted from reset; the scale codes and ``acc_clear`` are read on the
@@ -49,7 +77,7 @@ from .floats import FP32, Rounder, fields, unpack
 from .pipeline import cut
 from .scale import check_block_size, scale_fmt
 
-__all__ = ["DotProduct", "CUTS", "ACC_CUTS"]
+__all__ = ["DotProduct", "CUTS", "ACC_CUTS", "ACCUMULATE"]
 
 #: register cuts of the plain unit, in the order ``stages`` takes them
 CUTS = ("sum", "result", "scaled", "products")
@@ -57,6 +85,9 @@ CUTS = ("sum", "result", "scaled", "products")
 ACC_CUTS = ("result", "sum", "scaled", "products")
 
 NAN32 = 0x7FC00000
+NEG_ZERO32 = 0x80000000
+#: accumulation modes; ``True`` is an alias of ``"kulisch"``
+ACCUMULATE = (False, "kulisch", "fp32")
 
 
 def _twice(efmt) -> list[int]:
@@ -202,6 +233,64 @@ class Accumulator(wiring.Component):
         return m
 
 
+class Align(wiring.Component):
+    """The exact sum of an FP32 total and a block value ``(-1)**neg * n * 2**x`` in a window.
+
+    Combinational.  Outputs ``(-1)**neg_out * (window + f) * 2**x_out`` with the
+    sum's bits below the window OR-ed into the window's bit 0 (see the module
+    docstring for why RNE of the window is RNE of the exact sum) and the IEEE
+    sign of a zero sum; ``inf`` when ``acc`` is ±inf (it then stays).
+
+    Members
+    -------
+    acc: In(32) -- the FP32 total (-0 after a clear).
+    n: In(n_width), neg: In(1), x: In(signed(x_width)) -- the block value.
+    window: Out(2 max(24, n_width) + 4), x_out: Out(signed), neg_out: Out(1), inf: Out(1).
+    """
+
+    def __init__(self, *, n_width: int, x_width: int):
+        self.w0 = max(FP32.sig_bits, n_width)
+        self.k = self.w0 + 2
+        self.n_width, self.x_width = n_width, x_width
+        self.xw = max(x_width, 10) + 2
+        super().__init__({"acc": In(32), "n": In(n_width), "neg": In(1),
+                          "x": In(signed(x_width)), "window": Out(self.w0 + self.k + 2),
+                          "x_out": Out(signed(self.xw)), "neg_out": Out(1), "inf": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        w0, k, xw = self.w0, self.k, self.xw
+        r_neg, r_sig, r_x = unpack(self.acc, FP32)
+        m.d.comb += self.inf.eq(self.acc[23:31] == 0xFF)
+        r_zero, v_zero = r_sig == 0, self.n == 0
+        # the operand whose LSB weighs more sets the window (a zero one never does)
+        v_hi = Signal(name="v_hi")
+        m.d.comb += v_hi.eq(r_zero | (~v_zero & (self.x > r_x)))
+        hi, lo = Signal(w0, name="hi"), Signal(w0, name="lo")
+        hi_x, lo_x = Signal(signed(xw), name="hi_x"), Signal(signed(xw), name="lo_x")
+        hi_neg, lo_neg = Signal(name="hi_neg"), Signal(name="lo_neg")
+        m.d.comb += [hi.eq(Mux(v_hi, self.n, r_sig)), lo.eq(Mux(v_hi, r_sig, self.n)),
+                     hi_x.eq(Mux(v_hi, self.x, r_x)), lo_x.eq(Mux(v_hi, r_x, self.x)),
+                     hi_neg.eq(Mux(v_hi, self.neg, r_neg)), lo_neg.eq(Mux(v_hi, r_neg, self.neg))]
+        # lo at its place below hi: {lo, K + 1 zeros, spill} >> d; the spill is the sticky
+        top = w0 + k + 1  # bits of lo's span down to the window's bit 0
+        d = Signal(range(top + 1), name="d")
+        diff = hi_x - lo_x
+        m.d.comb += d.eq(Mux(diff > top, top, Mux(diff < 0, 0, diff)))
+        spread = Signal(2 * top, name="spread")
+        m.d.comb += spread.eq(Cat(Const(0, top + k + 1), lo) >> d)
+        aligned = Signal(top, name="aligned")
+        m.d.comb += aligned.eq(spread[top:] | (spread[:top] != 0))
+        sw = w0 + k + 3
+        total = Signal(signed(sw), name="total")
+        hi_w = Cat(Const(0, k + 1), hi)
+        m.d.comb += total.eq(Mux(hi_neg, -hi_w, hi_w) + Mux(lo_neg, -aligned, aligned))
+        m.d.comb += [self.window.eq(Mux(total < 0, -total, total)),
+                     self.x_out.eq(hi_x - (k + 1)),
+                     self.neg_out.eq(Mux(total == 0, r_neg & self.neg, total < 0))]
+        return m
+
+
 def _positive(name, value, *, allow_zero=False):
     v = operator.index(value)
     if isinstance(value, bool) or v < (0 if allow_zero else 1):
@@ -218,21 +307,29 @@ class DotProduct(wiring.Component):
     valid_in: In(1), valid_out: Out(1).
     a, b: In(ArrayLayout(4, lanes)) -- E2M1 codes of one beat.
     scale_a, scale_b: In(8) -- scale codes of ``scale_format`` (read on the last beat).
-    acc_clear: In(1) -- accumulate only: this block starts a new sum.
-    result: Out(32) -- FP32 bits.
-    acc_out: Out(signed(width)), acc_overflow: Out(1) -- accumulate only.
+    acc_clear: In(1) -- accumulating only: this block starts a new sum (FormatScope's ``clear``,
+    which instead zeroes the total and drops its block).
+    valid_in also serves as the accumulating unit's ``en``: a beat without it is not taken
+    and the total holds.
+    result: Out(32) -- FP32 bits (accumulating: the registered running total).
+    acc_out: Out(signed(width)), acc_overflow: Out(1) -- ``accumulate="kulisch"`` only.
+    nan: Out(1) -- ``accumulate="fp32"`` only: the sticky NaN flag (cleared by a clear).
     """
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
-                 lanes: int | None = None, accumulate: bool = False, headroom: int = 16,
+                 lanes: int | None = None, accumulate: bool | str = False, headroom: int = 16,
                  stages: int | None = None, element: str = "e2m1"):
         self.block_size = check_block_size(block_size)
         self.lanes = self.block_size if lanes is None else _positive("lanes", lanes)
         if self.block_size % self.lanes:
             raise ValueError(f"lanes ({self.lanes}) must divide block_size ({self.block_size})")
         self.beats = self.block_size // self.lanes
-        if not isinstance(accumulate, bool):
-            raise TypeError(f"accumulate must be True or False, got {accumulate!r}")
+        if accumulate is True:
+            accumulate = "kulisch"
+        if not any(accumulate is mode or (isinstance(accumulate, str) and accumulate == mode)
+                   for mode in ACCUMULATE):
+            raise TypeError(f"accumulate must be one of {ACCUMULATE} (True: 'kulisch'), "
+                            f"got {accumulate!r}")
         self.accumulate = accumulate
         self.sfmt, self.efmt = scale_fmt(scale_format), formats.get(element)
         order = ACC_CUTS if accumulate else CUTS
@@ -252,12 +349,17 @@ class DotProduct(wiring.Component):
         total_width = self.pairs.pw + (self.block_size - 1).bit_length()
         self.apply = ApplyScale(total_width=total_width, sig_width=len(self.scales.sig))
         n_width = len(self.apply.n)
-        if accumulate:
+        span = max(abs(self.layout.lsb), self.scales.shift_max + self.layout.lsb)
+        if accumulate == "kulisch":
             w = self.layout.width
             self.acc = Accumulator(width=w, n_width=n_width, shift_max=self.scales.shift_max)
             self.normalise = Normalise(n_width=w, x_width=abs(self.layout.lsb).bit_length() + 2)
+        elif accumulate == "fp32":
+            self.x_width = span.bit_length() + 2
+            self.align = Align(n_width=n_width, x_width=self.x_width)
+            self.normalise = Normalise(n_width=len(self.align.window),
+                                       x_width=len(self.align.x_out))
         else:
-            span = max(abs(self.layout.lsb), self.scales.shift_max + self.layout.lsb)
             self.normalise = Normalise(n_width=n_width, x_width=span.bit_length() + 2)
         codes = data.ArrayLayout(self.efmt.bits, self.lanes)
         ports = {"valid_in": In(1), "a": In(codes), "b": In(codes), "scale_a": In(8),
@@ -265,8 +367,10 @@ class DotProduct(wiring.Component):
         if accumulate:
             ports["acc_clear"] = In(1)
         ports |= {"valid_out": Out(1), "result": Out(32)}
-        if accumulate:
+        if accumulate == "kulisch":
             ports |= {"acc_out": Out(signed(self.layout.width)), "acc_overflow": Out(1)}
+        elif accumulate == "fp32":
+            ports["nan"] = Out(1)
         super().__init__(ports)
 
     @property
@@ -313,7 +417,9 @@ class DotProduct(wiring.Component):
                   valid=s["valid"], clear=s["clear"])
 
         m.submodules.normalise = norm = self.normalise
-        if self.accumulate:
+        if self.accumulate == "fp32":
+            self._fp32_total(m, s, norm)
+        elif self.accumulate:
             m.submodules.accumulator = acc = self.acc
             m.d.comb += [acc.valid.eq(s["valid"]), acc.clear.eq(s["clear"]), acc.n.eq(s["n"]),
                          acc.neg.eq(s["neg"]), acc.shift.eq(s["shift"]), acc.nan.eq(s["nan"])]
@@ -329,3 +435,20 @@ class DotProduct(wiring.Component):
             out = stage("result", result=norm.result, valid=s["valid"])
             m.d.comb += [self.result.eq(out["result"]), self.valid_out.eq(out["valid"])]
         return m
+
+    def _fp32_total(self, m, s, norm):
+        """The FP32 register and its feedback loop: align, add, normalise and round once."""
+        acc = Signal(32, name="acc", init=NEG_ZERO32)  # reset: -0, as after a clear
+        nan = Signal(name="nan_flag")
+        base = Signal(32, name="base")
+        m.d.comb += base.eq(Mux(s["clear"], NEG_ZERO32, acc))
+        m.submodules.align = align = self.align
+        m.d.comb += [align.acc.eq(base), align.n.eq(s["n"]), align.neg.eq(s["neg"]),
+                     align.x.eq(s["shift"] + self.layout.lsb),
+                     norm.n.eq(align.window), norm.x.eq(align.x_out), norm.neg.eq(align.neg_out),
+                     norm.nan.eq(0)]
+        with m.If(s["valid"]):  # a NaN block adds nothing; inf stays
+            m.d.sync += [acc.eq(Mux(s["nan"] | align.inf, base, norm.result)),
+                         nan.eq(Mux(s["clear"], 0, nan) | s["nan"])]
+        m.d.sync += self.valid_out.eq(s["valid"])
+        m.d.comb += [self.result.eq(Mux(nan, NAN32, acc)), self.nan.eq(nan)]

@@ -377,3 +377,21 @@ def test_fp32_rejects_bad_input():
         accumulate_fp32(z[0], z[0], [0], [0], [1])
     with pytest.raises(ValueError, match="outside"):
         accumulate_fp32(z + 16, z, [0] * 3, [0] * 3, [1, 0, 0])
+
+
+@pytest.mark.parametrize("scale", ["ue5m3", "e8m0"])
+def test_fp32_sticky_bits_far_below_break_ties(scale):
+    """2**30 +- (tie + a bit 47 places below the top): a tie only if that bit were lost."""
+    def code(v):
+        return next(c for c in range(256) if scale_value(scale, c) == v)
+    up_sa, up_sb = [code(2 ** 3), code(2 ** -8), code(2 ** 15)], [code(2 ** 3), code(2 ** -9),
+                                                                    code(2 ** 15)]
+    bits, _ = _fp32([[ONE]] * 3, [[ONE]] * 3, up_sa, up_sb, [1, 0, 0], scale)
+    exact = Fraction(2) ** 30 + Fraction(2) ** 6 + Fraction(2) ** -17
+    tie = Fraction(2) ** 30 + Fraction(2) ** 6  # between 2**30 and 2**30 + 2**7
+    assert 0 < exact - tie < Fraction(2) ** -16
+    assert bits[2] == np.float32(2.0 ** 30 + 2.0 ** 7).view(np.uint32)
+    dn_sa, dn_sb = [code(2 ** 2), code(2 ** -9), code(2 ** 15)], [code(2 ** 3), code(2 ** -9),
+                                                                    code(2 ** 15)]
+    bits, _ = _fp32([[ONE]] * 3, [[ONE | NEG], [ONE | NEG], [ONE]], dn_sa, dn_sb, [1, 0, 0], scale)
+    assert bits[2] == np.float32(2.0 ** 30 - 2.0 ** 6).view(np.uint32)  # the tie would give 2**30

@@ -5,7 +5,7 @@ import pytest
 
 from finescale import golden
 from finescale.hw.simulate import simulate
-from finescale.hw.units import spec
+from finescale.hw.units import matrix, spec
 
 
 def check(s, inputs):
@@ -80,6 +80,34 @@ def test_accumulator_overflow_wraps_and_sticks_until_clear():
     assert int(got["acc_out"][1]) == (2 * block) % (1 << width)
 
 
+@pytest.mark.parametrize("fmt,block_size,lanes,stages", [
+    ("e4m3", 4, 4, 1), ("ue5m3", 16, 4, 2), ("e8m0", 32, 32, 1), ("e8m0", 8, 2, 4)])
+def test_fp32_accumulating_sequences_and_corners(fmt, block_size, lanes, stages):
+    """Random running sums (clears, NaN scales, banded scales) then every FP32 corner sequence
+    the format can express (ties, carry, cancellation, zeros, inf, subnormals, sticky)."""
+    from finescale.sim.stimulus import fp32_corners
+    s = spec("dot", scale_format=fmt, block_size=block_size, lanes=lanes, accumulate="fp32",
+             stages=stages)
+    assert s.latency == stages and {p["name"] for p in s.ports()} >= {"acc_clear", "nan"}
+    inputs = s.random_inputs(np.random.default_rng(9), 200)
+    corners = fp32_corners(fmt, block_size)
+    inputs = {p: np.concatenate([v, corners[p].astype(v.dtype)]) for p, v in inputs.items()}
+    want = s.reference(inputs)
+    assert want["nan"].any() and not want["nan"].all()
+    check(s, inputs)
+
+
+def test_formatscope_dp32_scope():
+    """FormatScope's DP32 scope: 32 lanes a clock, E8M0, the FP32 total one clock later."""
+    from finescale.hw.units import formatscope_dp32
+    s = formatscope_dp32()
+    ports = {p["name"]: p for p in s.ports()}
+    assert (s.latency, s.beats) == (1, 1)
+    assert ports["a"]["lanes"] == 32 and ports["a"]["lane_width"] == 4
+    assert ports["result"]["width"] == 32 and ports["nan"]["width"] == 1
+    assert s in matrix()
+
+
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_lanes_and_stages_are_validated():
     from finescale.hw.dotproduct import DotProduct
@@ -91,5 +119,9 @@ def test_lanes_and_stages_are_validated():
         DotProduct(accumulate=True, stages=0)
     with pytest.raises(TypeError, match="accumulate"):
         DotProduct(accumulate=1)
+    with pytest.raises(TypeError, match="accumulate"):
+        DotProduct(accumulate="fp16")
+    with pytest.raises(ValueError, match="stages"):
+        DotProduct(accumulate="fp32", stages=0)
     with pytest.raises(ValueError, match="lanes"):
         DotProduct(lanes=0)
