@@ -32,17 +32,21 @@ correctly rounded IEEE sum (a fused align-add-normalise-round in the
 register's feedback loop, :class:`Align` then :class:`Normalise`):
 :func:`~finescale.golden.dotproduct.accumulate_fp32` bit for bit.
 
-* Alignment window: of the two operands (the register's 24-bit significand,
-  the block's ``n``), the one whose LSB has the larger exponent ``x_hi`` is
-  placed exactly at bit ``K + 1`` of the window (``K = max(24, n_width) + 2``),
-  the other shifted right by the exponent difference; bits shifted out of the
-  window's bottom are OR-ed into bit 0 (sticky).  Window: ``2 max(24, n_width) + 4``
-  bits plus a sign.  A zero operand never sets the window.
-* Guard / round / sticky: a truncated operand lies below ``2**(x_hi - 3)``, so the
-  sum's leading one is at most one place below the larger operand's and the
-  FP32 round bit is at least two places above the sticky bit: the window holds
-  the result significand, the guard (round) bit, and a sticky bit that stands
-  for every bit below, so the RNE of the window is the RNE of the exact sum.
+* Alignment window: the block value's ``n`` is normalised to a 24-bit field
+  (leading one on top); the register's significand is a 24-bit field as it is.
+  The field with the larger top exponent fills bits 26..3 of a 27-bit window,
+  the other is shifted right by the difference of the top exponents; bits 2
+  and 1 are the guard and round positions, and every bit shifted below the
+  window is OR-ed into bit 0 (sticky).  A zero field never leads.  The signed
+  sum has 28 bits plus a sign; :class:`~finescale.hw.floats.Rounder` (RNE,
+  subnormals, overflow to inf) normalises and rounds it.
+* Why that is the exact sum's RNE: a field that loses bits lies below
+  ``2**(t - 2)`` (``t`` the leading field's top), so the sum's leading one is at
+  most one place below the leading field's and the result's rounding
+  boundaries (half its quantum, at least ``2**(t - 26)``, or ``2**-150`` for
+  subnormal results) are multiples of two sticky-bit units; the exact sum and
+  the window's value (the lost bits replaced by the sticky bit) lie strictly
+  between the same two such multiples, so they round alike.
 * Overflow: ±inf, as IEEE RNE (at or above ``2**128 - 2**103``); ±inf then stays
   (the block values are finite) until a clear.
 * Underflow: FP32 subnormals are kept, no flush; a nonzero sum below half the
@@ -73,7 +77,7 @@ from amaranth.lib.wiring import In, Out
 from finescale.golden import formats
 from finescale.golden.dotproduct import accumulator_layout
 
-from .floats import FP32, Rounder, fields, unpack
+from .floats import FP32, Rounder, fields, leading_one, unpack
 from .pipeline import cut
 from .scale import check_block_size, scale_fmt
 
@@ -234,59 +238,70 @@ class Accumulator(wiring.Component):
 
 
 class Align(wiring.Component):
-    """The exact sum of an FP32 total and a block value ``(-1)**neg * n * 2**x`` in a window.
+    """The exact sum of an FP32 total and a block value ``(-1)**neg * n * 2**x``, in a window.
 
-    Combinational.  Outputs ``(-1)**neg_out * (window + f) * 2**x_out`` with the
-    sum's bits below the window OR-ed into the window's bit 0 (see the module
-    docstring for why RNE of the window is RNE of the exact sum) and the IEEE
-    sign of a zero sum; ``inf`` when ``acc`` is ±inf (it then stays).
+    Combinational.  The block value is normalised first (leading one of ``n`` to
+    the top of a 24-bit field), the register's value is taken as it is (a
+    subnormal as a field with exponent field 1).  The field with the larger top
+    exponent ``e_hi`` goes to bits 26..3 of a 27-bit window, the other is
+    shifted right by the exponent difference and its bits below the window are
+    OR-ed into bit 0 (sticky; bits 2 and 1 are the guard and round positions).
+    The signed sum of the two is ``(-1)**neg_out * (window + f) * 2**x_out``
+    with its RNE equal to that of the exact sum (module docstring); ``neg_out``
+    is the IEEE sign of a zero sum; ``inf`` when ``acc`` is ±inf (it then stays).
 
     Members
     -------
     acc: In(32) -- the FP32 total (-0 after a clear).
     n: In(n_width), neg: In(1), x: In(signed(x_width)) -- the block value.
-    window: Out(2 max(24, n_width) + 4), x_out: Out(signed), neg_out: Out(1), inf: Out(1).
+    window: Out(WINDOW + 1), x_out: Out(signed), neg_out: Out(1), inf: Out(1).
     """
 
+    #: bits of the aligned fields: FP32's 24-bit significand, guard, round, sticky
+    WINDOW = FP32.sig_bits + 3
+
     def __init__(self, *, n_width: int, x_width: int):
-        self.w0 = max(FP32.sig_bits, n_width)
-        self.k = self.w0 + 2
+        if n_width > FP32.sig_bits:
+            raise ValueError(f"a block value of {n_width} bits does not fit FP32's significand")
         self.n_width, self.x_width = n_width, x_width
         self.xw = max(x_width, 10) + 2
         super().__init__({"acc": In(32), "n": In(n_width), "neg": In(1),
-                          "x": In(signed(x_width)), "window": Out(self.w0 + self.k + 2),
+                          "x": In(signed(x_width)), "window": Out(self.WINDOW + 1),
                           "x_out": Out(signed(self.xw)), "neg_out": Out(1), "inf": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        w0, k, xw = self.w0, self.k, self.xw
+        sig, ww, xw = FP32.sig_bits, self.WINDOW, self.xw
         r_neg, r_sig, r_x = unpack(self.acc, FP32)
         m.d.comb += self.inf.eq(self.acc[23:31] == 0xFF)
-        r_zero, v_zero = r_sig == 0, self.n == 0
-        # the operand whose LSB weighs more sets the window (a zero one never does)
+        # the block value normalised: its leading one at the top of a 24-bit field
+        lead = leading_one(m, self.n, "lead")
+        v_sig, up = Signal(sig, name="v_sig"), Signal(range(sig), name="v_shift")
+        m.d.comb += [up.eq(sig - 1 - lead), v_sig.eq(self.n << up)]
+        v_top, r_top = Signal(signed(xw), name="v_top"), Signal(signed(xw), name="r_top")
+        m.d.comb += [v_top.eq(self.x + lead), r_top.eq(r_x + sig - 1)]
+        # the field whose top weighs more leads (a zero one never does)
         v_hi = Signal(name="v_hi")
-        m.d.comb += v_hi.eq(r_zero | (~v_zero & (self.x > r_x)))
-        hi, lo = Signal(w0, name="hi"), Signal(w0, name="lo")
-        hi_x, lo_x = Signal(signed(xw), name="hi_x"), Signal(signed(xw), name="lo_x")
+        m.d.comb += v_hi.eq((r_sig == 0) | ((self.n != 0) & (v_top > r_top)))
+        hi, lo = Signal(sig, name="hi"), Signal(sig, name="lo")
+        hi_top = Signal(signed(xw), name="hi_top")
         hi_neg, lo_neg = Signal(name="hi_neg"), Signal(name="lo_neg")
-        m.d.comb += [hi.eq(Mux(v_hi, self.n, r_sig)), lo.eq(Mux(v_hi, r_sig, self.n)),
-                     hi_x.eq(Mux(v_hi, self.x, r_x)), lo_x.eq(Mux(v_hi, r_x, self.x)),
+        m.d.comb += [hi.eq(Mux(v_hi, v_sig, r_sig)), lo.eq(Mux(v_hi, r_sig, v_sig)),
+                     hi_top.eq(Mux(v_hi, v_top, r_top)),
                      hi_neg.eq(Mux(v_hi, self.neg, r_neg)), lo_neg.eq(Mux(v_hi, r_neg, self.neg))]
-        # lo at its place below hi: {lo, K + 1 zeros, spill} >> d; the spill is the sticky
-        top = w0 + k + 1  # bits of lo's span down to the window's bit 0
-        d = Signal(range(top + 1), name="d")
-        diff = hi_x - lo_x
-        m.d.comb += d.eq(Mux(diff > top, top, Mux(diff < 0, 0, diff)))
-        spread = Signal(2 * top, name="spread")
-        m.d.comb += spread.eq(Cat(Const(0, top + k + 1), lo) >> d)
-        aligned = Signal(top, name="aligned")
-        m.d.comb += aligned.eq(spread[top:] | (spread[:top] != 0))
-        sw = w0 + k + 3
-        total = Signal(signed(sw), name="total")
-        hi_w = Cat(Const(0, k + 1), hi)
+        # {lo, 3 zeros, spill} >> d: the window part and the sticky spill
+        d = Signal(range(ww + 1), name="d")
+        diff = Mux(v_hi, v_top - r_top, r_top - v_top)
+        m.d.comb += d.eq(Mux(diff > ww, ww, diff))
+        spread = Signal(2 * ww, name="spread")
+        m.d.comb += spread.eq(Cat(Const(0, ww + 3), lo) >> d)
+        aligned = Signal(ww, name="aligned")
+        m.d.comb += aligned.eq(spread[ww:] | (spread[:ww] != 0))
+        hi_w = Cat(Const(0, 3), hi)
+        total = Signal(signed(ww + 2), name="total")
         m.d.comb += total.eq(Mux(hi_neg, -hi_w, hi_w) + Mux(lo_neg, -aligned, aligned))
         m.d.comb += [self.window.eq(Mux(total < 0, -total, total)),
-                     self.x_out.eq(hi_x - (k + 1)),
+                     self.x_out.eq(hi_top - (ww - 1)),
                      self.neg_out.eq(Mux(total == 0, r_neg & self.neg, total < 0))]
         return m
 

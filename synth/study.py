@@ -40,6 +40,8 @@ def lanes(params: dict) -> int:
 def kind(row) -> str:
     """The unit and, for dot-product variants, what sets them apart: rows of one kind compare."""
     p = row["params"]
+    if p.get("accumulate") == "fp32":
+        return f"{row['unit']} (FP32-accumulating)"
     if p.get("accumulate"):
         return f"{row['unit']} (accumulating)"
     if lanes(p) != p.get("block_size", lanes(p)):
@@ -151,6 +153,9 @@ def headlines(rows) -> list[dict]:
     dot = [r for r in rows if kind(r) == "dot"]
     add("accumulating / plain dot product",
         paired(rows, lambda r: kind(r) == "dot (accumulating)", lambda r: r in dot,
+               ignore={"accumulate", "stages", "headroom"}))
+    add("FP32-accumulating / plain dot product",
+        paired(rows, lambda r: kind(r) == "dot (FP32-accumulating)", lambda r: r in dot,
                ignore={"accumulate", "stages", "headroom"}))
     add("4-lane / full-width dot product (same block size)",
         paired(rows, lambda r: kind(r) == "dot (4 lanes)", lambda r: r in dot,

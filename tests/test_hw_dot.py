@@ -2,8 +2,12 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Mux, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from finescale import golden
+from finescale.hw.dotproduct import Align, Normalise
 from finescale.hw.simulate import simulate
 from finescale.hw.units import matrix, spec
 
@@ -125,3 +129,47 @@ def test_lanes_and_stages_are_validated():
         DotProduct(accumulate="fp32", stages=0)
     with pytest.raises(ValueError, match="lanes"):
         DotProduct(lanes=0)
+
+
+class _AddRound(wiring.Component):
+    """The FP32 unit's feedback loop alone: Align then Normalise (one rounding)."""
+
+    def __init__(self, n_width, x_width):
+        self.align = Align(n_width=n_width, x_width=x_width)
+        self.norm = Normalise(n_width=len(self.align.window), x_width=len(self.align.x_out))
+        super().__init__({"acc": In(32), "n": In(n_width), "neg": In(1), "x": In(signed(x_width)),
+                          "result": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.align, m.submodules.norm = al, nm = self.align, self.norm
+        m.d.comb += [al.acc.eq(self.acc), al.n.eq(self.n), al.neg.eq(self.neg), al.x.eq(self.x),
+                     nm.n.eq(al.window), nm.x.eq(al.x_out), nm.neg.eq(al.neg_out), nm.nan.eq(0),
+                     self.result.eq(Mux(al.inf, self.acc, nm.result))]
+        return m
+
+
+def test_fp32_loop_adds_any_total_and_block_value_like_golden():
+    """Random FP32 totals (zeros, subnormals, near the largest, inf) plus block values of up to
+    24 bits whose exponents straddle the total's: bit for bit golden's fp32_add_exact."""
+    from finescale.golden.dotproduct import fp32_add_exact
+    rng = np.random.default_rng(21)
+    n = 1500
+    efield = rng.choice([0, 1, 2, 60, 127, 150, 253, 254, 255], n)
+    efield = np.where(rng.random(n) < 0.5, rng.integers(0, 256, n), efield)
+    acc = (rng.integers(0, 2, n) << 31) | (efield << 23) | rng.integers(0, 1 << 23, n)
+    acc[efield == 255] &= 0xFF800000  # inf, never NaN
+    acc[rng.random(n) < 0.05] &= 0x80000000  # zeros
+    width = rng.integers(0, 25, n)
+    nv = rng.integers(0, 1 << 24, n) >> (24 - width)
+    top = efield.astype(np.int64) - 150 + 23  # the total's top bit, then a spread around it
+    x = np.clip(top - width + rng.integers(-30, 31, n), -300, 280)
+    neg = rng.integers(0, 2, n)
+    dut = _AddRound(24, 10)
+    got = simulate(dut, {"acc": acc, "n": nv, "neg": neg, "x": x & 0x3FF})["result"]
+    want = [fp32_add_exact(np.uint32(a).view(np.float32), bool(s), int(v), int(e))
+            for a, s, v, e in zip(acc, neg, nv, x)]
+    want = np.array(want, np.float32).view(np.uint32)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, [(hex(acc[i]), int(neg[i]), int(nv[i]), int(x[i]), hex(int(got[i])),
+                            hex(int(want[i]))) for i in bad[:5]]
