@@ -195,12 +195,13 @@ def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1
     overflow = (unwrapped >= half) | (unwrapped < -half)
     sticky_overflow = _segmented(overflow.astype(np.int64), start) > 0
     sticky_nan = _segmented(nan.astype(np.int64), start) > 0
-    # one rounding to float32: float64 of the integer (RNE), nudged one float64 ulp toward
-    # the exact value when inexact, cannot round differently from the exact value
+    # one rounding to float32: the integer rounded to 53 bits to odd (float64 RNE, moved one ulp
+    # toward the exact value when inexact and even), which RNE to 24 bits cannot tell from it
     near = wrapped.astype(np.float64)
+    even = (near.view(np.uint64) & 1) == 0
     above, below = wrapped > near.astype(object), wrapped < near.astype(object)
-    near = np.where(above, np.nextafter(near, np.inf),
-                    np.where(below, np.nextafter(near, -np.inf), near))
+    near = np.where(above & even, np.nextafter(near, np.inf),
+                    np.where(below & even, np.nextafter(near, -np.inf), near))
     with np.errstate(over="ignore"):
         result = np.ldexp(near, layout.lsb).astype(np.float32)
     result[sticky_nan] = CANONICAL_NAN.view(np.float32)

@@ -126,6 +126,22 @@ def test_accumulate_nan_is_sticky_until_clear_and_zero_is_positive():
     assert bits[4] == 0  # 6 - 6: +0
 
 
+def test_accumulate_rounds_once_past_float64_precision():
+    """2**254 + 2**230 + 3 * 2**200 LSBs (E8M0): above an FP32 tie by less than a float64 ulp,
+    where float64 RNE lands on the tie (a double rounding would then go to even)."""
+    from finescale.golden.dotproduct import accumulate_dot
+    one, half = 0x2, 0x1
+    a, b = np.array([[one], [one], [half], [half]], np.uint8), \
+        np.array([[one], [one], [one], [half]], np.uint8)
+    sa = np.array([127 - 1, 127 - 13, 127 - 27, 127 - 28], np.uint8)
+    sb = np.array([127 - 1, 127 - 13, 127 - 27, 127 - 27], np.uint8)
+    exact = Fraction(1, 4) + Fraction(2) ** -26 + 3 * Fraction(2) ** -56
+    tie = Fraction(1, 4) + Fraction(2) ** -26  # between 1/4 and its FP32 successor
+    assert 0 < exact - tie < Fraction(2) ** -54  # below half a float64 ulp of 1/4
+    got = accumulate_dot(a, b, sa, sb, np.array([1, 0, 0, 0], bool), scale="e8m0")
+    assert got["result"][-1] == f32_nearest(exact) == np.nextafter(np.float32(0.25), 1)
+
+
 def test_accumulate_rejects_bad_input():
     from finescale.golden.dotproduct import accumulate_dot, accumulator_layout
     z = np.zeros((3, 4), np.uint8)

@@ -65,6 +65,17 @@ def test_accumulating_sequences(fmt, block_size, lanes, stages):
     check(s, inputs)
 
 
+def test_accumulator_rounds_a_sum_past_float64_precision_once():
+    """The golden corner of test_golden_dotproduct (a float64 double rounding would go to even)."""
+    s = spec("dot", scale_format="e8m0", block_size=1, accumulate=True)
+    got = check(s, {"a": np.array([[2], [2], [1], [1]], np.uint8),
+                    "b": np.array([[2], [2], [2], [1]], np.uint8),
+                    "scale_a": np.array([126, 114, 100, 99], np.uint8),
+                    "scale_b": np.array([126, 114, 100, 100], np.uint8),
+                    "acc_clear": np.array([1, 0, 0, 0], np.uint8)})
+    assert got["result"][-1] == np.nextafter(np.float32(0.25), 1).view(np.uint32)
+
+
 def test_accumulator_overflow_wraps_and_sticks_until_clear():
     """headroom 0: two largest-magnitude blocks overflow; the flag holds until a clear."""
     s = spec("dot", block_size=4, accumulate=True, headroom=0)
