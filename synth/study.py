@@ -210,8 +210,10 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
                "Dot unit: `products` (E2M1 decode and the lane products), `adder_tree`, "
                "`scales` (unpacking both scale codes, significand product, exponent sum), "
                "`apply_scale` (block sum times the significands), `normalise` (the one FP32 "
-               "rounding), `accumulator` (alignment shifter and wide adder); `(top)` holds the "
-               "pipeline registers and, for a block in beats, the partial sum.\n"]
+               "rounding), `accumulator` (Kulisch: alignment shifter and wide adder), `align` "
+               "(FP32 accumulation: the block value normalised, aligned with the total, added); "
+               "`(top)` holds the pipeline registers (FP32: the total and its NaN flag) and, for "
+               "a block in beats, the partial sum.\n"]
         for r in with_parts:
             md.append(f"- {r['name']}: " + ", ".join(f"{k} {100 * v:.0f} %"
                                                     for k, v in breakdown_shares(r).items()))
