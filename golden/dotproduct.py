@@ -170,22 +170,16 @@ def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1
     (sticky flags since the last clear) after each block.
     """
     efmt, sfmt = formats.get(element), formats.get(scale)
-    a = _codes("a", a, efmt.bits)
-    b = _codes("b", b, efmt.bits, a.shape)
-    if a.ndim != 2:
-        raise ValueError(f"a and b must have shape (blocks, block_size), got {a.shape}")
+    if np.ndim(a) != 2:
+        raise ValueError(f"a and b must have shape (blocks, block_size), got {np.shape(a)}")
+    a, b, sa, sb, clear = _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt)
     n, block = a.shape
-    sa = _codes("scale_a", scale_a, sfmt.bits, (n,))
-    sb = _codes("scale_b", scale_b, sfmt.bits, (n,))
-    clear = np.asarray(clear)
-    if clear.shape != (n,) or clear.dtype.kind not in "bui":
-        raise ValueError(f"clear must be {n} booleans, got {clear.dtype} of shape {clear.shape}")
     layout = accumulator_layout(sfmt, block, headroom=headroom, element=efmt)
     units, nan_code = _scale_units(sfmt.name)
     nan = nan_code[sa] | nan_code[sb]
     value = _total(a, b, efmt).astype(object) * units[sa] * units[sb]
     value[nan] = 0
-    start = clear.astype(bool).copy()
+    start = clear.copy()
     if n:
         start[0] = True
     half, full = 1 << (layout.width - 1), 1 << layout.width

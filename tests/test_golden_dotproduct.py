@@ -142,17 +142,21 @@ def test_accumulate_rounds_once_past_float64_precision():
     assert got["result"][-1] == f32_nearest(exact) == np.nextafter(np.float32(0.25), 1)
 
 
-def test_accumulate_rejects_bad_input():
-    from finescale.golden.dotproduct import accumulate_dot, accumulator_layout
+@pytest.mark.parametrize("name", ["accumulate_dot", "accumulate_fp32"])
+def test_accumulate_rejects_bad_input(name):
+    from finescale.golden import dotproduct
+    run = getattr(dotproduct, name)
     z = np.zeros((3, 4), np.uint8)
     with pytest.raises(ValueError, match="clear"):
-        accumulate_dot(z, z, [0, 0, 0], [0, 0, 0], [1, 0])
+        run(z, z, [0, 0, 0], [0, 0, 0], [1, 0])
     with pytest.raises(ValueError, match="shape"):
-        accumulate_dot(z[0], z[0], [0], [0], [1])
+        run(z[0], z[0], [0], [0], [1])
+    with pytest.raises(ValueError, match="outside"):
+        run(z + 16, z, [0] * 3, [0] * 3, [1, 0, 0])
     with pytest.raises(ValueError, match="headroom"):
-        accumulator_layout("e4m3", 16, headroom=-1)
+        dotproduct.accumulator_layout("e4m3", 16, headroom=-1)
     with pytest.raises(ValueError, match="block_size"):
-        accumulator_layout("e4m3", 0)
+        dotproduct.accumulator_layout("e4m3", 0)
 
 
 # --- the FP32-accumulating unit ----------------------------------------------------------------
@@ -382,17 +386,6 @@ def test_fp32_nan_scale_is_sticky_until_clear_mid_stream():
     bits, paths = _fp32([[ONE]] * 5, [[ONE]] * 5, sa, [0x38] * 5, [1, 0, 0, 1, 0])
     assert "nan" in paths[1] and paths[2] == {"normal"}
     assert bits.tolist() == [0x3F800000, 0x7FC00000, 0x7FC00000, 0x3F800000, 0x40000000]
-
-
-def test_fp32_rejects_bad_input():
-    from finescale.golden.dotproduct import accumulate_fp32
-    z = np.zeros((3, 4), np.uint8)
-    with pytest.raises(ValueError, match="clear"):
-        accumulate_fp32(z, z, [0, 0, 0], [0, 0, 0], [1, 0])
-    with pytest.raises(ValueError, match="shape"):
-        accumulate_fp32(z[0], z[0], [0], [0], [1])
-    with pytest.raises(ValueError, match="outside"):
-        accumulate_fp32(z + 16, z, [0] * 3, [0] * 3, [1, 0, 0])
 
 
 @pytest.mark.parametrize("scale", ["ue5m3", "e8m0"])
