@@ -289,7 +289,8 @@ class Align(wiring.Component):
         m.d.comb += [hi.eq(Mux(v_hi, v_sig, r_sig)), lo.eq(Mux(v_hi, r_sig, v_sig)),
                      hi_top.eq(Mux(v_hi, v_top, r_top)),
                      hi_neg.eq(Mux(v_hi, self.neg, r_neg)), lo_neg.eq(Mux(v_hi, r_neg, self.neg))]
-        # {lo, 3 zeros, spill} >> d: the window part and the sticky spill
+        # {lo, 3 zeros, spill} >> d: the window part and the sticky spill (diff < 0 only
+        # when lo is zero, so its wrapped shift is harmless)
         d = Signal(range(ww + 1), name="d")
         diff = Mux(v_hi, v_top - r_top, r_top - v_top)
         m.d.comb += d.eq(Mux(diff > ww, ww, diff))
@@ -341,8 +342,7 @@ class DotProduct(wiring.Component):
         self.beats = self.block_size // self.lanes
         if accumulate is True:
             accumulate = "kulisch"
-        if not any(accumulate is mode or (isinstance(accumulate, str) and accumulate == mode)
-                   for mode in ACCUMULATE):
+        if not (accumulate is False or accumulate in ACCUMULATE[1:]):
             raise TypeError(f"accumulate must be one of {ACCUMULATE} (True: 'kulisch'), "
                             f"got {accumulate!r}")
         self.accumulate = accumulate
@@ -370,8 +370,7 @@ class DotProduct(wiring.Component):
             self.acc = Accumulator(width=w, n_width=n_width, shift_max=self.scales.shift_max)
             self.normalise = Normalise(n_width=w, x_width=abs(self.layout.lsb).bit_length() + 2)
         elif accumulate == "fp32":
-            self.x_width = span.bit_length() + 2
-            self.align = Align(n_width=n_width, x_width=self.x_width)
+            self.align = Align(n_width=n_width, x_width=span.bit_length() + 2)
             self.normalise = Normalise(n_width=len(self.align.window),
                                        x_width=len(self.align.x_out))
         else:
