@@ -1,4 +1,5 @@
-"""Functional coverage: which scale codes, element codes, 4-over-6 choices and regions were hit.
+"""Functional coverage: which scale codes, element codes, 4-over-6 choices, regions and FP32
+result classes were hit.
 
 :func:`measure` reads a unit's inputs and (checked) outputs and returns the
 bins hit; :func:`goals` lists the bins a regression of that unit must hit; the
