@@ -1,13 +1,17 @@
 """The cocotb regression: stimulus and scoreboard checks, a quick regression of every default
-unit, and mutation checks proving the regression can fail."""
+unit, and the regression of a given (hand-edited) Verilog file through its sidecar."""
 
 from __future__ import annotations
+
+import argparse
+import shutil
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 from finescale import golden
+from finescale.hw import emit
 from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
 
 
@@ -29,8 +33,6 @@ QUICK += [_pick("scale", scale_format="e8m0", block_size=4),
           _pick("dot", scale_format="e4m3", block_size=16, lanes=4),
           _pick("dot", "all", scale_format="ue5m3", block_size=8, lanes=4, stages=4),
           _pick("dot", scale_format="e8m0", block_size=16, accumulate=True)]
-MUTATIONS = [(_pick("scale", scale_format="e4m3", block_size=4), "exp-off-by-one"),
-             (_pick("quantizer", scale_format="e4m3", block_size=4), "ties-away")]
 
 
 # --- stimulus and scoreboard, no simulator ---------------------------------------------------
@@ -101,11 +103,15 @@ def test_for_spec_covers_the_goals_of_every_default_unit():
         assert not coverage.missed(coverage.measure(spec, inputs, exp), goal), spec.name
 
 
-def test_select_units_by_kind_or_name():
+def test_select_units_by_kind_or_whole_name():
     specs = units.matrix("default")
     assert {s.unit for s in regress.select(specs, ["scale"])} == {"scale"}
+    name = "fs_scale_e4m3_b16_bf16_absmax"  # a prefix of the _pz unit's name: not selected
+    assert [s.name for s in regress.select(specs, [name])] == [name]
     with pytest.raises(ValueError, match="no unit matches"):
         regress.select(specs, ["nonesuch"])
+    with pytest.raises(ValueError, match="no unit matches"):
+        regress.select(specs, ["fs_scale_e4m3"])  # fragments are not names
 
 
 def test_coverage_goals_and_misses():
@@ -131,11 +137,32 @@ def test_quick_regression(spec, build_root):
     assert rep["resets"] == int(spec.clocked)  # clocked units get (and survive) a reset
 
 
-@pytest.mark.parametrize("spec,mutation", MUTATIONS, ids=lambda v: getattr(v, "name", v))
-def test_regression_catches_a_broken_unit(spec, mutation, build_root):
-    rep = runner.run_unit(spec, vectors=1000, build_root=build_root, mutation=mutation)
-    assert not rep["passed"] and rep["mismatches"] > 0
-    assert "expected" in rep["first_mismatches"][0] and "seed 1" in rep["first_mismatches"][0]
+def _regress_cli(*argv):
+    parser = argparse.ArgumentParser()
+    regress.register(parser.add_subparsers())
+    args = parser.parse_args(["regress", *argv])
+    return args.func(args)
+
+
+def test_regress_given_verilog_through_its_sidecar(tmp_path, build_root, capsys):
+    """The emitted file passes; the same file with lane 0's sign bit tied low fails (exit 1),
+    printing the first mismatches with the seed; a file without a sidecar is refused."""
+    em = emit.emit(_pick("element", scale_format="e4m3", block_size=4), tmp_path / "good")
+    common = ["--vectors", "300", "--build-dir", str(build_root), "--out", str(tmp_path / "o")]
+    assert _regress_cli("--verilog", str(em.path), *common) == 0
+    assert em.sha256 in capsys.readouterr().out
+    bad = tmp_path / "bad" / em.path.name
+    bad.parent.mkdir()
+    text = em.path.read_text()
+    assert text.count("{ x[15], ") == 1
+    bad.write_text(text.replace("{ x[15], ", "{ 1'b0, "))
+    shutil.copy(em.path.with_suffix(".json"), bad.with_suffix(".json"))
+    assert _regress_cli("--verilog", str(bad), *common) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "expected" in out and "seed 1" in out
+    bad.with_suffix(".json").unlink()
+    with pytest.raises(FileNotFoundError, match="no sidecar"):
+        _regress_cli("--verilog", str(bad), *common)
 
 
 @pytest.mark.slow
