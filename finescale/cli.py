@@ -18,6 +18,7 @@ COMMANDS = {
     "study": "finescale.golden.study",
     "rtl": "finescale.hw.cli",
     "regress": "finescale.sim.regress",
+    "mutate": "finescale.sim.mutate",
     "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
     "report": "finescale.report",
