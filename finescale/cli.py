@@ -19,6 +19,7 @@ COMMANDS = {
     "rtl": "finescale.hw.cli",
     "regress": "finescale.sim.regress",
     "mutate": "finescale.sim.mutate",
+    "prove": "finescale.sim.formal",
     "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
     "report": "finescale.report",

@@ -20,6 +20,7 @@ import csv
 import json
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,7 +37,8 @@ KINDS = {
     "4o6": unit_spec("4o6", scale_format="e4m3", block_size=4),
     "dot": unit_spec("dot", scale_format="e4m3", block_size=4),
     "dot-lanes": unit_spec("dot", scale_format="e4m3", block_size=8, lanes=4),
-    "dot-acc": unit_spec("dot", scale_format="e4m3", block_size=4, accumulate=True),
+    # headroom 2: the stimulus can wrap the accumulator (the sticky overflow flag)
+    "dot-acc": unit_spec("dot", scale_format="e4m3", block_size=4, accumulate=True, headroom=2),
 }
 COLUMNS = ("kind", "name", "mutant", "mutation", "killed", "mismatches", "verdict")
 SUMMARY = ("kind", "name", "mutants", "killed", "equivalent", "survivors", "kill_rate",
@@ -52,15 +54,15 @@ def kind_of(spec) -> str:
     return "dot-lanes" if spec.params["lanes"] < spec.params["block_size"] else "dot"
 
 
-def _yosys(workdir: Path, name: str, lines: list[str]) -> str:
+def _yosys(workdir: Path, name: str, lines: list[str], timeout=None) -> str:
     from finescale.synth.flow import run_yosys
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / name).write_text("\n".join(lines) + "\n")
-    return run_yosys(workdir, name)
+    return run_yosys(workdir, name, timeout=timeout)
 
 
 def _read(top: str) -> list[str]:
-    return ["read_verilog -sv unit.v", f"prep -top {top} -flatten"]
+    return ["read_verilog -sv unit.v", f"prep -top {top} -flatten", "memory_map", "opt_clean"]
 
 
 def list_mutations(emitted, workdir: Path, n: int, seed: int) -> list[str]:
@@ -83,8 +85,9 @@ def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
     w = ctrl_width(len(mutations))
     cmds = [m.replace("mutate ", f"mutate -ctrl mutsel {w} {k} ", 1)
             for k, m in enumerate(mutations, 1)]
+    # pmuxtree: a mutated one-hot select must not trip Verilator's parallel_case assertion
     _yosys(workdir, "bundle.ys", _read(emitted.name) + cmds
-           + ["opt_clean", "write_verilog -noattr mutants.v"])
+           + ["pmuxtree", "opt_clean", "write_verilog -noattr mutants.v"])
     side = dict(emitted.sidecar, mutations=len(mutations))
     side["ports"] = list(side.get("ports", [])) + [
         dict(name="mutsel", dir="in", width=w, lanes=None, lane_width=None)]
@@ -94,20 +97,24 @@ def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
 
 
 def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
-                     depth: int = 12) -> str:
+                     depth: int = 12, timeout: float = 120) -> str:
     """Yosys's verdict on ``mutation`` vs the unit: 'equivalent (...)' when proved,
-    else 'differs' (a counterexample) or 'unproved (...)'."""
+    else 'differs' (a counterexample, its inputs in ``workdir/yosys.log``) or
+    'unproved (...)' (induction failed, or no answer in ``timeout`` seconds)."""
     top = emitted.name
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(emitted.path, workdir / "unit.v")
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
     sat = (f"sat -tempinduct -prove-asserts -set-init-zero -seq 1 -maxsteps {depth} "
-           "-verify miter" if clocked else "sat -prove-asserts -verify miter")
+           "-verify -show-inputs miter" if clocked else
+           "sat -prove-asserts -verify -show-inputs miter")
     try:
         _yosys(workdir, "prove.ys", _read(top) + [
-            f"copy {top} mutant", line, "opt_clean",
+            f"copy {top} mutant", line, "pmuxtree", "opt_clean",
             f"miter -equiv -flatten -make_assert {top} mutant miter", "hierarchy -top miter",
-            sat])
+            sat], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"unproved (no SAT answer in {timeout:.0f} s)"
     except RuntimeError as exc:
         log = (workdir / "yosys.log").read_text() if (workdir / "yosys.log").exists() else ""
         if "failed" in str(exc).lower() or "SAT proof finished - model found" in log:

@@ -12,6 +12,7 @@ import pytest
 
 from finescale import golden
 from finescale.hw import emit
+from finescale.hw.units import UnitSpec
 from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
 
 
@@ -74,6 +75,48 @@ def test_element_and_product_sweeps_are_exhaustive():
     assert len(set(zip(a.ravel(), b.ravel()))) == 256
 
 
+def test_scale_units_get_every_bf16_amax():
+    """The cocotb stimulus of every BF16 scale unit holds the exhaustive amax sweep."""
+    spec = _pick("scale", scale_format="e8m0", block_size=4)
+    x = stimulus.for_spec(spec, np.random.default_rng(0), 10)["x"]
+    amax = np.abs(x.view(ml_dtypes.bfloat16).astype(np.float64)).max(axis=1)
+    every = np.arange(0x7F80, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float64)
+    assert np.isin(every, amax).all()
+
+
+def test_overflow_run_wraps_a_small_accumulator():
+    spec = UnitSpec("dot", dict(scale_format="e4m3", block_size=4, accumulate=True,
+                                      headroom=2))
+    run = stimulus.overflow_run(spec.params)
+    flag = spec.reference(run)["acc_overflow"]
+    assert flag[0] == 0 and flag[-1] == 1  # a clear, then the sum wraps within the run
+    assert stimulus.overflow_run(_pick("dot", accumulate=True).params) is None  # headroom 16
+
+
+def test_coverage_goals_are_derived_from_the_variant():
+    dot = {f: coverage.goals(_pick("dot", scale_format=f, block_size=4), {"result"})
+           for f in ("e4m3", "e8m0")}
+    assert dot["e4m3"]["result_classes"] == ["nan", "normal", "zero"]  # no inf, no subnormal
+    assert dot["e8m0"]["result_classes"] == ["+inf", "-inf", "nan", "normal", "subnormal",
+                                             "zero"]
+    small = UnitSpec("dot", dict(block_size=4, accumulate=True, headroom=2))
+    g = coverage.goals(small, {"result", "acc_out", "acc_overflow"})
+    assert g["acc_overflow"] == [0, 1] and g["clear"] == ["after_nonzero"]
+    g = coverage.goals(_pick("4o6", scale_format="e4m3"), {"scale", "codes", "choice"})
+    assert g["ties"] == ["tie"] and "4@subnormal" in g["choice_by_class"]
+    assert "4@zero" not in g["choice_by_class"] and "6@zero" in g["choice_by_class"]
+
+
+def test_fouroversix_tie_is_an_equal_error_of_different_candidates():
+    """6, 3, 0, 1.5: exact under S6 = 1 and S4 = 1.5 (errors 0 and 0, a tie); with 1 instead
+    of 1.5 only S6 is exact."""
+    spec = _pick("4o6", scale_format="e4m3", block_size=4)
+    x = stimulus.to_bits(np.array([[6.0, 3.0, 0.0, 1.5], [6.0, 3.0, 0.0, 1.0]]))
+    ties = coverage.fouroversix_ties(spec, x)
+    assert ties.tolist() == [True, False]
+    assert spec.reference({"x": x})["choice"].tolist() == [0, 0]  # the tie keeps 6
+
+
 def test_pack_unpack_round_trip():
     rng = np.random.default_rng(0)
     for width in (4, 8, 16, 32):
@@ -96,7 +139,8 @@ def test_scoreboard_reports_a_mismatch_with_inputs_and_seed():
 
 
 def test_for_spec_covers_the_goals_of_every_default_unit():
-    for spec in QUICK:
+    for spec in QUICK + [UnitSpec("dot", dict(block_size=4, accumulate=True,
+                                                    headroom=2))]:
         inputs = stimulus.for_spec(spec, np.random.default_rng(1), 300)
         exp = spec.reference(inputs)
         goal = coverage.goals(spec, set(exp))
