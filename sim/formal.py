@@ -7,10 +7,20 @@ delays C's outputs by ``Lp - Lc`` registers (its ``valid_out`` cleared by
 ``rst`` like P's pipeline).  The property ``ok``: the two ``valid_out`` agree
 every cycle, and every data output agrees whenever ``valid_out`` is high.
 Yosys proves it with ``sat -tempinduct -prove ok 1 -set-init-zero`` (k-induction
-from the all-zero state).  Twins with state across beats or blocks (the dot
+from the all-zero state); twins with state across beats or blocks (the dot
 product in beats, the accumulator) have unreachable state pairs that defeat
-plain induction; for them the result says so and gives the bounded check from
-reset (``-seq``) that did pass.  Results: ``prove.csv`` / ``.json`` / ``.md``.
+plain induction, and for them the result says so and gives the bounded check
+from reset (``-seq``) that did pass.
+
+Stateless pipelines (scale, element, quantizer, 4o6, dot) are proved faster
+and as strongly by :func:`prove_cuts`: SAT on two unrolled copies of the
+arithmetic (multipliers, squares) does not finish in minutes, so instead every
+input-to-output path of P is shown to cross exactly ``latency`` registers (a
+depth count on Yosys's netlist) and P with its registers made wires is proved
+equal to C for all inputs (miter + sat, after ``opt_merge`` has shared the
+common logic).  Together: P's outputs equal C's ``latency`` cycles later.
+The wrapper's ``delay`` is a parameter so a test can show a wrong one fails.
+Results: ``prove.csv`` / ``.json`` / ``.md``.
 """
 
 from __future__ import annotations
@@ -97,48 +107,122 @@ def prove(kind: str, workdir, *, block_size: int = 4, scale_format: str = "e4m3"
     wd = Path(workdir) / f"{kind}_b{block_size}"
     if wd.exists():
         shutil.rmtree(wd)
-    ep, ec = emit.emit(p, wd), emit.emit(c, wd)
     d = p.latency - c.latency if delay is None else delay
+    t0 = time.perf_counter()
+    row = {"kind": kind, "pipelined": p.name, "twin": c.name, "delay": d}
+    if not p.stateful and delay is None:
+        try:
+            result, method = prove_cuts(p, c, wd, timeout)
+        except subprocess.TimeoutExpired:
+            result, method = "timeout", f"a Yosys call gave no answer in {timeout} s"
+        row.update(result=result, method=method, seconds=round(time.perf_counter() - t0, 1))
+        return row
+    ep, ec = emit.emit(p, wd), emit.emit(c, wd)
     (wd / "equiv_top.v").write_text(wrapper(ep.sidecar, ec.sidecar, d))
     read = [f"read_verilog -sv {ep.path.name} {ec.path.name} equiv_top.v",
             "prep -top equiv_top -flatten", "memory_map", "opt_clean", "async2sync"]
-    t0 = time.perf_counter()
-    row = {"kind": kind, "pipelined": p.name, "twin": c.name, "delay": d}
-    (wd / "induct.ys").write_text("\n".join(read + [
-        f"sat -tempinduct -prove ok 1 -set-init-zero -maxsteps {maxsteps} -verify "
-        "-show-inputs"]) + "\n")
-    try:
-        run_yosys(wd, "induct.ys", timeout=timeout)
-        row.update(result="proved", method=f"k-induction (sat -tempinduct, <= {maxsteps} steps)")
-    except subprocess.TimeoutExpired:
-        row.update(result="timeout", method=f"sat -tempinduct gave no answer in {timeout} s")
-    except RuntimeError:
-        log = (wd / "yosys.log").read_text()
-        base_failed = bool(re.search(r"failed in base case|model found", log, re.I)) and \
-            "induction step" not in _last_verdict(log)
-        if base_failed:
-            row.update(result="FAILED", method="counterexample from reset (see yosys.log)")
-        else:  # induction failed without a counterexample from reset: check a bound
-            depth = 2 * maxsteps
-            (wd / "bmc.ys").write_text("\n".join(read + [
-                f"sat -seq {depth} -prove ok 1 -set-init-zero -set-at 1 rst 1 -verify "
-                "-show-inputs"]) + "\n")
-            try:
-                run_yosys(wd, "bmc.ys", timeout=timeout)
-                row.update(result="bounded", method=f"induction failed (state across beats or "
-                           f"blocks); no difference within {depth} cycles of reset (sat -seq)")
-            except RuntimeError:
-                row.update(result="FAILED", method=f"counterexample within {depth} cycles")
-            except subprocess.TimeoutExpired:
-                row.update(result="timeout", method=f"induction failed; bounded check to "
-                           f"{depth} cycles gave no answer in {timeout} s")
+    if p.stateful:  # induction is defeated by unreachable state pairs: a bound from reset
+        depth = 2 * (p.beats + p.latency) + 4
+        (wd / "bmc.ys").write_text("\n".join(read + [
+            f"sat -seq {depth} -prove ok 1 -set-init-zero -set-at 1 rst 1 -verify "
+            "-show-inputs"]) + "\n")
+        try:
+            run_yosys(wd, "bmc.ys", timeout=timeout)
+            row.update(result="bounded", method=f"no difference within {depth} cycles of reset "
+                       "(sat -seq; state across beats/blocks defeats k-induction)")
+        except RuntimeError:
+            row.update(result="FAILED", method=f"counterexample within {depth} cycles")
+        except subprocess.TimeoutExpired:
+            row.update(result="timeout", method=f"sat -seq {depth}: no answer in {timeout} s")
+    else:
+        (wd / "induct.ys").write_text("\n".join(read + [
+            f"sat -tempinduct -prove ok 1 -set-init-zero -maxsteps {maxsteps} -verify "
+            "-show-inputs"]) + "\n")
+        try:
+            run_yosys(wd, "induct.ys", timeout=timeout)
+            row.update(result="proved", method=f"k-induction (sat -tempinduct, <= {maxsteps})")
+        except RuntimeError:
+            row.update(result="FAILED", method="no proof: counterexample or failed induction")
+        except subprocess.TimeoutExpired:
+            row.update(result="timeout", method=f"sat -tempinduct: no answer in {timeout} s")
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
 
 
-def _last_verdict(log: str) -> str:
-    lines = [ln for ln in log.lower().splitlines() if "induction" in ln or "base case" in ln]
-    return lines[-1] if lines else ""
+def registers_as_wires(verilog: str) -> str:
+    """Amaranth's Verilog with every ``always @(posedge clk)`` made combinational (and the
+    registers' initial values dropped): the pipeline's logic without its cuts."""
+    text = re.sub(r"always @\(posedge clk\)", "always @*", verilog)
+    return re.sub(r"^(\s*reg (?:\[[^\]]*\] )?\S+)\s*=\s*[^;]+;", r"\1 ;", text, flags=re.M)
+
+
+def register_depths(netlist: dict, top: str) -> tuple[dict, list]:
+    """Registers crossed on every path from the inputs (``clk``/``rst`` aside) to each output
+    bit of a flattened Yosys JSON netlist: ({output: set of depths}, [cells whose inputs
+    arrive at different depths])."""
+    mod = netlist["modules"][top]
+    depth: dict = {}
+    for name, port in mod["ports"].items():
+        if port["direction"] == "input" and name not in ("clk", "rst"):
+            depth.update({b: 0 for b in port["bits"] if isinstance(b, int)})
+    cells = list(mod["cells"].values())
+    clash, changed = [], True
+    while changed:
+        changed = False
+        for cell in cells:
+            conns, dirs = cell["connections"], cell["port_directions"]
+            ff = "dff" in cell["type"]
+            ins = conns.get("D", []) if ff else [b for p, bits in conns.items()
+                                                 if dirs[p] == "input" for b in bits]
+            ds = {depth[b] for b in ins if b in depth}
+            if not ds:
+                continue
+            if len(ds) > 1:
+                clash.append(cell["type"])
+                ds = {max(ds)}
+            d = ds.pop() + int(ff)
+            for p, bits in conns.items():
+                if dirs[p] == "output":
+                    for b in bits:
+                        if isinstance(b, int) and depth.get(b) != d:
+                            if b in depth and depth[b] > d:
+                                continue
+                            depth[b] = d
+                            changed = True
+    outs = {name: {depth[b] for b in port["bits"] if b in depth}
+            for name, port in mod["ports"].items() if port["direction"] == "output"}
+    return outs, sorted(set(clash))
+
+
+def prove_cuts(p, c, wd: Path, timeout) -> tuple[str, str]:
+    """A stateless pipeline P against its combinational twin C: every input-to-output path
+    of P crosses exactly ``P.latency`` registers (from Yosys's netlist), and P with its
+    registers made wires equals C for all inputs (miter + sat).  Returns (result, method)."""
+    from finescale.synth.flow import run_yosys
+
+    ep, ec = emit.emit(p, wd), emit.emit(c, wd)
+    (wd / "depth.ys").write_text(f"read_verilog -sv {ep.path.name}\nprep -top {p.name} "
+                                 "-flatten\nmemory_map\nopt_clean\nwrite_json p.json\n")
+    run_yosys(wd, "depth.ys", timeout=timeout)
+    outs, clash = register_depths(json.loads((wd / "p.json").read_text()), p.name)
+    bad = {n: sorted(d) for n, d in outs.items() if d and d != {p.latency}}
+    if clash or bad:
+        return "FAILED", f"unbalanced pipeline: outputs at depths {bad}, clashes {clash}"
+    (wd / "pcomb.v").write_text(registers_as_wires(ep.path.read_text()))
+    side = dict(ep.sidecar, ports=[q for q in ep.sidecar["ports"] if q["name"] not in
+                                   ("clk", "rst")])
+    (wd / "equiv_comb.v").write_text(wrapper(side, ec.sidecar, 0).replace(
+        f"  {p.name} p (", f"  {p.name} p (.clk(1'b0), .rst(1'b0), "))
+    (wd / "comb.ys").write_text("\n".join([
+        f"read_verilog -sv pcomb.v {ec.path.name} equiv_comb.v",
+        "prep -top equiv_top -flatten", "memory_map", "opt", "opt_merge -share_all", "opt",
+        "sat -prove ok 1 -verify -show-inputs"]) + "\n")
+    try:
+        run_yosys(wd, "comb.ys", timeout=timeout)
+    except RuntimeError:
+        return "FAILED", "P with its registers as wires differs from C (see yosys.log)"
+    return "proved", (f"every path through {p.latency} registers; registers as wires "
+                      "equal to the twin (miter + sat)")
 
 
 def write_tables(rows, out: Path) -> None:

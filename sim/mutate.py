@@ -97,7 +97,7 @@ def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
 
 
 def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
-                     depth: int = 12, timeout: float = 120) -> str:
+                     depth: int = 12, timeout: float = 60) -> str:
     """Yosys's verdict on ``mutation`` vs the unit: 'equivalent (...)' when proved,
     else 'differs' (a counterexample, its inputs in ``workdir/yosys.log``) or
     'unproved (...)' (induction failed, or no answer in ``timeout`` seconds)."""
