@@ -5,8 +5,8 @@ active when ``mutsel`` equals its index (0: the unit as emitted).  This test
 generates the regression's stimulus once (:func:`.stimulus.for_spec`, the
 golden model's expected outputs once), then for each index in
 ``FINESCALE_MUTANTS`` drives ``mutsel``, resets a clocked unit and runs the same
-drivers and scoreboard as :mod:`.tb`.  A mutant is killed by a mismatch or a
-handshake error.  The report lists every mutant; the test fails only when the
+drivers and scoreboard as :mod:`.tb`, :data:`CHUNK` vectors at a time.  A
+mutant is killed by a mismatch or a handshake error (and stops there).  The report lists every mutant; the test fails only when the
 unmutated design (index 0) does not pass, since then no kill means anything.
 """
 
@@ -24,15 +24,28 @@ from . import scoreboard, stimulus, units
 from .tb import TB, _env
 
 
-class _Expected:
-    """``spec`` with its reference computed once (every mutant is checked against it)."""
+#: vectors a mutant runs before it is checked; a killed mutant stops there
+CHUNK = 1000
 
-    def __init__(self, spec, inputs):
+
+class _Expected:
+    """``spec`` with given expected outputs (the reference is computed once, then sliced)."""
+
+    def __init__(self, spec, expected):
         self.name, self.params, self.unit = spec.name, spec.params, spec.unit
-        self._exp = spec.reference(inputs)
+        self._exp = expected
 
     def reference(self, inputs):
         return self._exp
+
+
+def _chunks(inputs, expected, words, n):
+    """(inputs, expected, words) of consecutive slices of ``n`` vectors."""
+    total = len(next(iter(inputs.values())))
+    for i in range(0, total, n):
+        sl = slice(i, i + n)
+        yield ({p: v[sl] for p, v in inputs.items()}, {p: v[sl] for p, v in expected.items()},
+               {p: v[sl] for p, v in words.items()})
 
 
 async def select_mutant(tb: TB, k: int) -> None:
@@ -54,7 +67,7 @@ async def mutants(dut):
     seed, n = int(_env("SEED", "1")), int(_env("VECTORS", "300"))
     ids = [int(k) for k in _env("MUTANTS", "0").split(",")]
     inputs = stimulus.for_spec(spec, np.random.default_rng(seed), n)
-    expected = _Expected(spec, inputs)
+    expected = {k: np.asarray(v) for k, v in spec.reference(inputs).items()}
     tb = TB(dut, spec)
     words = tb.words(inputs)
     await tb.start()
@@ -62,14 +75,20 @@ async def mutants(dut):
     t0 = time.perf_counter()
     for k in [0] + [k for k in ids if k != 0]:
         await select_mutant(tb, k)
-        if tb.clocked:
-            got = await tb.run_stream(words, random.Random(seed))
-        else:
-            got = await tb.run_comb(words)
-        res = scoreboard.check(expected, inputs, got, tb.widths, seed=seed, show=1)
-        results.append({"mutant": k, "vectors": res.vectors, "mismatches": res.mismatches,
-                        "protocol_errors": tb.errors[:3], "first": res.first[:1],
-                        "killed": bool(res.mismatches or tb.errors)})
+        done, bad, first = 0, 0, []
+        for ins, exp, wds in _chunks(inputs, expected, words, CHUNK):
+            if tb.clocked:
+                got = await tb.run_stream(wds, random.Random(seed))
+            else:
+                got = await tb.run_comb(wds)
+            res = scoreboard.check(_Expected(spec, exp), ins, got, tb.widths, seed=seed,
+                                   show=1)
+            done, bad, first = done + res.vectors, bad + res.mismatches, first or res.first
+            if bad or tb.errors:
+                break
+        results.append({"mutant": k, "vectors": done, "mismatches": bad,
+                        "protocol_errors": tb.errors[:3], "first": first[:1],
+                        "killed": bool(bad or tb.errors)})
     report = {"name": spec.name, "unit": spec.unit, "params": spec.params, "seed": seed,
               "vectors": len(next(iter(inputs.values()))), "mutants": results,
               "latency": tb.latency, "mismatches": results[0]["mismatches"],
