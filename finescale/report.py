@@ -216,6 +216,25 @@ class Report:
             f"{sum(r['mismatches'] for r in rows)} mismatches.")
         if bad:
             raise RuntimeError(f"regression failed for {', '.join(bad)}")
+        self.mutants(sec)
+
+    def mutants(self, sec: Section):
+        """Generated mutants of every unit kind through the same testbench (kill rates)."""
+        from finescale.sim import mutate
+
+        n = 50 if self.full else 8
+        _, sums = mutate.campaign(mutants=n, seed=self.seed, out=str(self.out / "mutate"),
+                                  workdir=str(self.out / "mutate" / "build"), progress=False)
+        cols = ["kind", "name", "mutants", "killed", "equivalent", "survivors", "kill_rate"]
+        sec.tables.append(("Yosys-generated mutants (mutate -list, one mutsel design a unit)",
+                           cols, [[s[c] for c in cols] for s in sums]))
+        live = sum(s["mutants"] - s["equivalent"] for s in sums)
+        killed = sum(s["killed"] for s in sums)
+        sec.paragraphs.append(
+            f"{sum(s['mutants'] for s in sums)} mutants ({n} a unit kind): {killed} killed by the "
+            f"regression, {sum(s['equivalent'] for s in sums)} proved equivalent by Yosys, kill "
+            f"rate {killed / max(live, 1):.1%} of the non-equivalent; the survivors and Yosys's "
+            "verdicts are in mutate/mutate.md.")
 
     def same_file(self, synth_rows) -> None:
         """In the regression section: per synthesized unit, whether the Verilog synthesized
