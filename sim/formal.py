@@ -25,7 +25,6 @@ Results: ``prove.csv`` / ``.json`` / ``.md``.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -226,15 +225,10 @@ def prove_cuts(p, c, wd: Path, timeout) -> tuple[str, str]:
 
 
 def write_tables(rows, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "prove.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    from .regress import markdown, write_csv
+    write_csv(out / "prove.csv", rows, COLUMNS)
     (out / "prove.json").write_text(json.dumps(rows, indent=1))
-    md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    md += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
-    (out / "prove.md").write_text("\n".join(md) + "\n")
+    (out / "prove.md").write_text(markdown(rows, COLUMNS))
 
 
 def register(subparsers) -> None:

@@ -16,7 +16,6 @@ unit kind over the non-equivalent mutants).
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -170,11 +169,8 @@ def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="veril
 
 
 def write_tables(rows, summaries, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "mutate.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    from .regress import markdown, write_csv
+    write_csv(out / "mutate.csv", rows, COLUMNS)
     (out / "mutate.json").write_text(json.dumps({"summary": summaries, "mutants": rows},
                                                 indent=1))
     live = sum(s["mutants"] - s["equivalent"] for s in summaries)
@@ -183,8 +179,7 @@ def write_tables(rows, summaries, out: Path) -> None:
           f"{sum(s['mutants'] for s in summaries)} mutants, {killed} killed by the regression, "
           f"{sum(s['equivalent'] for s in summaries)} proved equivalent; kill rate over the "
           f"non-equivalent: {killed / live if live else 1:.1%}.\n",
-          "| " + " | ".join(SUMMARY) + " |", "|" + "---|" * len(SUMMARY)]
-    md += ["| " + " | ".join(str(s[c]) for c in SUMMARY) + " |" for s in summaries]
+          markdown(summaries, SUMMARY)]
     left = [r for r in rows if not r["killed"]]
     if left:
         md += ["", "## Not killed\n", "| kind | mutant | mutation | verdict |", "|---|---|---|---|"]

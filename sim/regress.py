@@ -52,18 +52,23 @@ def row(report: dict) -> dict:
             "status": "PASS" if ok else "FAIL"}
 
 
-def markdown(rows) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+def markdown(rows, columns=COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_tables(rows, reports, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "regress.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
+def write_csv(path: Path, rows, columns=COLUMNS) -> None:
+    """``rows`` (dicts) as CSV with ``columns``; the folder is created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
         w.writeheader()
         w.writerows(rows)
+
+
+def write_tables(rows, reports, out: Path) -> None:
+    write_csv(out / "regress.csv", rows)
     (out / "regress.json").write_text(json.dumps(reports, indent=1, default=str))
     (out / "regress.md").write_text(markdown(rows))
 
