@@ -18,6 +18,8 @@ COMMANDS = {
     "study": "finescale.golden.study",
     "rtl": "finescale.hw.cli",
     "regress": "finescale.sim.regress",
+    "mutate": "finescale.sim.mutate",
+    "prove": "finescale.sim.formal",
     "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
     "report": "finescale.report",

@@ -118,25 +118,24 @@ def stim_element(p, rng, n):
     return x
 
 
-def _build_scale(p, mutation):
+def _build_scale(p):
     from .scale import ScaleUnit
     return ScaleUnit(scale_format=p["scale_format"], block_size=p["block_size"],
                      input_format=p["input_format"], method=p["method"],
-                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"], mutation=mutation)
+                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
-def _build_quantizer(p, mutation):
+def _build_quantizer(p):
     from .quantizer import Quantizer
     return Quantizer(scale_format=p["scale_format"], block_size=p["block_size"],
                      input_format=p["input_format"], method=p["method"],
-                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"], mutation=mutation)
+                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
-def _build_element(p, mutation):
+def _build_element(p):
     from .element import ElementQuantizer
     return ElementQuantizer(scale_format=p["scale_format"], block_size=p["block_size"],
-                            input_format=p["input_format"], pipelined=p["pipelined"],
-                            mutation=mutation)
+                            input_format=p["input_format"], pipelined=p["pipelined"])
 
 
 def ref_dot(p, inputs):
@@ -178,10 +177,8 @@ def stim_dot(p, rng, n):
     return out
 
 
-def _build_dot(p, mutation):
+def _build_dot(p):
     from .dotproduct import DotProduct
-    if mutation is not None:
-        raise ValueError("the dot-product unit has no mutations")
     return DotProduct(scale_format=p["scale_format"], block_size=p["block_size"],
                       lanes=p["lanes"], accumulate=p["accumulate"], headroom=p["headroom"],
                       stages=p["stages"])
@@ -194,10 +191,8 @@ def ref_4o6(p, inputs):
             "choice": (q.choice[:, 0] == 4).astype(np.uint8)}
 
 
-def _build_4o6(p, mutation):
+def _build_4o6(p):
     from .fouroversix import FourOverSix
-    if mutation is not None:
-        raise ValueError("the 4o6 unit has no mutations")
     return FourOverSix(scale_format=p["scale_format"], block_size=p["block_size"],
                        input_format=p["input_format"], prevent_zero=p["prevent_zero"],
                        metric=p["metric"], error_frac_bits=p["error_frac_bits"],
@@ -237,15 +232,10 @@ def _mark_used(comp):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class UnitSpec:
-    """One unit with one parameter set (missing parameters take the unit's defaults).
-
-    ``mutation`` (tests only) builds a deliberately broken variant:
-    ``"ties-away"`` (element rounding) or ``"exp-off-by-one"`` (scale exponent).
-    """
+    """One unit with one parameter set (missing parameters take the unit's defaults)."""
 
     unit: str
     params: dict = dataclasses.field(default_factory=dict)
-    mutation: str | None = None
 
     def __post_init__(self):
         if self.unit not in UNITS:
@@ -279,7 +269,7 @@ class UnitSpec:
 
     @property
     def name(self) -> str:
-        """Verilog top name, unique per unit + parameter set (+ mutation)."""
+        """Verilog top name, unique per unit + parameter set."""
         p = self.params
         parts = ["fs", self.unit,
                  p["scale_format"].replace("-", "_"), f"b{p['block_size']}"]
@@ -301,12 +291,10 @@ class UnitSpec:
             parts.append(f"s{p['stages']}")
         if p.get("pipelined"):
             parts.append("pipe")
-        if self.mutation:
-            parts.append("mut_" + self.mutation.replace("-", ""))
         return "_".join(parts)
 
     def build(self) -> wiring.Component:
-        return UNITS[self.unit].build(self.params, self.mutation)
+        return UNITS[self.unit].build(self.params)
 
     @property
     def latency(self) -> int:
@@ -362,14 +350,14 @@ class UnitSpec:
 
     def sidecar(self) -> dict:
         return {"top": self.name, "unit": self.unit, "params": dict(self.params),
-                "mutation": self.mutation, "latency": self.latency, "beats": self.beats,
+                "latency": self.latency, "beats": self.beats,
                 "clock": "clk" if self.clocked else None, "reset": "rst" if self.clocked else None,
                 "ports": self.ports()}
 
 
-def spec(unit: str, mutation: str | None = None, **params) -> UnitSpec:
+def spec(unit: str, **params) -> UnitSpec:
     """Shorthand: ``spec("scale", scale_format="ue5m3", block_size=32)``."""
-    return UnitSpec(unit, params, mutation)
+    return UnitSpec(unit, params)
 
 
 def _variants(unit, fmt):
@@ -394,7 +382,8 @@ def matrix(which: str = "default") -> list[UnitSpec]:
 
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
-    has no zero), quantizer, 4o6, dot (all lanes, 4 lanes, accumulating: Kulisch, FP32)}.
+    has no zero), element, quantizer, 4o6, dot (all lanes, 4 lanes, accumulating: Kulisch,
+    FP32)}: every registered unit kind (:data:`UNITS`).
     ``all`` adds block size 8, FP32 inputs and the pipelined variant of each
     (the dot product with all 4 stages).  4o6: mse, F = 8; dot: codes in, no input format.
     """
@@ -403,7 +392,7 @@ def matrix(which: str = "default") -> list[UnitSpec]:
     blocks = (4, 16, 32) if which == "default" else (4, 8, 16, 32)
     inputs = ("bf16",) if which == "default" else ("bf16", "fp32")
     pipes = (False,) if which == "default" else (False, True)
-    units = [u for u in ("scale", "quantizer", "4o6", "dot") if u in UNITS]
+    units = list(UNITS)
     out = []
     for unit, fmt, n, inp, pipe in itertools.product(units, SCALE_FORMATS, blocks, inputs, pipes):
         base = dict(scale_format=fmt, block_size=n, **_pipelined(unit, pipe))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from finescale.hw.emit import sha256
+
 from . import flow, liberty as lib
 from .flow import Design
 
@@ -84,7 +86,8 @@ def record(design: Design, result: dict) -> dict:
     """One table row: name, unit, params, latency, metrics and area per lane."""
     params = design.params
     row = {"name": design.name, "unit": design.unit, **params,
-           "latency": design.sidecar.get("latency", 0), "lanes": lanes(params), **result}
+           "latency": design.sidecar.get("latency", 0), "lanes": lanes(params), **result,
+           "sha256": sha256(design.verilog)}  # the Verilog synthesized (regression records it)
     row["um2_per_lane"] = row["sky130_um2"] / row["lanes"]
     row["params"] = params
     return row
