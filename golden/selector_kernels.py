@@ -69,17 +69,23 @@ def frame_unit(amax, frac_bits):
 
 
 @numba.njit(inline="always")
-def candidate_codes(am, gr, ms, offsets, svals, scodes, stable, sgrid, pz_code, m_base, out):
+def candidate_codes(am, gr, ms, up, offsets, svals, scodes, stable, sgrid, pz_code, m_base, out):
     """Scale codes of a block's candidates into ``out``.
 
-    By M (``ms`` non-empty): RoundSF(amax / (g M_j)).  By code offsets: the
+    By M (``ms`` non-empty): RoundSF(amax / (g M_j)); with ``up`` > 0, raised to at
+    least ``up`` codes above candidate j - 1 (``up = 1``: no two are equal).  By code offsets: the
     scale ``offsets[j]`` steps above RoundSF(amax / (g m_base)) in the ascending
     list ``svals`` (codes ``scodes``) of searchable scales, clamped to its ends.
     Zero scales are raised to ``pz_code`` where ``pz_code >= 0``.
     """
     if ms.size:
+        prev = -up
         for j in range(ms.size):
             out[j] = _scale_code(am, gr * ms[j], stable, sgrid, pz_code)
+            if up > 0:
+                p = max(np.searchsorted(svals, stable[out[j]]), min(prev + up, svals.size - 1))
+                out[j] = scodes[p]
+                prev = p
     else:
         base = _scale_code(am, gr * m_base, stable, sgrid, pz_code)
         p0 = np.searchsorted(svals, stable[base])
@@ -89,7 +95,7 @@ def candidate_codes(am, gr, ms, offsets, svals, scodes, stable, sgrid, pz_code, 
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def k_candidates(xb, amax, g, ms, offsets, m_base, svals, scodes, stable, sgrid, pz_code, table,
+def k_candidates(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, table,
                  cmp, grid, zcode, metric, arith, frac_bits, out, scode_out, pick_out):
     """Lowest block error among the candidates; ties to the earliest in the list.
 
@@ -103,7 +109,7 @@ def k_candidates(xb, amax, g, ms, offsets, m_base, svals, scodes, stable, sgrid,
         crow = np.empty(n, np.uint8)
         cand = np.empty(k, np.int64)
         for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            candidate_codes(amax[r], g[r], ms, offsets, svals, scodes, stable, sgrid, pz_code,
+            candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,
                             m_base, cand)
             unit = frame_unit(amax[r], frac_bits)
             best = np.inf
@@ -126,13 +132,13 @@ def k_candidates(xb, amax, g, ms, offsets, m_base, svals, scodes, stable, sgrid,
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def predicted(xb, amax, g, ms, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp, grid,
+def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp, grid,
               zcode, stat, lo, hi, out, scode_out, pick_out):
     """No error unit: a block statistic picks candidate 0, 1 or 2 of the list.
 
-    ``stat`` 0 (``gap``): the number of elements with ``|x| > lo * d0``, ``d0``
-    the first candidate's divisor (``lo = 3.5``: the elements that land on 4
-    or 6 under the abs-max scale); 1 (``second``): the number of elements
+    ``stat`` 0 (``gap``): the number of elements with ``lo * d0 < |x| < amax``,
+    ``d0`` the first candidate's divisor (``lo = 4``: the elements inside the
+    E2M1 4-to-6 gap under the abs-max scale, the maximum excluded); 1 (``second``): the number of elements
     other than one maximum with ``|x| >= lo * amax``.  The block takes
     candidate 1 when the count is at least ``hi`` (and candidate 0 otherwise).
     """
@@ -141,14 +147,14 @@ def predicted(xb, amax, g, ms, offsets, m_base, svals, scodes, stable, sgrid, pz
     for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
         cand = np.empty(k, np.int64)
         for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            candidate_codes(amax[r], g[r], ms, offsets, svals, scodes, stable, sgrid, pz_code,
+            candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,
                             m_base, cand)
             d0 = g[r] * stable[cand[0]]
             count = 0
             for c in range(n):
                 a = abs(np.float64(xb[r, c]))
                 if stat == 0:
-                    count += a > lo * d0
+                    count += a > lo * d0 and a < amax[r]
                 else:
                     count += a >= lo * amax[r]
             if stat == 1:

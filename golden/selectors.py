@@ -17,13 +17,17 @@ A selector's name is its whole definition, and every name below is a
     E2M1 x scale products (exact in FP16), error and sum in FP32.
     ``seq``: the same decisions from one error unit reused over k cycles (a
     block every k cycles); only the hardware annotation differs.
+    ``up`` (``up<n>``), with M candidates: each candidate is raised to at least
+    one (n) code above the one before it, so no two candidates coincide (in
+    region B RoundSF(amax/6) and RoundSF(amax/4) are often the same subnormal
+    code); hardware: an equality compare and an incrementer on the scale code.
     ``kc-m6_4`` is 4-over-6 (``method="4o6"`` with its default options).
 
-``pg<t>-<candidates>``  predictor, no error unit
-    Candidate 1 if at least ``t`` elements of the block satisfy
-    ``|x| > 3.5 S0`` (they land on 4 or 6 under the first candidate S0: the
-    E2M1 4-to-6 gap), else candidate 0.
-``ps<p>_<t>-<candidates>``  predictor, no error unit
+``pg<t>-<candidates>[-up]``  predictor, no error unit
+    Candidate 1 if at least ``t`` elements of the block fall inside the E2M1
+    4-to-6 gap under the first candidate S0 (``4 S0 < |x| < amax``), else
+    candidate 0.
+``ps<p>_<t>-<candidates>[-up]``  predictor, no error unit
     Candidate 1 if at least ``t`` elements besides the maximum reach
     ``p/100 * amax``, else candidate 0.
 
@@ -65,6 +69,7 @@ class Selector:
     error: str = "fixed"            # "fixed" | "float" | "fp16"
     frac_bits: int = 8
     sequential: bool = False
+    up: int = 0                     # candidates forced this many codes above the previous one
     stat: str = ""                  # predictor: "gap" | "second"
     level: float = 0.0              # predictor: threshold multiple (of S0 or amax)
     count: int = 0                  # predictor: elements needed for candidate 1
@@ -81,12 +86,12 @@ class Selector:
         return dict(
             block_amax=1,
             scale_round=len(self.ms) or 1,
-            scale_offset_adders=0 if self.ms else k - 1,
+            scale_offset_adders=k - 1 if self.offsets or self.up else 0,
             element_quantizer=units if search else 1,
             block_error=units if search else 0,
             error_metric=self.metric if search else "",
             error_width=(self.frac_bits + 1 if self.error == "fixed" else
-                         16 if self.error == "fp16" else 53) if search else 0,
+                         24 if self.error == "fp16" else 53) if search else 0,
             error_compare=k - 1 if search else 0,
             stat_comparators=0 if search else 1,
             cycles_per_block=k if self.sequential else 1,
@@ -115,14 +120,16 @@ def parse(name: str) -> Selector:
     if len(ms or offs) < 2:
         raise ValueError(f"selector {name!r}: needs at least two candidates")
     if pred:
-        if len(tokens) > 2:
-            raise ValueError(f"selector {name!r}: a predictor takes no options after its "
-                             "candidates")
+        if tokens[2:] not in ([], ["up"]) or (tokens[2:] and not ms):
+            raise ValueError(f"selector {name!r}: a predictor takes only 'up' (with M "
+                             "candidates) after its candidates")
+        up = int(len(tokens) > 2)
         if pred[1] is not None:
-            return Selector(name, "predict", ms, offs, stat="gap", level=3.5, count=int(pred[1]))
-        return Selector(name, "predict", ms, offs, stat="second", level=int(pred[2]) / 100,
-                        count=int(pred[3]))
-    metric, error, frac_bits, seq = "mse", "fixed", 8, False
+            return Selector(name, "predict", ms, offs, up=up, stat="gap", level=4.0,
+                            count=int(pred[1]))
+        return Selector(name, "predict", ms, offs, up=up, stat="second",
+                        level=int(pred[2]) / 100, count=int(pred[3]))
+    metric, error, frac_bits, seq, up = "mse", "fixed", 8, False, 0
     for tok in tokens[2:]:
         if tok in METRIC_TOKENS:
             metric = METRIC_TOKENS[tok]
@@ -132,10 +139,12 @@ def parse(name: str) -> Selector:
             error, frac_bits = "fixed", int(tok[1:])
         elif tok == "seq":
             seq = True
+        elif re.fullmatch(r"up\d?", tok) and ms:
+            up = int(tok[2:] or 1)
         else:
             raise ValueError(f"selector {name!r}: unknown option {tok!r} (mse, mae, maxabs, "
-                             "f0..f20, float, fp16, seq)")
-    return Selector(name, "search", ms, offs, metric, error, frac_bits, seq)
+                             "f0..f20, float, fp16, seq, up with M candidates)")
+    return Selector(name, "search", ms, offs, metric, error, frac_bits, seq, up)
 
 
 def is_selector(name) -> bool:
@@ -183,7 +192,7 @@ def apply(name, xb, amax, g, efmt: Format, sfmt: Format, *, rounding, scale_roun
     ecodes = np.empty(xb.shape, np.uint8)
     scodes = np.empty(xb.shape[0], np.uint8)
     pick = np.empty(xb.shape[0], np.int64)
-    common = (xb, amax, g, ms, offs, m_base, svals, scodes_all.astype(np.int64), sfmt.table,
+    common = (xb, amax, g, ms, sel.up, offs, m_base, svals, scodes_all.astype(np.int64), sfmt.table,
               sgrid, pz_code)
     if sel.kind == "search":
         sk.k_candidates(*common, efmt.table, cmp, egrid, zcode, kernels.METRICS.index(sel.metric),
