@@ -210,7 +210,7 @@ def synth_area(path) -> dict:
         if p.get("pipelined") or p.get("input_format", "bf16") != "bf16" or p.get("prevent_zero"):
             continue
         rule = {"quantizer": "abs-max", "4o6": "4o6"}.get(r.get("unit"))
-        if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get("frac_bits", 8) != 8):
+        if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get("error_frac_bits", 8) != 8):
             continue
         if rule and r.get("sky130_um2") is not None:
             area[rule, p.get("scale_format"), p.get("block_size")] = float(r["sky130_um2"])

@@ -151,8 +151,8 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     x = _check_input(x)
     efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale"])
     method = opts["method"]
-    if not selectors.is_selector(method):  # selector names: golden/selectors.py
-        method = _choice("method", method, scaling.METHODS)
+    if method not in scaling.METHODS:  # else a selector name (golden/selectors.py)
+        selectors.parse(method)
     hier = _choice("hierarchical", opts["hierarchical"], HIERARCHICAL)
     arith = _choice("arith", opts["arith"], ARITH)
     metric = _choice("metric", opts["metric"], kernels.METRICS)

@@ -109,7 +109,8 @@ def parse(name: str) -> Selector:
     head = tokens[0]
     pred = re.fullmatch(r"pg(\d+)|ps(\d+)_(\d+)", head)
     if head != "kc" and not pred:
-        raise ValueError(f"unknown selector {name!r}: starts with kc-, pg<t>- or ps<p>_<t>-")
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(scaling.METHODS)} "
+                         "or a selector kc-..., pg<t>-..., ps<p>_<t>-...")
     if len(tokens) < 2 or not (m := _CANDS.match(tokens[1])):
         raise ValueError(f"selector {name!r}: second part must be candidates m<M>_<M>... "
                          "or o<offset>_<offset>... (n for minus)")
