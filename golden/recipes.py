@@ -31,6 +31,8 @@ RECIPES: dict[str, dict] = {
     "paper-e4m3-h": dict(scale="e4m3", method="abs-max", hierarchical="tensor"),
     "paper-ue5m3": dict(scale="ue5m3", method="abs-max"),
     "paper-ue5m3-4o6": dict(scale="ue5m3", method="4o6"),
+    # 4-over-6 whose second candidate is at least one code above the first (golden/selectors.py)
+    "paper-e4m3-up": dict(scale="e4m3", method="kc-m6_4-up"),
 }
 
 

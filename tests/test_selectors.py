@@ -219,6 +219,9 @@ def test_recipe_option_and_hierarchical_scale():
     q = golden.quantize(x, recipe="nvfp4", method="kc-m6_4-up")
     assert q.global_scale is not None and q.choice is not None
     assert set(np.unique(q.choice)) <= {4, 6}
+    a = golden.quantize(x, recipe="paper-e4m3-up")
+    b = golden.quantize(x, scale="e4m3", method="kc-m6_4-up")
+    assert np.array_equal(a.element_codes, b.element_codes)
 
 
 def test_pareto_marks_a_constructed_front():
