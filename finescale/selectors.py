@@ -292,15 +292,21 @@ def plot_front(points, path):
     import matplotlib.pyplot as plt
 
     keys = sorted({(p["scale_format"], p["block_size"]) for p in points})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    cols = min(2, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.6 * rows), squeeze=False)
+    for ax, key in zip(axes.ravel(), keys):
         sub = [p for p in points if (p["scale_format"], p["block_size"]) == key]
         hw = [p for p in sub if p["cost_per_element"] is not None]
         for p in hw:
-            ax.scatter(p["cost_per_element"], p["mse_rel"], s=18,
-                       c="tab:red" if p["pareto"] else "tab:gray", zorder=3)
-            ax.annotate(p["selector"], (p["cost_per_element"], p["mse_rel"]), fontsize=5,
-                        xytext=(2, 2), textcoords="offset points")
+            is4o6 = p["selector"] == "4o6"
+            ax.scatter(p["cost_per_element"], p["mse_rel"], s=60 if is4o6 else 18,
+                       marker="*" if is4o6 else "o",
+                       c="tab:blue" if is4o6 else "tab:red" if p["pareto"] else "tab:gray",
+                       zorder=3)
+            if p["pareto"] or is4o6:
+                ax.annotate(p["selector"], (p["cost_per_element"], p["mse_rel"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
         fr = sorted((p for p in hw if p["pareto"]), key=lambda p: p["cost_per_element"])
         ax.step([p["cost_per_element"] for p in fr], [p["mse_rel"] for p in fr], where="post",
                 c="tab:red", lw=0.8)
@@ -309,11 +315,14 @@ def plot_front(points, path):
                 ax.axhline(p["mse_rel"], ls="--", c="k", lw=0.8, label="brute force")
             if p["selector"] == "abs-max":
                 ax.axvline(p["cost_per_element"], ls=":", c="tab:blue", lw=0.8, label="abs-max cost")
-        ax.set(xscale="log", xlabel="modelled sky130 um^2 per element (a block a cycle)",
+        ax.set(xscale="log", yscale="log",
+               xlabel="modelled sky130 um^2 per element (a block a cycle)",
                ylabel="MSE / sigma^2, region-B mean", title=f"{key[0].upper()}, blocks of {key[1]}")
         ax.legend(fontsize=6)
-    fig.suptitle("Scale selectors: cost (a model, not synthesis) vs accuracy; red: Pareto front",
-                 fontsize=9)
+    for ax in axes.ravel()[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle("Scale selectors: cost (a model, not synthesis) vs accuracy; red: Pareto "
+                 "front (labelled), blue star: 4o6, grey: dominated", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -370,6 +379,8 @@ def register(subparsers):
                    help="N log-spaced sigmas in [LO, HI] (default 0.0005 0.05 37; quick 13)")
     p.add_argument("--blocks", type=int, default=None,
                    help="blocks a point (default 20000, quick 2000)")
+    p.add_argument("--weight-rows", type=int, default=None,
+                   help="MiniLM: first N output rows of each tensor (default: quick 64, else all)")
     p.add_argument("--synth", type=Path, default=None,
                    help="synth.json (or its folder) of `finescale synth` for area_um2")
     p.add_argument("--seed", type=int, default=0)
@@ -398,7 +409,7 @@ def run(args) -> int:
     region = regions_of(rows, fmts[0])
     b_sigmas = [s for s in sigmas if region.get(s) == "B"]
     sigma_b = b_sigmas[len(b_sigmas) // 2] if b_sigmas else None
-    cap = 64 if args.quick else 0
+    cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
     weights = weights_mse(names, blocks, fmts, rows_cap=cap)
     weights_b = weights_mse(names, blocks, fmts, rows_cap=cap, sigma=sigma_b) if weights else None
     if weights is None:
