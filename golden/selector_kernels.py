@@ -139,7 +139,7 @@ def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid
     ``stat`` 0 (``gap``): the number of elements with ``lo * d0 < |x| < amax``,
     ``d0`` the first candidate's divisor (``lo = 4``: the elements inside the
     E2M1 4-to-6 gap under the abs-max scale, the maximum excluded); 1 (``second``): the number of elements
-    other than one maximum with ``|x| >= lo * amax``.  The block takes
+    other than one maximum with ``100 |x| >= lo * amax`` (``lo`` a percentage).  The block takes
     candidate 1 when the count is at least ``hi`` (and candidate 0 otherwise).
     """
     nrows, n = xb.shape
@@ -156,7 +156,7 @@ def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid
                 if stat == 0:
                     count += a > lo * d0 and a < amax[r]
                 else:
-                    count += a >= lo * amax[r]
+                    count += 100.0 * a >= lo * amax[r]  # exact: 24 + 7 bits each side
             if stat == 1:
                 count -= 1  # the maximum itself
             j = 1 if count >= hi else 0

@@ -3,7 +3,7 @@
 A selector's name is its whole definition, and every name below is a
 ``method=`` of :func:`quantize` (``golden.quantize(x, method="kc-m8_6_4_3")``):
 
-``kc-<candidates>[-<metric>][-<error>][-seq]``  k-candidate search
+``kc-<candidates>[-<metric>][-<error>][-up][-seq]``  k-candidate search
     Quantize the block under each candidate scale, keep the lowest block
     error; ties go to the earliest candidate in the list.
     candidates: ``m8_6_4_3``: RoundSF(amax / M) for M = 8, 6, 4, 3;
@@ -71,7 +71,7 @@ class Selector:
     sequential: bool = False
     up: int = 0                     # candidates forced this many codes above the previous one
     stat: str = ""                  # predictor: "gap" | "second"
-    level: float = 0.0              # predictor: threshold multiple (of S0 or amax)
+    level: float = 0.0              # predictor: multiple of S0 (gap) or percent of amax
     count: int = 0                  # predictor: elements needed for candidate 1
 
     @property
@@ -128,8 +128,10 @@ def parse(name: str) -> Selector:
         if pred[1] is not None:
             return Selector(name, "predict", ms, offs, up=up, stat="gap", level=4.0,
                             count=int(pred[1]))
+        if not 0 < int(pred[2]) <= 100:
+            raise ValueError(f"selector {name!r}: the percentage must be in 1..100")
         return Selector(name, "predict", ms, offs, up=up, stat="second",
-                        level=int(pred[2]) / 100, count=int(pred[3]))
+                        level=int(pred[2]), count=int(pred[3]))
     metric, error, frac_bits, seq, up = "mse", "fixed", 8, False, 0
     for tok in tokens[2:]:
         if tok in METRIC_TOKENS:

