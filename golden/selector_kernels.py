@@ -132,15 +132,16 @@ def k_candidates(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sg
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp, grid,
-              zcode, stat, lo, hi, out, scode_out, pick_out):
-    """No error unit: a block statistic picks candidate 0, 1 or 2 of the list.
+def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp,
+              grid, zcode, stat, lo, hi, out, scode_out, pick_out):
+    """No error unit: a block statistic picks candidate 0 or 1 of the list.
 
     ``stat`` 0 (``gap``): the number of elements with ``lo * d0 < |x| < amax``,
     ``d0`` the first candidate's divisor (``lo = 4``: the elements inside the
-    E2M1 4-to-6 gap under the abs-max scale, the maximum excluded); 1 (``second``): the number of elements
-    other than one maximum with ``100 |x| >= lo * amax`` (``lo`` a percentage).  The block takes
-    candidate 1 when the count is at least ``hi`` (and candidate 0 otherwise).
+    E2M1 4-to-6 gap under the abs-max scale, the maximum excluded); 1
+    (``second``): the number of elements other than one maximum with
+    ``100 |x| >= lo * amax`` (``lo`` a percentage).  The block takes candidate
+    1 when the count is at least ``hi`` (and candidate 0 otherwise).
     """
     nrows, n = xb.shape
     k = max(ms.size, offsets.size)

