@@ -37,8 +37,10 @@ def register(subparsers) -> None:
                    help="registered stages, 1 block/cycle (dot: use --stages)")
     p.add_argument("--lanes", type=int, default=None,
                    help="dot: element pairs per cycle (divides the block size; default all)")
-    p.add_argument("--accumulate", action="store_true",
-                   help="dot: accumulate blocks in a wide fixed-point accumulator")
+    p.add_argument("--accumulate", nargs="?", const="kulisch", choices=["kulisch", "fp32"],
+                   help="dot: accumulate blocks, exactly in a wide fixed-point (Kulisch) "
+                        "accumulator (the default with no value) or in an FP32 total rounded "
+                        "once per block")
     p.add_argument("--headroom", type=int, default=None,
                    help="dot --accumulate: log2 of the blocks the accumulator adds exactly")
     p.add_argument("--stages", type=int, default=None,
@@ -70,7 +72,7 @@ def _one_spec(args):
              "input_format": args.input_format, "method": args.method,
              "prevent_zero": args.prevent_zero, "metric": args.metric,
              "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined or None,
-             "lanes": args.lanes, "accumulate": args.accumulate or None,
+             "lanes": args.lanes, "accumulate": args.accumulate,
              "headroom": args.headroom, "stages": args.stages}
     params = {k: v for k, v in given.items() if k in defaults and v is not None}
     for k in ("method", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",

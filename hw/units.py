@@ -26,7 +26,7 @@ from amaranth.lib import data, wiring
 from finescale import golden
 from finescale.golden.rounding import round_to_grid
 
-__all__ = ["UnitSpec", "UNITS", "matrix", "spec"]
+__all__ = ["UnitSpec", "UNITS", "matrix", "spec", "formatscope_dp32"]
 
 SCALE_FORMATS = ("e4m3", "ue5m3", "e8m0")
 INPUT_DTYPES = {"bf16": (ml_dtypes.bfloat16, np.uint16), "fp32": (np.float32, np.uint32)}
@@ -144,6 +144,9 @@ def ref_dot(p, inputs):
     args = (inputs["a"], inputs["b"], inputs["scale_a"], inputs["scale_b"])
     if not p["accumulate"]:
         return {"result": dotproduct.block_dot(*args, scale=p["scale_format"]).view(np.uint32)}
+    if p["accumulate"] == "fp32":
+        r = dotproduct.accumulate_fp32(*args, inputs["acc_clear"], scale=p["scale_format"])
+        return {"result": r["result"].view(np.uint32), "nan": r["nan"].astype(np.uint8)}
     r = dotproduct.accumulate_dot(*args, inputs["acc_clear"], scale=p["scale_format"],
                                   headroom=p["headroom"])
     width = dotproduct.accumulator_layout(p["scale_format"], p["block_size"],
@@ -154,7 +157,8 @@ def ref_dot(p, inputs):
 
 def stim_dot(p, rng, n):
     """Random codes; scales mostly finite, a few NaN codes; some blocks all-zero;
-    accumulate: a clear on about one block in five."""
+    accumulate: a clear on about one block in five; FP32 accumulation: most scales in a
+    narrow band of codes, so that block values are alike and their sums round and cancel."""
     codes = finite_scale_codes(p["scale_format"])
     sfmt = golden.formats.get(p["scale_format"])
     nan = np.flatnonzero(np.isnan(sfmt.table)).astype(np.uint8)
@@ -162,6 +166,11 @@ def stim_dot(p, rng, n):
     b = rng.integers(0, 16, (n, p["block_size"])).astype(np.uint8)
     a[rng.random(n) < 0.05] = 0
     sa, sb = rng.choice(codes, n), rng.choice(codes, n)
+    if p["accumulate"] == "fp32":
+        near = lambda: codes[np.clip(rng.integers(0, len(codes)) + rng.integers(-4, 5, n),
+                                     0, len(codes) - 1)]
+        band = rng.random(n) < 0.7
+        sa, sb = np.where(band, near(), sa), np.where(band, near(), sb)
     sa[rng.random(n) < 0.02] = nan[0]
     out = {"a": a, "b": b, "scale_a": sa, "scale_b": sb}
     if p["accumulate"]:
@@ -251,6 +260,8 @@ class UnitSpec:
         if "method" in p and p["method"] is None:
             p["method"] = _default_method(p)
         if self.unit == "dot":  # resolve the defaults the component would pick
+            if p["accumulate"] is True:
+                p["accumulate"] = "kulisch"
             if p["lanes"] is None:
                 p["lanes"] = p["block_size"]
             if p["stages"] is None:
@@ -282,7 +293,9 @@ class UnitSpec:
             parts.append(f"{p['metric']}f{p['error_frac_bits']}")
         if "lanes" in p and p["lanes"] != p["block_size"]:
             parts.append(f"l{p['lanes']}")
-        if p.get("accumulate"):
+        if p.get("accumulate") == "fp32":
+            parts.append("accfp32")
+        elif p.get("accumulate"):
             parts.append(f"acc{p['headroom']}")
         if p.get("stages"):
             parts.append(f"s{p['stages']}")
@@ -364,8 +377,8 @@ def _variants(unit, fmt):
     if unit == "scale":
         has_zero = golden.formats.get(fmt).zero_code is not None
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
-    if unit == "dot":  # the block in 4-lane beats; accumulating over blocks
-        return [{}, {"lanes": 4}, {"accumulate": True}]
+    if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
+        return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
     return [{}]
 
 
@@ -381,7 +394,7 @@ def matrix(which: str = "default") -> list[UnitSpec]:
 
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
-    has no zero), quantizer, 4o6, dot (all lanes, 4 lanes, accumulating)}.
+    has no zero), quantizer, 4o6, dot (all lanes, 4 lanes, accumulating: Kulisch, FP32)}.
     ``all`` adds block size 8, FP32 inputs and the pipelined variant of each
     (the dot product with all 4 stages).  4o6: mse, F = 8; dot: codes in, no input format.
     """
@@ -402,3 +415,11 @@ def matrix(which: str = "default") -> list[UnitSpec]:
             if extra.get("lanes", 0) < n:  # fewer lanes than the block only
                 out.append(UnitSpec(unit, dict(base, **extra)))
     return out
+
+
+def formatscope_dp32() -> UnitSpec:
+    """Our FP32-accumulating dot product in the scope of FormatScope's MXFP4 DP32: 32 lanes of
+    E2M1 pairs a clock, E8M0 scales, an FP32 total register with a sticky NaN flag, the new total
+    one clock after its block (``finescale rtl --unit dot --scale-format e8m0 --block-size 32
+    --accumulate fp32 --stages 1``; the README compares the two port lists and rules)."""
+    return spec("dot", scale_format="e8m0", block_size=32, lanes=32, accumulate="fp32", stages=1)

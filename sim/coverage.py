@@ -1,4 +1,5 @@
-"""Functional coverage: which scale codes, element codes, 4-over-6 choices and regions were hit.
+"""Functional coverage: which scale codes, element codes, 4-over-6 choices, regions and FP32
+result classes were hit.
 
 :func:`measure` reads a unit's inputs and (checked) outputs and returns the
 bins hit; :func:`goals` lists the bins a regression of that unit must hit; the
@@ -47,6 +48,9 @@ def measure(spec, inputs: dict, outputs: dict) -> dict[str, list]:
         cov["result_classes"] = sorted(set(fp32_classes(bits)))
     if "x" in inputs:
         cov["regions"] = sorted(_regions(spec, np.asarray(inputs["x"])))
+    if "nan" in outputs and "acc_clear" in inputs:  # FP32 accumulation: a clear mid-sum
+        clear = np.asarray(inputs["acc_clear"]).astype(bool)
+        cov["clears"] = ["mid-stream"] if (clear[1:] & ~clear[:-1]).any() else []
     return cov
 
 
@@ -85,7 +89,27 @@ def goals(spec, outputs: set[str]) -> dict[str, list]:
         g["choice"] = [0, 1]
     if "result" in outputs:
         g["result_classes"] = ["normal", "zero"]
+    if "nan" in outputs:  # FP32 accumulation: every class the scale format can reach
+        g["result_classes"] = sorted(_fp32_reachable(_scale_format(spec).name,
+                                                     params["block_size"]))
+        g["clears"] = ["mid-stream"]
     return g
+
+
+@functools.lru_cache(maxsize=None)
+def _fp32_reachable(scale_format, block_size) -> frozenset:
+    """FP32 result classes a running sum can reach: inf when the largest block value reaches
+    2**128 - 2**103, subnormal when the smallest nonzero one is below 2**-126."""
+    sfmt, efmt = golden.get(scale_format), golden.get("e2m1")
+    t = sfmt.table[np.isfinite(sfmt.table)]
+    smallest, largest = np.abs(t[t != 0]).min(), np.abs(t).max()
+    e = np.abs(efmt.table)
+    out = {"normal", "zero", "nan"}
+    if float(e.max()) ** 2 * block_size * float(largest) ** 2 >= 2.0 ** 128 - 2.0 ** 103:
+        out.add("inf")
+    if float(e[e > 0].min()) ** 2 * float(smallest) ** 2 < 2.0 ** -126:
+        out.add("subnormal")
+    return frozenset(out)
 
 
 def missed(cov: dict, goal: dict) -> dict[str, list]:

@@ -11,7 +11,10 @@ range, all-zero blocks, single-outlier blocks, exact element midpoint ties
 (x = S * {0.25, 0.75, ..., 5} with one element 6 S so abs-max picks S),
 blocks that saturate the scale format, and input subnormals.
 Sweeps: every scale code as an abs-max outcome, every BF16 pattern through the
-element quantizer, every FP4 x FP4 product for each scale-pair class.
+element quantizer, every FP4 x FP4 product for each scale-pair class.  The
+FP32-accumulating dot product also gets :func:`fp32_corners`, block sequences
+that reach each corner of its rounding (ties both ways, a carry out of the
+significand, cancellation, zeros of both signs, overflow, subnormals, NaN).
 """
 
 from __future__ import annotations
@@ -176,6 +179,59 @@ def class_codes(sfmt) -> dict[str, np.ndarray]:
     return {c: codes[cls == c] for c in ("zero", "subnormal", "normal", "max") if (cls == c).any()}
 
 
+#: FP32-accumulation corners: block sequences of (a, b, scale_a, scale_b) values, lane 0 only,
+#: each starting a new sum; sequences whose values a scale format lacks are skipped
+FP32_CORNERS = {
+    "cancellation to +0": [(1, 1, 1, 1), (1, -1, 1, 1)],
+    "tie, to even below": [(1, 1, 2 ** 8, 2 ** 8), (1, 1, 2 ** -4, 2 ** -4)],
+    "tie, to even above": [(1, 1, 2 ** 8, 2 ** 8), (1, 1, 2 ** -4, 2 ** -3),
+                           (1, 1, 2 ** -4, 2 ** -4)],
+    "carry out of the significand": [(1, 1, 2 ** 8, 2 ** 8), (1, -1, 2 ** -4, 2 ** -4),
+                                     (0.5, 1, 2 ** -4, 2 ** -4)],
+    # 2**30 + (2**6 + 2**-17): just above a tie, only the bit below the window says so
+    "sticky breaks a tie, up": [(1, 1, 2 ** 3, 2 ** 3), (1, 1, 2 ** -8, 2 ** -9),
+                                (1, 1, 2 ** 15, 2 ** 15)],
+    # 2**30 - (2**5 + 2**-18): just below a tie (subtraction)
+    "sticky breaks a tie, down": [(1, -1, 2 ** 2, 2 ** 3), (1, -1, 2 ** -9, 2 ** -9),
+                                  (1, 1, 2 ** 15, 2 ** 15)],
+    "NaN until the clear": [(1, 1, 1, 1), (1, 1, np.nan, 1), (1, 1, 1, 1)],
+    "zero blocks: +0, -0 + -0": [(0, 1, 1, 1)],
+    "-0 + -0": [(0, 1, -1.0, 1), (0, 1, 1, -1.0)],
+    "overflow to inf, inf stays": [(6, 6, 2 ** 127, 2 ** 127), (-6, 6, 1, 1)],
+    "max + half an ulp: inf": [(1, -1, 2 ** 104, 1), (1, 1, 2 ** 127, 2), (1, 1, 2 ** 103, 1)],
+    "subnormals": [(1, 1, 2 ** -70, 2 ** -70), (1, 1, 2 ** -75, 2 ** -74)],
+    "subnormal tie": [(3, 0.5, 2 ** -75, 2 ** -74)],
+    "underflow to -0": [(1, -1, 2 ** -127, 2 ** -127)],
+}
+
+
+def _code_of(fmt, value) -> int | None:
+    """The code of ``value`` in ``fmt`` (NaN: its first NaN code; sign of zero kept), or None."""
+    t, value = fmt.table, float(value)
+    if np.isnan(value):
+        hit = np.flatnonzero(np.isnan(t))
+    else:
+        hit = np.flatnonzero((t == value) & (np.signbit(t) == np.signbit(value)))
+    return int(hit[0]) if hit.size else None
+
+
+def fp32_corners(scale_format, block_size: int) -> dict[str, np.ndarray]:
+    """:data:`FP32_CORNERS` as unit inputs (``a``, ``b``, ``scale_a``, ``scale_b``,
+    ``acc_clear``): the sequences this scale format can express, one after the other."""
+    sfmt, efmt = golden.get(scale_format), golden.get("e2m1")
+    rows = []
+    for seq in FP32_CORNERS.values():
+        codes = [(_code_of(efmt, a), _code_of(efmt, b), _code_of(sfmt, sa), _code_of(sfmt, sb))
+                 for a, b, sa, sb in seq]
+        if all(c is not None for row in codes for c in row):
+            rows += [(*row, i == 0) for i, row in enumerate(codes)]
+    a, b, sa, sb, clear = (np.array(col, np.uint8) for col in zip(*rows))
+    lanes = np.zeros((len(rows), block_size), np.uint8)
+    out = {"a": lanes.copy(), "b": lanes.copy(), "scale_a": sa, "scale_b": sb, "acc_clear": clear}
+    out["a"][:, 0], out["b"][:, 0] = a, b
+    return out
+
+
 def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
     """Inputs for one unit: ``n`` random vectors plus the sweeps its ports allow.
 
@@ -217,5 +273,9 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
             inputs["scale_a"][sl] = rng.choice(ca, len(pa))
             inputs["scale_b"][sl] = rng.choice(cb, len(pa))
             k += len(pa)
+        if params.get("accumulate") == "fp32":
+            corners = fp32_corners(sfmt.name, params["block_size"])
+            inputs = {p: np.concatenate([v, corners[p].astype(v.dtype)])
+                      for p, v in inputs.items()}
         return inputs
     return spec.random_inputs(rng, n)

@@ -52,7 +52,9 @@ LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
               spec("quantizer", scale_format="ue5m3", block_size=4, input_format="fp32"),
               spec("element", scale_format="e4m3", block_size=4, mutation="ties-away"),
               spec("dot", scale_format="e8m0", block_size=8, lanes=2, accumulate=True, stages=4),
-              spec("dot", scale_format="ue5m3", block_size=4, lanes=2)]
+              spec("dot", scale_format="ue5m3", block_size=4, lanes=2),
+              spec("dot", scale_format="e8m0", block_size=32, accumulate="fp32"),
+              spec("dot", scale_format="e4m3", block_size=8, lanes=4, accumulate="fp32", stages=4)]
 
 
 @pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")

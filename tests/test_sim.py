@@ -28,7 +28,8 @@ QUICK += [_pick("scale", scale_format="e8m0", block_size=4),
           # the dot product in beats (combinational, then pipelined) and accumulating (wide acc)
           _pick("dot", scale_format="e4m3", block_size=16, lanes=4),
           _pick("dot", "all", scale_format="ue5m3", block_size=8, lanes=4, stages=4),
-          _pick("dot", scale_format="e8m0", block_size=16, accumulate=True)]
+          _pick("dot", scale_format="e8m0", block_size=16, accumulate="kulisch"),
+          _pick("dot", scale_format="e8m0", block_size=4, accumulate="fp32")]
 MUTATIONS = [(_pick("scale", scale_format="e4m3", block_size=4), "exp-off-by-one"),
              (_pick("quantizer", scale_format="e4m3", block_size=4), "ties-away")]
 
@@ -99,6 +100,19 @@ def test_for_spec_covers_the_goals_of_every_default_unit():
         exp = spec.reference(inputs)
         goal = coverage.goals(spec, set(exp))
         assert not coverage.missed(coverage.measure(spec, inputs, exp), goal), spec.name
+
+
+def test_fp32_corners_and_goals_follow_the_scale_format():
+    """E8M0 expresses every corner sequence but negative scales and reaches inf and subnormal
+    totals; E4M3 neither, nor the sticky ties (its block values lie within 2**-20 .. 2**28)."""
+    e8, e4 = stimulus.fp32_corners("e8m0", 4), stimulus.fp32_corners("e4m3", 4)
+    starts = {f: int(c["acc_clear"].sum()) for f, c in (("e8m0", e8), ("e4m3", e4))}
+    assert starts["e8m0"] == len(stimulus.FP32_CORNERS) - 1 > starts["e4m3"] == 7
+    assert (e8["a"][:, 1:] == 0).all() and e8["acc_clear"][0] == 1
+    goal = {f: coverage.goals(_pick("dot", scale_format=f, block_size=4, accumulate="fp32"),
+                              {"result", "nan"})["result_classes"] for f in ("e8m0", "e4m3")}
+    assert goal["e8m0"] == ["inf", "nan", "normal", "subnormal", "zero"]
+    assert goal["e4m3"] == ["nan", "normal", "zero"]
 
 
 def test_select_units_by_kind_or_name():
