@@ -308,3 +308,17 @@ def test_second_magnitude_predictor_at_its_threshold():
         assert q.choice[0, 0] == pick
         s, _ = reference(x[0], sel)
         assert Fraction(float(q.scale_values[0, 0])) == s
+
+
+@pytest.mark.parametrize("metric", ["mse", "mae"])
+def test_fp16_product_domain_matches_the_te_anchor(metric):
+    """kc-m6_4-fp16 against golden/anchors.py's float32 4o6 with TransformerEngine's FP16
+    product-domain error (an independent implementation), without a per-tensor scale."""
+    x = blocks(16, 3000, seed=8)
+    a = golden.quantize(x, block_size=16, method="4o6", arith="f32", error_domain="scaled",
+                        error_sum="sequential", metric=metric)
+    b = golden.quantize(x, block_size=16, method=f"kc-m6_4-{metric}-fp16")
+    assert 0 < np.mean(b.choice == 4) < 1  # both candidates are taken
+    assert np.array_equal(a.choice, b.choice)
+    assert np.array_equal(a.element_codes, b.element_codes)
+    assert np.array_equal(a.scale_codes, b.scale_codes)
