@@ -14,7 +14,9 @@ A selector's name is its whole definition, and every name below is a
     error: ``f<F>`` (default ``f8``): the hardware's fixed point, F fractional
     bits below the block maximum's exponent (:mod:`.kernels`); ``float``: the
     float64 ideal; ``fp16``: the product domain, dequantized elements as
-    E2M1 x scale products (exact in FP16), error and sum in FP32.
+    E2M1 x scale products (exact in FP16), error and sum in FP32 (without a
+    per-tensor scale the same as :mod:`.anchors`' TransformerEngine-style
+    ``error_domain="scaled"``).
     ``seq``: the same decisions from one error unit reused over k cycles (a
     block every k cycles); only the hardware annotation differs.
     ``up`` (``up<n>``), with M candidates: each candidate is raised to at least
