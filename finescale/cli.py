@@ -16,6 +16,7 @@ COMMANDS = {
     "quantize": "finescale.golden.tool",
     "bench": "finescale.bench",
     "study": "finescale.golden.study",
+    "selectors": "finescale.selectors",
     "rtl": "finescale.hw.cli",
     "regress": "finescale.sim.regress",
     "mutate": "finescale.sim.mutate",

@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from . import anchors, formats, kernels, scaling
+from . import anchors, formats, kernels, scaling, selectors
 from .rounding import comparator_args, round_to_grid
 from .formats import Format
 
@@ -217,7 +217,9 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     opts = resolve(recipe, options)
     x = _check_input(x)
     efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale"])
-    method = _choice("method", opts["method"], scaling.METHODS)
+    method = opts["method"]
+    if method not in scaling.METHODS:  # else a selector name (golden/selectors.py)
+        selectors.parse(method)
     hier = _choice("hierarchical", opts["hierarchical"], HIERARCHICAL)
     arith = _choice("arith", opts["arith"], ARITH)
     metric = _choice("metric", opts["metric"], kernels.METRICS)
@@ -358,6 +360,11 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
                               cmp, egrid, zcode, kernels.METRICS.index(metric),
                               error_arith == "fixed", frac_bits, ecodes, take4, scodes)
         choice = np.where(take4, 4, 6).astype(np.uint8)
+    elif selectors.is_selector(method):  # k-candidate / predictor selectors
+        ecodes, scodes, choice = selectors.apply(
+            method, xb, amax, g, efmt, sfmt, rounding=rounding, scale_rounding=scale_rounding,
+            arith=arith, pz_code=scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1,
+            floor=floor or 0.0)
     else:  # brute force
         svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)
         start = np.searchsorted(svals, sfmt.table[select(M)])

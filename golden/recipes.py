@@ -108,6 +108,8 @@ RECIPES: dict[str, dict] = {
                               dequant="amax-last"),
     "te-nvfp4-4o6-fp16-256": dict(_TE, scale_bound=256.0, error_domain="scaled",
                                   dequant="amax-last"),
+    # 4-over-6 whose second candidate is at least one code above the first (golden/selectors.py)
+    "paper-e4m3-up": dict(scale="e4m3", method="kc-m6_4-up"),
 }
 
 
