@@ -400,6 +400,18 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    import numba
+
+    threads = numba.get_num_threads()
+    if args.quick:  # small calls: worker threads would only wait (and spin on a busy machine)
+        numba.set_num_threads(1)
+    try:
+        return _run(args)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _run(args) -> int:
     t0 = time.perf_counter()
     lo, hi, n = args.sigmas or (0.0005, 0.05, 13 if args.quick else 37)
     if n != int(n) or n < 2:
