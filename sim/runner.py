@@ -28,8 +28,10 @@ from amaranth.back import verilog
 SIMULATORS = ("verilator", "icarus")
 #: lean Verilator builds: no tracing, light C++ optimisation, warnings not fatal
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O0"]
-#: the harness build (:mod:`.harness`): the same, C++ optimisation measured in the README
-HARNESS_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O2"]
+#: the harness build (:mod:`.harness`)
+#: (ports alone public, a self-clocking harness; C++ optimisation from harness.MAKE_OPT)
+HARNESS_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw",
+                          "--timing", "-CFLAGS", "-fcoroutines"]
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -144,9 +146,12 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
         env["FINESCALE_MUTATION"] = mutation
     with sim_environment(sim), contextlib.redirect_stdout(None):
         t0 = time.perf_counter()
-        cache = build_dir.parent / f".runtime-{_verilator_version()}-waves{int(waves)}"
+        cache = build_dir.parent / (f".runtime-{_verilator_version()}-waves{int(waves)}"
+                                    f"{'-harness' if harness else ''}")
         if sim == "verilator":
             _share_runtime(build_dir, cache, store=False)
+            if harness:
+                os.environ["MAKEFLAGS"] += " " + bulk.make_flags()
         runner = get_runner(sim)  # takes its environment from os.environ
         runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
                      build_args=args if sim == "verilator" else [],

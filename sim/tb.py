@@ -100,6 +100,7 @@ class TB:
             self.clock.start()
             if self.harnessed:
                 self.dut.h_start.value = 0
+                self.dut.h_free.value = 0
                 self.dut.h_rows.value = 0
             await self.reset()
 
@@ -121,7 +122,7 @@ class TB:
         return rows
 
     async def run_harness(self, inputs: dict, rng: np.random.Generator, *, gap=0.05,
-                          depth=harness.DEPTH) -> dict:
+                          depth=harness.DEPTH, free=True) -> dict:
         """Stream every block through the DUT-side harness (:mod:`.harness`), in chunks of
         at most ``depth`` rows: numpy writes the stimulus files, the simulator clocks
         them through, numpy reads the responses.  Port -> numpy array (as
@@ -156,7 +157,14 @@ class TB:
             await RisingEdge(dut.clk)
             await FallingEdge(dut.clk)
             dut.h_start.value = 0
+            if free:  # the harness clocks itself: cocotb's clock stops (low) meanwhile
+                self.clock.stop()
+                dut.h_free.value = 1
             await RisingEdge(dut.h_done)
+            if free:
+                dut.h_free.value = 0
+                await Timer(5, unit="ns")
+                self.clock.start(start_high=False)
             t_read = time.perf_counter()
             spent["simulate_s"] += t_read - t_sim
             k = unsigned(dut.h_count.value)
