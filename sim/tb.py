@@ -297,8 +297,10 @@ class TB:
             else:
                 dut.rst.value = 0
                 rst.append(False)
-                if cur < 0 and queue and rng.random() >= gap:
-                    cur, beat = queue.popleft(), 0
+                drain = (not reset_done and self.stateful and done >= n // 2 and cur < 0
+                         and bool(queue) and (clears is None or clears[queue[0]][0] == 1))
+                if cur < 0 and queue and not drain and rng.random() >= gap:
+                    cur, beat = queue.popleft(), 0  # (drain: let a deep pipeline empty)
                 drive = cur >= 0 and (beat == 0 or rng.random() >= gap)
                 self._valid(int(drive))
                 fed.append(cur if drive and beat == beats - 1 else -1)
@@ -340,16 +342,16 @@ async def regress_unit(dut):
     inputs = stimulus.for_spec(spec, rng, n, full=full)
     tb = TB(dut, spec)
     await tb.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     proto_in = inputs
     if tb.stream:
         await FallingEdge(dut.clk)
         got = await tb.run_ready_valid(inputs, random.Random(seed))
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         proto_in, proto = {}, None
     elif tb.harnessed:
         got = await tb.run_harness(inputs, np.random.default_rng(seed + 1))
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         corrupt = _env("CORRUPT")  # self-test: flip a bit of one response read back
         if corrupt is not None:
             port = tb.data_out[0]
@@ -365,7 +367,7 @@ async def regress_unit(dut):
         else:
             proto = await tb.run_comb(words)
     if not (tb.harnessed or tb.stream):
-        got, elapsed = proto, time.perf_counter() - t0
+        got, elapsed, cpu = proto, time.perf_counter() - t0, time.process_time() - c0
     proto_s = time.perf_counter() - t_proto
     t1 = time.perf_counter()
     res = scoreboard.check(spec, inputs, got, tb.widths, seed=seed)
@@ -384,6 +386,7 @@ async def regress_unit(dut):
               "missed": miss, "summary": coverage.summary(cov, goal),
               "setup_s": t0 - t_start, "check_s": time.perf_counter() - t1,
               "seconds": elapsed, "vectors_per_s": res.vectors / max(elapsed, 1e-9),
+              "cpu_s": cpu, "vectors_per_cpu_s": res.vectors / max(cpu, 1e-9),
               "harness": tb.harness_stats or None,
               "protocol_vectors": len(next(iter(proto_in.values()), [])), "protocol_s": proto_s}
     with open(_env("REPORT", "finescale_report.json"), "w") as f:
