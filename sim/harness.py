@@ -9,6 +9,13 @@ feeds one row (a beat) a clock for ``h_rows`` rows, keeps clocking ``latency
 + 1`` cycles to drain the pipeline, writes the responses and raises ``h_done``;
 ``h_count`` is the number of responses it captured (``valid_out`` high).  A
 row whose valid bit is 0 is a gap: its data are driven but ``valid_in`` is low.
+With ``h_free`` high the harness makes its own clock (period 10, Verilator
+``--timing``), so neither Python nor cocotb's clock act between two blocks.
+
+Build (``runner.HARNESS_VERILATOR_ARGS``, :data:`MAKE_OPT`): only the
+wrapper's ports are public to VPI (a metacomment instead of cocotb's
+``--public-flat-rw`` of every signal), which halves the C++ to compile, and
+the model's per-cycle code is compiled at -O1, its constructors at -O0.
 
 While no run is active, every unit port is passed through under its own name
 (``x``, ``valid_in``, ``scale`` ...), so the per-cycle drivers of

@@ -28,8 +28,8 @@ from amaranth.back import verilog
 SIMULATORS = ("verilator", "icarus")
 #: lean Verilator builds: no tracing, light C++ optimisation, warnings not fatal
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O0"]
-#: the harness build (:mod:`.harness`)
-#: (ports alone public, a self-clocking harness; C++ optimisation from harness.MAKE_OPT)
+#: the harness build (:mod:`.harness`): its ports alone public, a self-clocking harness
+#: (--timing); the C++ optimisation comes from harness.MAKE_OPT
 HARNESS_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw",
                           "--timing", "-CFLAGS", "-fcoroutines"]
 TIMESCALE = ("1ns", "1ps")
@@ -115,12 +115,15 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
 
     ``harness``: build the unit inside the stimulus/response harness of
     :mod:`.harness` (every vector streamed in the simulator, then a short
-    per-cycle protocol run); otherwise the per-cycle drivers take every vector.
+    per-cycle protocol run); otherwise, and for a streamed unit, the per-cycle
+    drivers take every vector.
     """
-    from . import harness as bulk
     from cocotb_tools.runner import get_results, get_runner
 
+    from . import harness as bulk
     from . import units
+
+    harness = harness and not getattr(spec, "stream", False)  # ready/valid: per cycle
 
     base = spec.name
     if mutation:

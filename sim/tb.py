@@ -8,7 +8,16 @@ outputs and checks them once at the end against ``spec.reference``, then
 writes a JSON report for the runner and fails on a mismatch or a missed
 coverage goal.
 
-Combinational units get one vector per 1 ns step.  Clocked units get one beat
+When the top is the unit's harness (:mod:`.harness`, the runner's default),
+every vector goes through it: numpy writes the stimulus files, the harness
+clocks one beat a cycle (random valid gaps) in the simulator and writes the
+responses with the cycle each came out, numpy reads them; then the first
+:data:`PROTOCOL_VECTORS` vectors go again through the per-cycle drivers below,
+after a reset.  A streamed unit (``spec.stream``, :mod:`finescale.hw.streams`)
+is driven through its ready/valid ports with random source gaps and sink
+stalls (:mod:`.readyvalid`).
+
+Per cycle, combinational units get one vector per 1 ns step.  Clocked units get one beat
 a clock (a block is ``spec.beats`` beats of the lane ports, other inputs held)
 with random valid gaps and a reset in the middle of the stream; outputs are
 matched to the block whose last beat went in ``spec.latency`` cycles earlier
