@@ -78,11 +78,15 @@ class Streamed(wiring.Component):
                      self.i.ready.eq(advance),
                      u.valid_in.eq(self.i.valid & advance),
                      self.o.valid.eq(u.valid_out)]
-        for name in self.i.payload.shape().members:
-            m.d.comb += getattr(u, name).eq(getattr(self.i.payload, name))
-        for name in self.o.payload.shape().members:
-            m.d.comb += getattr(self.o.payload, name).eq(getattr(u, name))
+        self.connect_payloads(m)
         return m
+
+    def connect_payloads(self, m):
+        """Payload fields to the unit's ports of the same names, and back."""
+        for name in self.i.payload.shape().members:
+            m.d.comb += getattr(self.unit, name).eq(getattr(self.i.payload, name))
+        for name in self.o.payload.shape().members:
+            m.d.comb += getattr(self.o.payload, name).eq(getattr(self.unit, name))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

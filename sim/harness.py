@@ -123,25 +123,22 @@ def verilog(spec, *, depth: int = DEPTH) -> str:
               "  always @(posedge uclk) begin",
               "    if (rst) begin",
               "      h_run <= 0; h_done <= 0; h_i <= 0; h_cycle <= 0; h_count <= 0;",
-              "    end else if (h_start && !h_run) begin",
-              f'      $readmemh("{stim_file("valid")}", m_valid, 0, h_rows - 1);']
-    lines += [f'      $readmemh("{stim_file(p["name"])}", m_{p["name"]}, 0, h_rows - 1);'
-              for p in ins]
+              "    end else if (h_start && !h_run) begin"]
+    lines += [f'      $readmemh("{stim_file(n)}", m_{n}, 0, h_rows - 1);'
+              for n in ["valid"] + [p["name"] for p in ins]]
     lines += ["      h_run <= 1; h_done <= 0; h_i <= 0; h_cycle <= 0; h_count <= 0;",
               "    end else if (h_run) begin",
               "      h_i <= h_i + 1; h_cycle <= h_cycle + 1;",
-              "      if (valid_out) begin",
-              f"        r_cycle[{idx('h_count')}] <= h_cycle;"]
-    lines += [f"        r_{p['name']}[{idx('h_count')}] <= {p['name']};"
-              for p in outs]
+              "      if (valid_out) begin"]
+    lines += [f"        r_{n}[{idx('h_count')}] <= {v};"
+              for n, v in [("cycle", "h_cycle")] + [(p["name"], p["name"]) for p in outs]]
     lines += ["        h_count <= h_count + 1;",
               "      end",
               f"      if (h_i == h_rows + {lat + 1}) begin",
               "        h_run <= 0; h_done <= 1;",
-              "        if (h_count != 0) begin",
-              f'          $writememh("{resp_file("cycle")}", r_cycle, 0, h_count - 1);']
-    lines += [f'          $writememh("{resp_file(p["name"])}", r_{p["name"]}, 0, h_count - 1);'
-              for p in outs]
+              "        if (h_count != 0) begin"]
+    lines += [f'          $writememh("{resp_file(n)}", r_{n}, 0, h_count - 1);'
+              for n in ["cycle"] + [p["name"] for p in outs]]
     lines += ["        end", "      end", "    end", "  end", "endmodule", ""]
     return "\n".join(lines)
 

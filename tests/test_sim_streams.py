@@ -76,10 +76,7 @@ class NoBackpressure(streams.Streamed):
         m.submodules.unit = u = self.unit
         m.d.comb += [self.i.ready.eq(1), u.valid_in.eq(self.i.valid),
                      self.o.valid.eq(u.valid_out)]
-        for name in self.i.payload.shape().members:
-            m.d.comb += getattr(u, name).eq(getattr(self.i.payload, name))
-        for name in self.o.payload.shape().members:
-            m.d.comb += getattr(self.o.payload, name).eq(getattr(u, name))
+        self.connect_payloads(m)
         return m
 
 
