@@ -199,6 +199,11 @@ def parse_hex(text: bytes, width: int, lanes: int | None = None) -> np.ndarray:
     return vals if lanes else vals[:, 0]
 
 
+def read_responses(port: str, width: int, lanes: int | None = None) -> np.ndarray:
+    """The responses of ``port`` the last run wrote (see :func:`parse_hex`)."""
+    return parse_hex(Path(resp_file(port)).read_bytes(), width, lanes)
+
+
 def schedule(n_blocks: int, beats: int, rng, gap: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows of a gapped stream: (source row -> beat index or -1 for a gap, valid bits).
 

@@ -35,6 +35,7 @@ import os
 import random
 import time
 from collections import deque
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -150,14 +151,12 @@ class TB:
             t_chunk = time.perf_counter()
             rows, valid = harness.schedule(nb, beats, rng, gap)
             src = rows + b0 * beats
-            for f in [harness.resp_file(p) for p in ["cycle", *self.data_out]]:
-                if os.path.exists(f):
-                    os.remove(f)
-            with open(harness.stim_file("valid"), "wb") as f:
-                f.write(harness.hex_lines(valid, 1))
+            for p in ["cycle", *self.data_out]:  # no stale responses
+                Path(harness.resp_file(p)).unlink(missing_ok=True)
+            Path(harness.stim_file("valid")).write_bytes(harness.hex_lines(valid, 1))
             for p in self.data_in:
-                with open(harness.stim_file(p), "wb") as f:
-                    f.write(harness.hex_lines(beat_rows[p][src], self.widths[p]))
+                Path(harness.stim_file(p)).write_bytes(
+                    harness.hex_lines(beat_rows[p][src], self.widths[p]))
             t_sim = time.perf_counter()
             spent["write_s"] += t_sim - t_chunk
             dut.h_rows.value = len(rows)
@@ -182,16 +181,14 @@ class TB:
                 self.errors.append(f"harness chunk at block {b0}: {k} responses for {nb} blocks")
                 break
             last = np.flatnonzero(valid & (rows % beats == beats - 1))
-            stamp = harness.parse_hex(open(harness.resp_file("cycle"), "rb").read(),
-                                      harness.CYCLE_BITS)
+            stamp = harness.read_responses("cycle", harness.CYCLE_BITS)
             late = np.flatnonzero(stamp != last + lat)
             if len(late):
                 j = late[0]
                 self.errors.append(f"harness: block {b0 + j} came out at cycle {stamp[j]}, "
                                    f"expected {last[j] + lat} (latency {lat})")
             for p in self.data_out:
-                got[p].append(harness.parse_hex(open(harness.resp_file(p), "rb").read(),
-                                                self.widths[p], self.lanes[p]))
+                got[p].append(harness.read_responses(p, self.widths[p], self.lanes[p]))
             spent["read_s"] += time.perf_counter() - t_read
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         for p, v in got.items():  # responses missing (an error above): zeros, so they mismatch

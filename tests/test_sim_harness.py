@@ -4,9 +4,12 @@ corrupted response is caught."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from finescale import cli
 from finescale.hw.units import spec
 from finescale.sim import harness, runner, scoreboard
 
@@ -94,3 +97,15 @@ def test_per_cycle_path_without_harness(build_root):
 def test_harness_long_run_in_chunks(unit, build_root):
     rep = runner.run_unit(unit, vectors=100_000, build_root=build_root)
     assert rep["passed"] and rep["harness"]["responses"] == rep["vectors"] > harness.DEPTH
+
+
+def test_bench_regress_prints_blocks_per_second(tmp_path, capsys):
+    js = tmp_path / "bench.json"
+    assert cli.main(["bench", "regress", "--cases", "dot Kulisch pipelined", "--vectors", "500",
+                     "--build-dir", str(tmp_path / "b"), "--json", str(js)]) == 0
+    (row,) = json.loads(js.read_text())
+    assert row["unit"] == "fs_dot_e4m3_b16_acc16_s4" and row["path"] == "harness"
+    assert row["passed"] and row["blocks"] > 500 and row["blocks_per_s"] > 0
+    assert "| dot Kulisch pipelined |" in capsys.readouterr().out
+    assert cli.main(["bench", "regress", "--cases", "abs-max"]) == 1
+    assert "not a regress case" in capsys.readouterr().err
