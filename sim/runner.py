@@ -27,6 +27,10 @@ from pathlib import Path
 SIMULATORS = ("verilator", "icarus")
 #: lean Verilator builds: no tracing, light C++ optimisation, warnings not fatal
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O0"]
+#: the harness build (:mod:`.harness`): its ports alone public, a self-clocking harness
+#: (--timing); the C++ optimisation comes from harness.MAKE_OPT
+HARNESS_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw",
+                          "--timing", "-CFLAGS", "-fcoroutines"]
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -104,14 +108,21 @@ def spec_of(emitted):
 
 def run_unit(spec=None, *, verilog=None, sim="verilator", seed=1, vectors=1000, full=False,
              waves=False, build_root="sim_build", source=None, test_module="finescale.sim.tb",
-             extra_env=None) -> dict:
+             extra_env=None, harness=True) -> dict:
     """Regress one unit: ``spec`` (emitted here) or ``verilog`` (an :class:`Emitted` or a
     ``.v`` path with its ``.json`` sidecar beside it); returns the testbench's report with
-    ``passed``, timings and the Verilog's ``sha256`` added."""
+    ``passed``, timings and the Verilog's ``sha256`` added.
+
+    ``harness``: build the unit inside the stimulus/response harness of :mod:`.harness`
+    (every vector streamed in the simulator, then a short per-cycle protocol run);
+    otherwise, for a streamed unit and for another test module (the mutant bundles),
+    the per-cycle drivers take every vector.
+    """
     from cocotb_tools.runner import get_results, get_runner
 
     from finescale.hw import emit
 
+    from . import harness as bulk
     from . import units
 
     if (spec is None) == (verilog is None):
@@ -122,6 +133,8 @@ def run_unit(spec=None, *, verilog=None, sim="verilator", seed=1, vectors=1000, 
         tag = f"{emitted.name}_{emitted.sha256[:10]}"
     else:
         tag = spec.name
+    streamed = getattr(spec, "stream", False)
+    harness = harness and not streamed and test_module == "finescale.sim.tb"
     build_dir = (Path(build_root) / sim / tag).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     report_path = build_dir / "report.json"
@@ -130,22 +143,30 @@ def run_unit(spec=None, *, verilog=None, sim="verilator", seed=1, vectors=1000, 
         p.unlink(missing_ok=True)
     if verilog is None:
         emitted = emit.emit(spec, build_dir)
-    src, top = emitted.path.resolve(), emitted.name
+    src, top, args = emitted.path.resolve(), emitted.name, VERILATOR_ARGS
+    sources = [src]
+    if harness:
+        sources.append(bulk.write_verilog(spec, build_dir / f"{bulk.top_name(spec)}.v"))
+        top, args = bulk.top_name(spec), HARNESS_VERILATOR_ARGS
     env = {"FINESCALE_SPEC": spec.name, "FINESCALE_SEED": str(seed),
-           "FINESCALE_PARAMS": json.dumps({"unit": spec.unit, "params": spec.params}),
            "FINESCALE_VECTORS": str(vectors), "FINESCALE_FULL": str(int(full)),
            "FINESCALE_SOURCE": source or units.DEFAULT_SOURCE,
            "FINESCALE_REPORT": str(report_path), "COCOTB_LOG_LEVEL": "WARNING",
            "COCOTB_REWRITE_ASSERTION_FILES": "tb.py"}
+    if not streamed:  # the testbench rebuilds the spec from them (a streamed one by name)
+        env["FINESCALE_PARAMS"] = json.dumps({"unit": spec.unit, "params": spec.params})
     env.update(extra_env or {})
     with sim_environment(sim), contextlib.redirect_stdout(None):
         t0 = time.perf_counter()
-        cache = build_dir.parent / f".runtime-{_verilator_version()}-waves{int(waves)}"
+        cache = build_dir.parent / (f".runtime-{_verilator_version()}-waves{int(waves)}"
+                                    f"{'-harness' if harness else ''}")
         if sim == "verilator":
             _share_runtime(build_dir, cache, store=False)
+            if harness:
+                os.environ["MAKEFLAGS"] += " " + bulk.make_flags()
         runner = get_runner(sim)  # takes its environment from os.environ
-        runner.build(sources=[src], hdl_toplevel=top, build_dir=build_dir,
-                     build_args=VERILATOR_ARGS if sim == "verilator" else [],
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                     build_args=args if sim == "verilator" else [],
                      timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log")
         t1 = time.perf_counter()
         if sim == "verilator":

@@ -61,7 +61,8 @@ class Result:
 
 
 def check(spec, inputs: dict, words: dict, widths: dict, *, seed=None, show: int = 5) -> Result:
-    """Compare sampled port words (port -> one int a vector) with ``spec.reference(inputs)``.
+    """Compare sampled port words (port -> one int a vector, or the array :func:`unpack`
+    would give) with ``spec.reference(inputs)``.
 
     ``widths`` gives each port's bit width; lanes come from the reference's
     shapes.  A vector mismatches when any lane of any port differs; the first
@@ -77,7 +78,10 @@ def check(spec, inputs: dict, words: dict, widths: dict, *, seed=None, show: int
             raise KeyError(f"the reference of {spec.name} has output {port!r} the testbench "
                            "did not sample")
         lanes = exp.shape[1] if exp.ndim > 1 else None
-        got[port] = g = unpack(words[port], lanes, widths[port] // (lanes or 1))
+        g = words[port]  # sampled ints, or arrays already unpacked (the harness's)
+        if not isinstance(g, np.ndarray):
+            g = unpack(g, lanes, widths[port] // (lanes or 1))
+        got[port] = g
         bad |= (g != exp.astype(g.dtype)).reshape(n, -1).any(axis=1)
     first = []
     for i in np.flatnonzero(bad)[:show]:
