@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from amaranth.hdl import EnableInserter, Module, Signal
+from amaranth.hdl import EnableInserter, Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -105,7 +105,6 @@ class StreamSpec:
 
     unit = property(lambda self: self.base.unit)
     params = property(lambda self: self.base.params)
-    mutation = property(lambda self: self.base.mutation)
     latency = property(lambda self: self.base.latency)
     beats = property(lambda self: self.base.beats)
     stateful = property(lambda self: self.base.stateful)
@@ -123,6 +122,19 @@ class StreamSpec:
 
     def reference(self, inputs: dict) -> dict:
         return self.base.reference(inputs)
+
+    def sidecar(self) -> dict:
+        """The base unit's sidecar under this top name, its ports the flattened stream ports
+        (``i__valid``, ``i__payload``, ...) as the Verilog names them."""
+        comp = self.build()
+        units._mark_used(comp)  # built to read its signature only
+        ports = [dict(name=n, dir="in", width=1, lanes=None, lane_width=None)
+                 for n in ("clk", "rst")]
+        for path, member, _ in comp.signature.flatten(comp):
+            ports.append(dict(name="__".join(map(str, path)),
+                              dir="in" if member.flow == wiring.In else "out",
+                              width=Shape.cast(member.shape).width, lanes=None, lane_width=None))
+        return dict(self.base.sidecar(), top=self.name, stream=True, ports=ports)
 
     def random_inputs(self, rng, n: int) -> dict:
         return self.base.random_inputs(rng, n)
