@@ -28,7 +28,7 @@ def client(jobs: int = 1, scheduler: str | None = None) -> Iterator:
             yield c
         return
     with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
