@@ -47,7 +47,7 @@ def place_and_route(workdir, family: str, netlist: str) -> dict:
     log_path = Path(workdir) / f"{family}_pnr.log"
     log = (log_path.read_text() if log_path.exists() else "") + proc.stdout + proc.stderr
     if proc.returncode != 0:
-        if "Unable to place" in log or "but only" in log or "too many" in log.lower():
+        if "Unable to place" in log or "no BELs remaining" in log:
             return {f"{family}_fits": False}
         tail = " / ".join(log.strip().splitlines()[-3:])
         raise RuntimeError(f"nextpnr-{family} failed: {tail}")

@@ -48,6 +48,36 @@ METRICS = {
 #: published reference: 32-lane MXFP4 dot product, sky130 + Yosys/ABC (see the README)
 REFERENCE_DOT_UM2_PER_LANE = 1100.0
 
+#: FormatScope's published DP32 (SiHeonOh/FormatScope: README, docs/, results/area.csv): 32-lane
+#: MXFP4 dot product (E2M1, E8M0 scales, FP32 accumulator register, sticky NaN), sky130 hd tt,
+#: Yosys + ABC, OpenSTA, pre-layout; and their INT4 DP32 unit
+FORMATSCOPE = {"fastest_um2": 35967.0, "fastest_ps": 26451.0, "clock_ns": 36.6,
+               "um2_at_clock": 35294.0, "int4_um2": 27906.0}
+
+
+def formatscope_peer(row) -> bool:
+    """A design in FormatScope's DP32 scope: FP32-accumulating, 32 lanes, E8M0 scales."""
+    p = row["params"] if "params" in row else row.get("sidecar", {}).get("params", {})
+    return p.get("accumulate") == "fp32" and lanes(p) == 32 and p.get("scale_format") == "e8m0"
+
+
+def formatscope_rows(rows) -> list[dict]:
+    """Our FormatScope-scope designs beside FormatScope's published DP32 figures."""
+    out = []
+    for r in filter(formatscope_peer, rows):
+        label = flow.clock_label(FORMATSCOPE["clock_ns"])
+        at = (r.get("timing") or {}).get(label, {})
+        out.append({"design": r["name"], "fastest_um2": r.get("fastest_um2"),
+                    "fastest_ps": r.get("fastest_ps"), "um2_at_36p6ns": at.get("um2"),
+                    "delay_ps_at_36p6ns": at.get("delay_ps"),
+                    "area_ratio_fastest": (r["fastest_um2"] / FORMATSCOPE["fastest_um2"]
+                                           if r.get("fastest_um2") else None),
+                    "delay_ratio_fastest": (r["fastest_ps"] / FORMATSCOPE["fastest_ps"]
+                                            if r.get("fastest_ps") else None),
+                    "area_ratio_at_clock": (at["um2"] / FORMATSCOPE["um2_at_clock"]
+                                            if at else None)})
+    return out
+
 
 def lanes(params: dict) -> int:
     return int(params.get("lanes", params.get("block_size", 1)))
@@ -98,12 +128,19 @@ def run(designs: list[Design], liberty: str, nand2_area: float, *, jobs: int = 2
     names = [d.name for d in designs]
     if len(set(names)) != len(names):
         raise ValueError("design names must be unique")
-    job = functools.partial(flow.synthesize, liberty=liberty, nand2_area=nand2_area, full=full,
-                            cache_dir=cache_dir, clocks_ns=tuple(clocks_ns), fastest=fastest,
-                            place=place)
-    results = cluster.map_progress(job, designs, jobs=jobs, scheduler=scheduler, desc="yosys",
+    job = functools.partial(_synthesize, liberty=liberty, nand2_area=nand2_area, full=full,
+                            cache_dir=cache_dir, fastest=fastest, place=place)
+    work = [(d, tuple(clocks_ns) + ((FORMATSCOPE["clock_ns"],) if clocks_ns and formatscope_peer(
+        {"params": d.params}) else ())) for d in designs]
+    results = cluster.map_progress(job, work, jobs=jobs, scheduler=scheduler, desc="yosys",
                                    unit="design", progress=progress)
     return [record(d, r, common_ns=common_ns) for d, r in zip(designs, results)]
+
+
+def _synthesize(work, **kwargs) -> dict:
+    """One Dask task: (design, its clocks) through :func:`flow.synthesize`."""
+    design, clocks_ns = work
+    return flow.synthesize(design, clocks_ns=clocks_ns, **kwargs)
 
 
 def record(design: Design, result: dict, *, common_ns: float | None = None) -> dict:
@@ -262,6 +299,24 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
         for r in with_parts:
             md.append(f"- {r['name']}: " + ", ".join(f"{k} {100 * v:.0f} %"
                                                     for k, v in breakdown_shares(r).items()))
+    if any("delay_ps" in r for r in rows):
+        md += ["", "## Timing scope\n", f"Every unit between boundary registers (each input "
+               f"and output bit registered, flip-flops in the area), mapped with abc -D "
+               f"{100 * flow.MAP_MARGIN:.0f} % inside the clock (less the flip-flop's clock-to-Q "
+               f"and setup), timed by OpenSTA register to register (ideal clock, no wire load), "
+               f"with the liberty above; `sky130_um2` is the bare unit's area-mapped area."]
+    md += ["", "## Beside FormatScope's DP32 (32-lane MXFP4, FP32 accumulator)\n",
+           "| design | fastest um^2 | fastest ps | um^2 at 36.6 ns | x FormatScope area "
+           "(fastest) | x delay (fastest) | x area (36.6 ns) |", "|" + " --- |" * 7,
+           f"| FormatScope DP32 (published) | {FORMATSCOPE['fastest_um2']:.0f} | "
+           f"{FORMATSCOPE['fastest_ps']:.0f} | {FORMATSCOPE['um2_at_clock']:.0f} | 1 | 1 | 1 |"]
+    peers = formatscope_rows(rows)
+    md += [f"| {c['design']} | {_fmt(c['fastest_um2'])} | {_fmt(c['fastest_ps'])} | "
+           f"{_fmt(c['um2_at_36p6ns'])} | {_fmt(c['area_ratio_fastest'])} | "
+           f"{_fmt(c['delay_ratio_fastest'])} | {_fmt(c['area_ratio_at_clock'])} |" for c in peers]
+    if not peers:
+        md.append("| (no design with accumulate=\"fp32\", 32 lanes, E8M0 in this run) | | | | | | |")
+    md.append(f"\nFormatScope's INT4 DP32: {FORMATSCOPE['int4_um2']:.0f} um^2.")
     dots = [r for r in rows if r["unit"] == "dot"]
     if dots:
         md += ["", f"## Sanity: dot product per lane vs the published ~{REFERENCE_DOT_UM2_PER_LANE:.0f}"
