@@ -113,7 +113,10 @@ def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False
     for label, delay in (timing or {}).items():
         lines += [*load(wrapped), *generic(wrapped), *asic(True, delay),
                   f"tee -q -o t_{label}.json stat -json -liberty cells.lib -top {wrapped}",
-                  f"write_verilog -noattr -noexpr t_{label}.v"]
+                  # OpenSTA's 2019 Verilog reader takes no concatenation on an assign's left
+                  # side: undefined bits to 0, every net split to bits, buffers-as-assigns gone
+                  "setundef -zero", "splitnets", "opt_clean -purge",
+                  f"write_verilog -noattr -noexpr -simple-lhs t_{label}.v"]
     if full:
         lines += [*load(top), *generic(top), f"{abc} -g cmos2",
                   "tee -q -o cmos.json stat -json -tech cmos"]
