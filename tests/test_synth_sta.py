@@ -96,3 +96,13 @@ def test_clock_targeted_mapping_meets_its_clock():
     mid = flow.synthesize(design, text, 3.7536, full=False, clocks_ns=(clock_ns,))["timing"]
     mid = mid[flow.clock_label(clock_ns)]
     assert 0 <= mid["slack_ps"] and mid["delay_ps"] <= clock_ns * 1e3
+
+
+@needs_sta
+def test_delay_target_is_the_period_less_the_flop_and_the_margin():
+    targets = flow.delay_targets(liberty(), (10.0,), fastest=True)
+    overhead = (FLOP["clk_to_q"] + FLOP["setup"]) * 1e3
+    assert targets == {"fastest": None,
+                       "10ns": pytest.approx((10e3 - overhead) * (1 - flow.MAP_MARGIN))}
+    with pytest.raises(ValueError, match="clock period must be positive"):
+        flow.delay_targets(liberty(), (0.0,))
