@@ -335,7 +335,8 @@ class Report:
                 ax.step([r["area_per_element"] for r in front], [r[key] for r in front],
                         where="post", color="k", lw=0.8, label="Pareto front")
             ax.set(xscale="log", yscale="log", xlabel="area per element: quantizer + dot "
-                   "product (sky130 um^2)", ylabel=label)
+                   "product (sky130 um^2; at the common clock with boundary registers when timed)",
+                   ylabel=label)
             ax.grid(alpha=0.3, which="both")
         if axes[0][0].get_legend_handles_labels()[0]:
             axes[0][0].legend(fontsize=7, ncol=2)
