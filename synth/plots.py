@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .study import breakdown_shares  # noqa: E402
+from .study import at_clock, breakdown_shares  # noqa: E402
 
 FORMATS = ("e4m3", "ue5m3", "e8m0")
 
@@ -164,8 +164,9 @@ def area_vs_clock(rows, path: Path) -> Path | None:
         for r in (r for r in curves if r["unit"] == kind):
             color = f"C{FORMATS.index(r.get('scale_format'))}" if r.get("scale_format") in FORMATS \
                 else "k"
-            pts = sorted((t["clock_ns"], t["um2"], t["slack_ps"] >= 0)
-                         for t in r["timing"].values() if "clock_ns" in t)
+            pts = sorted((t["clock_ns"], a["um2"], a["slack_ps"] >= 0)
+                         for t in r["timing"].values() if "clock_ns" in t
+                         for a in [at_clock(r["timing"], t["clock_ns"])])
             label = f"{r.get('scale_format', '?')} {r['lanes']} {_variant(r)}".strip()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color=color, label=label)
             ax.plot([p[0] for p in pts if p[2]], [p[1] for p in pts if p[2]], "o", color=color,

@@ -97,3 +97,15 @@ def test_area_vs_clock_figure_and_formatscope_table(tmp_path):
     md = (tmp_path / "synth.md").read_text()
     assert "| FormatScope DP32 (published) | 35967 | 26451 | 35294 |" in md
     assert "no design with accumulate=\"fp32\"" in md and "## Timing scope" in md
+
+
+def test_area_at_a_clock_is_the_smallest_mapping_that_meets_it():
+    timing = {"fastest": {"um2": 300.0, "delay_ps": 9000.0},
+              "10ns": {"um2": 200.0, "delay_ps": 11000.0, "clock_ns": 10.0},   # missed it
+              "20ns": {"um2": 150.0, "delay_ps": 12000.0, "clock_ns": 20.0},
+              "8ns": {"um2": 400.0, "delay_ps": 8500.0, "clock_ns": 8.0}}
+    got = study.at_clock(timing, 10.0)
+    assert (got["mapped_for"], got["um2"], got["slack_ps"]) == ("fastest", 300.0, 1000.0)
+    assert study.at_clock(timing, 20.0)["um2"] == 150.0
+    missed = study.at_clock(timing, 8.0)                 # nothing meets 8 ns: its own mapping
+    assert (missed["mapped_for"], missed["slack_ps"]) == ("8ns", -500.0)
