@@ -200,11 +200,15 @@ class Report:
                         s.params.get("prevent_zero"):
                     picked[key] = s
             specs = list(picked.values())
-        rows, _ = regress.regress(mode="quick", wanted=[s.name for s in specs],
+        # the very files synthesis reads (rtl/), selected by parameters above
+        files = [self.out / "rtl" / f"{s.name}.v" for s in specs]
+        rows, _ = regress.regress(mode="quick", verilog=files,
                                   out=str(self.out / "regress"), progress=False)
+        self.regressed = {r["name"]: r for r in rows}
+        self.regress_sec = sec
         cols = ["name", "vectors", "mismatches", "coverage", "vectors_per_s", "status"]
-        sec.tables.append(("cocotb + Verilator against the golden model", cols,
-                           [[r[c] for c in cols] for r in rows]))
+        sec.tables.append(("cocotb + Verilator against the golden model", cols + ["sha256"],
+                           [[r[c] for c in cols] + [r["sha256"][:12]] for r in rows]))
         bad = [r["name"] for r in rows if r["status"] != "PASS"]
         sec.paragraphs.append(
             f"{len(rows) - len(bad)}/{len(rows)} units pass, "
@@ -212,6 +216,48 @@ class Report:
             f"{sum(r['mismatches'] for r in rows)} mismatches.")
         if bad:
             raise RuntimeError(f"regression failed for {', '.join(bad)}")
+        self.mutants(sec)
+
+    def mutants(self, sec: Section):
+        """Generated mutants of every unit kind through the same testbench (kill rates)."""
+        from finescale.sim import mutate
+
+        n = 50 if self.full else 8
+        _, sums = mutate.campaign(mutants=n, seed=self.seed, out=str(self.out / "mutate"),
+                                  workdir=str(self.out / "mutate" / "build"), progress=False)
+        cols = ["kind", "name", "mutants", "killed", "equivalent", "survivors", "kill_rate"]
+        sec.tables.append(("Yosys-generated mutants (mutate -list, one mutsel design a unit)",
+                           cols, [[s[c] for c in cols] for s in sums]))
+        live = sum(s["mutants"] - s["equivalent"] for s in sums)
+        killed = sum(s["killed"] for s in sums)
+        sec.paragraphs.append(
+            f"{sum(s['mutants'] for s in sums)} mutants ({n} a unit kind): {killed} killed by the "
+            f"regression, {sum(s['equivalent'] for s in sums)} proved equivalent by Yosys, kill "
+            f"rate {killed / max(live, 1):.1%} of the non-equivalent; the survivors and Yosys's "
+            "verdicts are in mutate/mutate.md.")
+
+    def same_file(self, synth_rows) -> None:
+        """In the regression section: per synthesized unit, whether the Verilog synthesized
+        (its sha256) is the file that passed regression."""
+        done = getattr(self, "regressed", {})
+        sec = getattr(self, "regress_sec", None)
+        if sec is None:
+            return
+        table = []
+        for r in synth_rows:
+            reg = done.get(r["name"])
+            same = reg is not None and reg["sha256"] == r["sha256"]
+            verdict = ("passed regression on the identical file" if same and
+                       reg["status"] == "PASS" else "regression FAILED" if same else
+                       "hash differs from the regressed file" if reg else "not regressed")
+            table.append((r["name"], r["sha256"][:12], verdict))
+        ok = sum(v == "passed regression on the identical file" for *_, v in table)
+        sec.paragraphs.append(
+            f"{ok} of {len(table)} synthesized designs passed regression on the identical "
+            "Verilog file (sha256 of the file simulated equal to that of the file synthesized); "
+            "the others were not in this run's regression.")
+        sec.tables.append(("Synthesized designs: the file priced vs the file verified",
+                           ["design", "sha256", "regression"], table))
 
     def synth(self, sec: Section):
         from finescale.synth import designs, flow, liberty, plots, sta, study
@@ -232,6 +278,7 @@ class Report:
         rows = study.run(chosen, text, nand2, jobs=self.jobs, full=self.full, progress=False,
                          clocks_ns=[common] if timed else [], fastest=timed and self.full,
                          place=self.full, common_ns=common)
+        self.same_file(rows)
         heads = study.headlines(rows)
         d = self.out / "synth"
         study.write_tables(rows, heads, d, liberty_label=label, wall_s=time.perf_counter() - t0)

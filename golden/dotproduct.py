@@ -27,6 +27,19 @@ the largest block value times ``2**headroom`` plus a sign, so up to
 ``2**width`` and a sticky ``overflow`` flag is raised.  A block with a NaN
 scale code adds nothing and makes the result NaN until the next clear; an
 exact zero sum is +0.
+
+``accumulate_fp32`` models the FP32-accumulating unit (the tensor-core / FormatScope
+datapath): the running total is an FP32 number, and each block's exact value
+``V = T * sig_a * sig_b * 2**(e_a + e_b - 2)`` is added to it with one
+round-to-nearest-even, the correctly rounded IEEE sum of two exact operands
+(:func:`fp32_add_exact`).  Defined corner cases: overflow gives ±inf, which
+then stays (V is always finite, so inf + V = inf) until a clear; FP32
+subnormals are kept (no flush); a NaN scale code adds nothing, sets a sticky
+``nan`` flag and makes the result the canonical NaN until the next clear;
+zeros follow IEEE RNE: an exact cancellation gives +0, a sum of two zeros is
+-0 only when both are -0 (a zero block's sign is its scales' signs), a nonzero
+sum that rounds to zero keeps its sign.  ``clear`` starts from -0, the IEEE
+additive identity, so a clearing block's result is its own rounded value.
 """
 
 from __future__ import annotations
@@ -34,12 +47,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import math
+
+import numba
 import numpy as np
 
 from . import formats
 
-__all__ = ["block_dot", "accumulate_dot", "accumulator_layout", "AccumulatorLayout",
-           "CANONICAL_NAN"]
+__all__ = ["block_dot", "accumulate_dot", "accumulate_fp32", "accumulator_layout",
+           "AccumulatorLayout", "fp32_add_exact", "CANONICAL_NAN"]
 
 CANONICAL_NAN = np.uint32(0x7FC00000)
 
@@ -154,22 +170,16 @@ def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1
     (sticky flags since the last clear) after each block.
     """
     efmt, sfmt = formats.get(element), formats.get(scale)
-    a = _codes("a", a, efmt.bits)
-    b = _codes("b", b, efmt.bits, a.shape)
-    if a.ndim != 2:
-        raise ValueError(f"a and b must have shape (blocks, block_size), got {a.shape}")
+    if np.ndim(a) != 2:
+        raise ValueError(f"a and b must have shape (blocks, block_size), got {np.shape(a)}")
+    a, b, sa, sb, clear = _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt)
     n, block = a.shape
-    sa = _codes("scale_a", scale_a, sfmt.bits, (n,))
-    sb = _codes("scale_b", scale_b, sfmt.bits, (n,))
-    clear = np.asarray(clear)
-    if clear.shape != (n,) or clear.dtype.kind not in "bui":
-        raise ValueError(f"clear must be {n} booleans, got {clear.dtype} of shape {clear.shape}")
     layout = accumulator_layout(sfmt, block, headroom=headroom, element=efmt)
     units, nan_code = _scale_units(sfmt.name)
     nan = nan_code[sa] | nan_code[sb]
     value = _total(a, b, efmt).astype(object) * units[sa] * units[sb]
     value[nan] = 0
-    start = clear.astype(bool).copy()
+    start = clear.copy()
     if n:
         start[0] = True
     half, full = 1 << (layout.width - 1), 1 << layout.width
@@ -179,13 +189,167 @@ def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1
     overflow = (unwrapped >= half) | (unwrapped < -half)
     sticky_overflow = _segmented(overflow.astype(np.int64), start) > 0
     sticky_nan = _segmented(nan.astype(np.int64), start) > 0
-    # one rounding to float32: float64 of the integer (RNE), nudged one float64 ulp toward
-    # the exact value when inexact, cannot round differently from the exact value
+    # one rounding to float32: the integer rounded to 53 bits to odd (float64 RNE, moved one ulp
+    # toward the exact value when inexact and even), which RNE to 24 bits cannot tell from it
     near = wrapped.astype(np.float64)
+    even = (near.view(np.uint64) & 1) == 0
     above, below = wrapped > near.astype(object), wrapped < near.astype(object)
-    near = np.where(above, np.nextafter(near, np.inf),
-                    np.where(below, np.nextafter(near, -np.inf), near))
+    near = np.where(above & even, np.nextafter(near, np.inf),
+                    np.where(below & even, np.nextafter(near, -np.inf), near))
     with np.errstate(over="ignore"):
         result = np.ldexp(near, layout.lsb).astype(np.float32)
     result[sticky_nan] = CANONICAL_NAN.view(np.float32)
     return {"result": result, "acc": wrapped, "overflow": sticky_overflow, "nan": sticky_nan}
+
+
+# --- the FP32-accumulating unit ----------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _scale_fields(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per scale code ``(sig, exp, sign, nan)`` with ``|value| = sig * 2**exp`` (sig 0 for zero
+    and NaN codes); ``sig`` has at most ``mbits + 1`` bits."""
+    sfmt = formats.get(name)
+    t = sfmt.table
+    finite = np.isfinite(t)
+    mag = np.where(finite, np.abs(t), 0.0)
+    exp = np.where(mag > 0, np.frexp(mag)[1] - 1 - sfmt.mbits, 0)
+    sig = np.ldexp(mag, -exp).astype(np.int64)  # exact: at most mbits + 1 bits
+    return sig, exp.astype(np.int64), np.signbit(t) & finite, ~finite
+
+
+def _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt):
+    """Validated ``(a, b, sa, sb, clear)`` of a sequence of blocks (second-to-last axis)."""
+    a = _codes("a", a, efmt.bits)
+    b = _codes("b", b, efmt.bits, a.shape)
+    if a.ndim < 2:
+        raise ValueError(f"a and b must have shape (..., blocks, block_size), got {a.shape}")
+    sa = _codes("scale_a", scale_a, sfmt.bits, a.shape[:-1])
+    sb = _codes("scale_b", scale_b, sfmt.bits, a.shape[:-1])
+    clear = np.asarray(clear)
+    if clear.shape != a.shape[:-1] or clear.dtype.kind not in "bui":
+        raise ValueError(f"clear must be booleans of shape {a.shape[:-1]}, "
+                         f"got {clear.dtype} of shape {clear.shape}")
+    return a, b, sa, sb, clear.astype(bool)
+
+
+def _block_terms(a, b, scale_a, scale_b, *, scale="e4m3", element="e2m1"):
+    """Each block's exact value as ``(n, exp, neg, nan)``: ``(-1)**neg * n * 2**exp``.
+
+    ``n = |T| * sig_a * sig_b`` (``T = sum 4 A_i B_i``), ``exp = e_a + e_b - 2``; ``neg`` is
+    T's sign xor the scales' signs (a zero sum keeps the scales' signs); ``nan`` marks a NaN
+    scale code (then ``n = 0``).  Shapes: the codes' without the block axis.
+    """
+    efmt, sfmt = formats.get(element), formats.get(scale)
+    sig, exp, sign, nan_code = _scale_fields(sfmt.name)
+    total = _total(a, b, efmt)
+    nan = nan_code[scale_a] | nan_code[scale_b]
+    n = np.abs(total) * sig[scale_a] * sig[scale_b]
+    return (np.where(nan, 0, n), exp[scale_a] + exp[scale_b] - 2,
+            (total < 0) ^ sign[scale_a] ^ sign[scale_b], nan)
+
+
+@numba.njit(inline="always")
+def _bit_length(m):
+    n = 0
+    while m:
+        m >>= 1
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _round_fp32(neg, m, f):
+    """``(-1)**neg * m * 2**f`` (``m`` >= 0, < 2**62) rounded to float32, RNE, IEEE overflow."""
+    bl = _bit_length(m)
+    q = max(f + bl - 24, -149)  # exponent of the result's quantum
+    if q > f:
+        k = q - f
+        if k > bl:  # below half the quantum
+            m = 0
+        else:
+            kept, rem, half = m >> k, m & ((1 << k) - 1), 1 << (k - 1)
+            if rem > half or (rem == half and kept & 1):
+                kept += 1
+            m, f = kept, q
+    value = math.ldexp(float(m), f) if m else 0.0  # inf when beyond float64 too
+    return np.float32(-value if neg else value)
+
+
+@numba.njit(cache=True)
+def fp32_add_exact(r, neg, n, e):
+    """float32 ``r`` plus the exact ``(-1)**neg * n * 2**e`` (``0 <= n < 2**40``), rounded once.
+
+    IEEE round-to-nearest-even with unbounded exponent range, then ±inf above the
+    largest float32 and subnormals below the smallest normal.  ``r`` = ±inf stays.
+    Zeros: a nonzero exact sum keeps its sign even when it rounds to zero; an exact
+    zero sum is -0 only for (-0) + (-0), else +0.  Both operands are aligned in a
+    frame 60 bits below the larger one's top bit; the smaller one's bits below the
+    frame are OR-ed into the frame's LSB (a sticky bit 36 bits below the result's
+    round bit), so the sum's rounding is that of the exact sum.
+    """
+    if math.isinf(r):
+        return r
+    r_neg = math.copysign(1.0, r) < 0
+    if r == 0:
+        if n == 0:
+            return np.float32(-0.0) if (r_neg and neg) else np.float32(0.0)
+        return _round_fp32(neg, n, e)
+    if n == 0:
+        return r
+    frac, k = math.frexp(abs(float(r)))
+    mr, er = np.int64(math.ldexp(frac, 24)), k - 24
+    frame = max(er + _bit_length(mr), e + _bit_length(n)) - 60
+    total = np.int64(0)
+    for m, x, s in ((mr, er, r_neg), (np.int64(n), e, neg)):
+        shift = x - frame
+        if shift >= 0:
+            v = m << shift
+        elif -shift >= 62:
+            v = np.int64(1)  # m != 0: all of it is sticky
+        else:
+            v = (m >> -shift) | np.int64((m & ((np.int64(1) << -shift) - 1)) != 0)
+        total += -v if s else v
+    if total == 0:
+        return np.float32(0.0)
+    return _round_fp32(total < 0, abs(total), frame)
+
+
+@numba.njit(cache=True)
+def _fp32_streams(n, e, neg, nan, start):
+    """Running FP32 sums of rows of block terms (see :func:`accumulate_fp32`)."""
+    rows, blocks = n.shape
+    result = np.empty((rows, blocks), np.float32)
+    flag = np.zeros((rows, blocks), np.bool_)
+    for i in range(rows):
+        acc, sticky = np.float32(-0.0), False
+        for j in range(blocks):
+            if start[i, j]:
+                acc, sticky = np.float32(-0.0), False
+            if nan[i, j]:
+                sticky = True
+            else:
+                acc = fp32_add_exact(acc, neg[i, j], n[i, j], e[i, j])
+            result[i, j], flag[i, j] = acc, sticky
+    return result, flag
+
+
+def accumulate_fp32(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1") -> dict:
+    """The FP32-accumulating dot-product unit over sequences of blocks (see the module docstring).
+
+    a, b: codes of shape ``(..., blocks, block_size)``; scale_a, scale_b, clear:
+    ``(..., blocks)``.  Leading axes are independent streams (computed side by side);
+    along the blocks axis each block is added to the running FP32 total, a set
+    ``clear`` starting a new total with that block (the first block always does, as
+    after reset).  Returns ``result`` (float32, the total after each block; the
+    canonical NaN while ``nan``) and ``nan`` (sticky since the last clear).
+    """
+    efmt, sfmt = formats.get(element), formats.get(scale)
+    a, b, sa, sb, clear = _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt)
+    shape = a.shape[:-1]
+    n, e, neg, nan = (np.ascontiguousarray(v).reshape(-1, shape[-1])
+                      for v in _block_terms(a, b, sa, sb, scale=sfmt.name, element=efmt.name))
+    start = clear.reshape(-1, shape[-1]).copy()
+    start[:, :1] = True
+    result, flag = _fp32_streams(n.astype(np.int64), e.astype(np.int64), neg, nan, start)
+    result[flag] = CANONICAL_NAN.view(np.float32)
+    return {"result": result.reshape(shape), "nan": flag.reshape(shape)}

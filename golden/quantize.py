@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from . import formats, kernels, scaling
+from . import anchors, formats, kernels, scaling, selectors
 from .rounding import comparator_args, round_to_grid
 from .formats import Format
 
@@ -35,6 +35,10 @@ class QuantizedTensor:
     global_scale: float32 per-tensor scale (0-d) or per-row scales (shape of
         scale_codes with the block axis of length 1), or None.
     choice: for ``4o6`` the M each block took (uint8, 6 or 4), else None.
+    dequant: how :meth:`dequantize` forms ``v * S * g`` (see :mod:`.anchors`):
+        "exact" (rounded once), "scale-first" (``v * fl32(g S)``), "amax-last"
+        (``fl32(fl32(v S) amax) / C``), "f16-product" (``fl16(v S)``, no g).
+    tensor_amax, tensor_const: ``amax`` and ``C`` of "amax-last".
     """
 
     element_codes: np.ndarray
@@ -47,10 +51,19 @@ class QuantizedTensor:
     block_size: int
     axis: int
     dtype: np.dtype
+    dequant: str = "exact"
+    tensor_amax: float | None = None
+    tensor_const: float | None = None
 
     def dequantize(self, dtype=None) -> np.ndarray:
-        """element value * scale * global, rounded once to ``dtype`` (default: x's dtype)."""
+        """element value * scale * global in the order ``dequant`` names, as ``dtype``.
+
+        "exact" rounds once to ``dtype`` (default: x's dtype); the float32 orders
+        round each step to float32 and then convert.
+        """
         dtype = np.dtype(dtype or self.dtype)
+        if self.dequant != "exact":
+            return self._dequantize_f32().astype(dtype, copy=False)
         codes = np.moveaxis(self.element_codes, self.axis, -1)
         n = codes.shape[-1]
         nb = self.scale_codes.shape[self.axis]
@@ -63,6 +76,17 @@ class QuantizedTensor:
         kernels.dequantize(np.ascontiguousarray(codes).reshape(-1, self.block_size),
                            self.element.table, d.reshape(-1), out.reshape(-1, self.block_size))
         return np.moveaxis(out[..., :n], -1, self.axis).astype(dtype, copy=False)
+
+    def _dequantize_f32(self) -> np.ndarray:
+        v = self.element.table[self.element_codes]
+        s = np.repeat(self.scale_values, self.block_size, axis=self.axis)
+        s = s[tuple(slice(0, n) for n in v.shape)]
+        g = None
+        if self.global_scale is not None:
+            g = np.asarray(self.global_scale, np.float32)
+            if g.ndim:
+                g = np.repeat(g, v.shape[self.axis], axis=self.axis)
+        return anchors.dequantize(v, s, g, self.dequant, self.tensor_amax, self.tensor_const)
 
     def divisors(self) -> np.ndarray:
         """g * S per block (float64, exact), blocks along the last axis."""
@@ -119,6 +143,30 @@ def _choice(name, value, options):
     return value
 
 
+def _anchor_options(opts, method, hier, arith):
+    """Validate the float32-order, dequantization, zero-sign and fault options."""
+    for name, options in (("f32_order", anchors.F32_ORDERS),
+                          ("tensor_scale", anchors.TENSOR_SCALES),
+                          ("dequant", anchors.DEQUANTS), ("zero_sign", anchors.ZERO_SIGNS),
+                          ("faults", anchors.FAULTS), ("error_domain", anchors.ERROR_DOMAINS),
+                          ("error_sum", anchors.ERROR_SUMS)):
+        _choice(name, opts[name], options)
+    if opts["anchor"] is not None:
+        _choice("anchor", opts["anchor"], anchors.ANCHORS)
+    exact_only = arith == "exact" or method == "mx"
+    if exact_only and (opts["tensor_scale"] != "divide" or opts["f32_order"] != "fused"
+                       or opts["scale_min"] is not None):
+        raise ValueError("tensor_scale, f32_order and scale_min are float32 options: "
+                         "use them with arith='f32' and abs-max or 4o6")
+    if opts["tensor_scale"] == "encode" and hier != "tensor":
+        raise ValueError("tensor_scale='encode' needs hierarchical='tensor'")
+    if opts["dequant"] == "amax-last" and hier == "row":
+        raise ValueError("dequant='amax-last' needs hierarchical='tensor' or None")
+    if opts["faults"] == "reproduce" and opts["anchor"] is None:
+        raise ValueError("faults='reproduce' needs an anchor recipe (fouroversix-*, torchao-*, "
+                         "te-*)")
+
+
 def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     """Block-quantize ``x``; ``recipe`` names a configuration (see :mod:`.recipes`).
 
@@ -132,10 +180,29 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     scale_bound: ``bound`` above (default: the scale format's max; 256 for NVFP4 4o6)
     rounding="rne": element rounding (any mode of :meth:`Format.encode`)
     scale_rounding: RoundSF rounding (default "rne"; "floor" for mx)
-    arith="exact" | "f32": exact quotients, or float32 ``amax / (g M)`` and
-        ``x * (1 / (g S))`` as float32 anchors compute them
-    candidate4="amax/4" | "1.5x6": 4o6's second candidate, RoundSF(amax / 4) or
-        RoundSF(1.5 * S6)
+    arith="exact" | "f32": exact quotients, or every step in float32 as the
+        anchors compute it (abs-max, mx and 4o6; see :mod:`.anchors`)
+    f32_order="fused" | "chain": the float32 order, ``amax / (g M)`` and
+        ``x * (1 / (g S))``, or ``(amax / M) / g`` and ``x * ((1 / g) / S)``
+    tensor_scale="divide" | "encode": the per-tensor scale as a stored divisor
+        g = amax / C, or (f32 only) as an encode scale E = C / amax multiplying
+        ``amax_b / M`` (C = bound * M; elements then use g = 1 / E)
+    scale_min=None: lower clamp of the block scale quotient before RoundSF
+        (torchao: the smallest E4M3 normal, 2^-6)
+    dequant="exact" | "scale-first" | "amax-last" | "f16-product": the order
+        :meth:`QuantizedTensor.dequantize` (and the f32 4o6 error) uses
+    zero_sign="x" | "positive" | "scaled": the sign of an element that rounds to
+        zero: x's, always +0, or -0 only where the float32 scaled value is negative
+        (an input -0, an underflow to -0 and a zero-scale block give +0)
+    error_domain="dequant" | "scaled", error_sum="torch" | "sequential": the f32 4o6
+        error of the dequantized candidate against x, or of ``v S`` against ``x E``
+        (TransformerEngine's FP16 product domain), summed in torch's CPU order or
+        element by element
+    faults="exact" | "reproduce": at the named faults of the recipe's anchor
+        (:mod:`.anchors`), return the rule computed exactly, or the anchor's bytes
+    candidate4="amax/4" | "1.5x6" | "1.5xq6": 4o6's second candidate, RoundSF(amax / 4),
+        RoundSF(1.5 * S6) or RoundSF(1.5 * the unrounded quotient of S6) (which is
+        amax/4 unless arith="f32")
     metric="mse" | "mae" | "max-abs": 4o6 / brute-force block error
     error_arith="fixed" | "float": 4o6 error in the hardware's fixed point
         (``error_frac_bits`` fractional bits below the block maximum's exponent,
@@ -150,7 +217,9 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     opts = resolve(recipe, options)
     x = _check_input(x)
     efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale"])
-    method = _choice("method", opts["method"], scaling.METHODS)
+    method = opts["method"]
+    if method not in scaling.METHODS:  # else a selector name (golden/selectors.py)
+        selectors.parse(method)
     hier = _choice("hierarchical", opts["hierarchical"], HIERARCHICAL)
     arith = _choice("arith", opts["arith"], ARITH)
     metric = _choice("metric", opts["metric"], kernels.METRICS)
@@ -161,8 +230,9 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         opts["scale_rounding"] or ("floor" if method == "mx" else "rne"))
     if "stochastic" in (rounding, scale_rounding) and method in ("4o6", "brute-force"):
         raise ValueError(f"stochastic rounding is not defined for method {method!r}")
-    if arith == "f32" and method in ("4o6", "brute-force"):
-        raise ValueError(f"arith='f32' is implemented for abs-max and mx, not {method!r}")
+    if arith == "f32" and method == "brute-force":
+        raise ValueError("arith='f32' is implemented for abs-max, mx and 4o6, not 'brute-force'")
+    _anchor_options(opts, method, hier, arith)
     block = opts["block_size"]
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block_size must be a positive integer, got {block!r}")
@@ -203,15 +273,22 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
 
     # hierarchical scale g (float32), one value a block
     bound = float(opts["scale_bound"] or sfmt.max)
-    gscale = None
+    gscale = tensor_amax = tensor_const = genc = None
     g = np.ones(xb.shape[0])
     if hier is not None:
         rows_amax = amax.reshape(-1, nb).max(axis=1)
         div = bound * M if hier == "tensor" else bound
         if hier == "tensor":
             rows_amax = np.array([rows_amax.max(initial=0.0)])
-        gs = (rows_amax / div).astype(np.float32)  # double rounding is innocuous (53 >= 2*24+2)
-        gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
+        if arith == "f32":
+            gs, es = anchors.tensor_scales(rows_amax, div, opts["tensor_scale"],
+                                           keep_zero=anchors.faults_of(opts).zero_tensor_g)
+            genc = np.repeat(es, xb.shape[0] // es.size)
+        else:
+            gs = (rows_amax / div).astype(np.float32)  # double rounding is innocuous (53 >= 2*24+2)
+            gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
+        if hier == "tensor":
+            tensor_amax, tensor_const = np.float32(rows_amax[0]), div
         gscale = gs[0] if hier == "tensor" else np.moveaxis(gs.reshape(lead + (1,)), -1, axis)
         g = np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size)
 
@@ -249,7 +326,21 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         return codes
 
     choice = None
-    if method in ("abs-max", "mx") and arith == "exact" and "stochastic" not in (
+    if arith == "f32" and method in ("abs-max", "4o6"):
+        g32 = g.astype(np.float32)
+        e32 = genc if genc is not None else np.ones_like(g32)
+        xs, am = xb, amax
+        if hier == "tensor" and opts["faults"] == "exact" and anchors.tensor_overflow(g32, e32):
+            xs, am, g32, e32 = anchors.rescale(xb, amax, tensor_amax, tensor_const,
+                                               opts["tensor_scale"])
+        ecodes, scodes, take4 = anchors.quantize_f32(
+            xs, am, g32, e32, efmt, sfmt, method=method, M=M, M4=float(mvals[-2]),
+            opts=dict(opts, scale_rounding=scale_rounding),
+            pz_code=scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1,
+            tensor_amax=tensor_amax, C=tensor_const)
+        if take4 is not None:
+            choice = np.where(take4, 4, 6).astype(np.uint8)
+    elif method in ("abs-max", "mx") and arith == "exact" and "stochastic" not in (
             rounding, scale_rounding):
         ecodes = np.empty(xb.shape, np.uint8)
         scodes = np.empty(xb.shape[0], np.uint8)
@@ -269,6 +360,11 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
                               cmp, egrid, zcode, kernels.METRICS.index(metric),
                               error_arith == "fixed", frac_bits, ecodes, take4, scodes)
         choice = np.where(take4, 4, 6).astype(np.uint8)
+    elif selectors.is_selector(method):  # k-candidate / predictor selectors
+        ecodes, scodes, choice = selectors.apply(
+            method, xb, amax, g, efmt, sfmt, rounding=rounding, scale_rounding=scale_rounding,
+            arith=arith, pz_code=scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1,
+            floor=floor or 0.0)
     else:  # brute force
         svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)
         start = np.searchsorted(svals, sfmt.table[select(M)])
@@ -280,6 +376,13 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         scodes = scodes_all[best]
         ecodes = elements(scodes)
 
+    if opts["faults"] == "reproduce":
+        ecodes, scodes = anchors.reproduce_faults(
+            opts, xb, amax, ecodes, scodes, efmt, M=M, tensor_amax=tensor_amax)
+
+    if opts["zero_sign"] != "x" and not (arith == "f32" and method in ("abs-max", "4o6")):
+        ecodes = anchors.zero_sign_exact(ecodes, xb, g * sfmt.table[scodes], efmt,
+                                         opts["zero_sign"])
     # back to x's layout
     ecodes = np.moveaxis(ecodes.reshape(lead + (nb * block,))[..., :n], -1, axis)
     scodes = np.moveaxis(scodes.reshape(lead + (nb,)), -1, axis)
@@ -288,4 +391,5 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     return QuantizedTensor(
         element_codes=np.ascontiguousarray(ecodes), scale_codes=np.ascontiguousarray(scodes),
         scale_values=sfmt.table[scodes], global_scale=gscale, choice=choice, element=efmt,
-        scale=sfmt, block_size=block, axis=axis, dtype=x.dtype)
+        scale=sfmt, block_size=block, axis=axis, dtype=x.dtype, dequant=opts["dequant"],
+        tensor_amax=tensor_amax, tensor_const=tensor_const)

@@ -26,7 +26,7 @@ from .formats import Format
 from .rounding import round_to_grid
 
 METHODS = ("abs-max", "mx", "4o6", "brute-force")
-CANDIDATE4 = ("amax/4", "1.5x6")
+CANDIDATE4 = ("amax/4", "1.5x6", "1.5xq6")
 
 
 def round_scale(sfmt: Format, amax, divisor, *, rounding, arith):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 import numpy as np
 
@@ -76,6 +77,10 @@ def run(args) -> int:
     for name, x in tensors.items():
         if x.dtype.kind != "f" and x.dtype.name != "bfloat16" or x.ndim == 0:
             continue
+        if x.size == 0:
+            print(f"tensor {name!r} is empty ({x.shape}): nothing to quantize, skipped",
+                  file=sys.stderr)
+            continue
         q = quantize(x, recipe=args.recipe, pad=True, **opts)
         arrays[f"{name}.element_codes"] = q.element_codes
         arrays[f"{name}.scale_codes"] = q.scale_codes
@@ -85,7 +90,7 @@ def run(args) -> int:
             arrays[f"{name}.choice"] = q.choice
         rows.append((name, summarise(x, q)))
     if not rows:
-        raise ValueError(f"{args.input}: no floating-point tensors to quantize")
+        raise ValueError(f"{args.input}: no non-empty floating-point tensors to quantize")
     np.savez_compressed(out, **arrays)
     print(f"recipe {args.recipe}: {recipes.describe(args.recipe)}"
           + (f"; overrides {opts}" if opts else ""))

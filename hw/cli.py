@@ -1,9 +1,9 @@
 """``finescale rtl``: write Verilog and a JSON sidecar for one unit or the whole matrix.
 
-Each unit becomes ``DIR/<top>.v`` (from ``amaranth.back.verilog.convert``
-with the unit's parameter-derived top name) and ``DIR/<top>.json`` (top,
-unit, params, latency, clock, reset, ports); ``DIR/manifest.json`` lists the
-top names written.
+Each unit becomes ``DIR/<top>.v`` and ``DIR/<top>.json`` (top, unit, params,
+latency, clock, reset, ports and the sha256 of the Verilog), written by the one
+emit step :func:`finescale.hw.emit.emit`; ``DIR/manifest.json`` lists the top
+names written.
 """
 
 from __future__ import annotations
@@ -37,27 +37,22 @@ def register(subparsers) -> None:
                    help="registered stages, 1 block/cycle (dot: use --stages)")
     p.add_argument("--lanes", type=int, default=None,
                    help="dot: element pairs per cycle (divides the block size; default all)")
-    p.add_argument("--accumulate", action="store_true",
-                   help="dot: accumulate blocks in a wide fixed-point accumulator")
+    p.add_argument("--accumulate", nargs="?", const="kulisch", choices=["kulisch", "fp32"],
+                   help="dot: accumulate blocks, exactly in a wide fixed-point (Kulisch) "
+                        "accumulator (the default with no value) or in an FP32 total rounded "
+                        "once per block")
     p.add_argument("--headroom", type=int, default=None,
                    help="dot --accumulate: log2 of the blocks the accumulator adds exactly")
     p.add_argument("--stages", type=int, default=None,
                    help="dot: pipeline registers (0..4; accumulate 1..4, the accumulator is one)")
-    p.add_argument("--mutation", default=None,
-                   help="tests only: ties-away | exp-off-by-one (a deliberately broken unit)")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 
 
 def write_unit(spec, out: pathlib.Path) -> dict:
     """Write ``<top>.v`` and ``<top>.json`` for ``spec``; return the sidecar."""
-    from amaranth.back import verilog
-
-    text = verilog.convert(spec.build(), name=spec.name, emit_src=False)
-    (out / f"{spec.name}.v").write_text(text)
-    side = spec.sidecar()
-    (out / f"{spec.name}.json").write_text(json.dumps(side, indent=2) + "\n")
-    return side
+    from .emit import emit
+    return emit(spec, out).sidecar
 
 
 def _one_spec(args):
@@ -70,7 +65,7 @@ def _one_spec(args):
              "input_format": args.input_format, "method": args.method,
              "prevent_zero": args.prevent_zero, "metric": args.metric,
              "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined or None,
-             "lanes": args.lanes, "accumulate": args.accumulate or None,
+             "lanes": args.lanes, "accumulate": args.accumulate,
              "headroom": args.headroom, "stages": args.stages}
     params = {k: v for k, v in given.items() if k in defaults and v is not None}
     for k in ("method", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",
@@ -79,7 +74,7 @@ def _one_spec(args):
             raise ValueError(f"--{k.replace('_', '-')} does not apply to unit {args.unit!r}")
     if args.prevent_zero and "prevent_zero" not in defaults:
         raise ValueError(f"--prevent-zero does not apply to unit {args.unit!r}")
-    return UnitSpec(args.unit, params, args.mutation)
+    return UnitSpec(args.unit, params)
 
 
 def run(args) -> int:

@@ -30,9 +30,8 @@ from .floats import fields, unpack
 from .pipeline import check_flag, cut
 from .scale import block_port, check_block_size, input_fields, scale_fmt
 
-__all__ = ["ElementQuantizer", "midpoints", "ELEMENT_MUTATIONS"]
+__all__ = ["ElementQuantizer", "midpoints"]
 
-ELEMENT_MUTATIONS = ("ties-away",)
 
 
 def midpoints(efmt: formats.Format):
@@ -54,7 +53,6 @@ class ElementQuantizer(wiring.Component):
     """Block of BF16 / FP32 values and a scale code in, E2M1 codes out.
 
     Combinational core; with ``pipelined`` the codes are registered (latency 1).
-    ``mutation="ties-away"`` (tests only) passes every midpoint on ``>=``.
 
     Members
     -------
@@ -65,8 +63,7 @@ class ElementQuantizer(wiring.Component):
     """
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
-                 input_format: str = "bf16", element: str = "e2m1", pipelined: bool = False,
-                 mutation: str | None = None):
+                 input_format: str = "bf16", element: str = "e2m1", pipelined: bool = False):
         self.block_size = check_block_size(block_size)
         self.sfmt, self.ff = scale_fmt(scale_format), input_fields(input_format)
         self.efmt = formats.get(element)
@@ -75,10 +72,6 @@ class ElementQuantizer(wiring.Component):
             raise ValueError(f"element format must be a signed float format whose magnitude "
                              f"codes count its values (like e2m1), not {element!r}")
         self.pipelined = check_flag("pipelined", pipelined)
-        if mutation not in (None, *ELEMENT_MUTATIONS):
-            raise ValueError(f"element mutation must be one of {ELEMENT_MUTATIONS}, "
-                             f"not {mutation!r}")
-        self.mutation = mutation
         super().__init__({
             "valid_in": In(1), "x": In(block_port(self.ff, self.block_size)), "scale": In(8),
             "valid_out": Out(1),
@@ -91,8 +84,6 @@ class ElementQuantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c, t, ge, mag_codes = midpoints(self.efmt)
-        if self.mutation == "ties-away":
-            ge = [True] * len(ge)
         sf = fields(self.sfmt)
         _, s_sig, s_exp = unpack(self.scale[:sf.bits], sf)
         s_zero = s_sig == 0

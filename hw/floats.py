@@ -148,7 +148,7 @@ class Rounder(wiring.Component):
     """
 
     def __init__(self, ff: FloatFields, *, n_width: int, x_width: int, mode: str = "rne",
-                 overflow: str = "saturate", exp_offset: int = 0):
+                 overflow: str = "saturate"):
         if mode not in ("rne", "floor"):
             raise ValueError(f"Rounder mode must be 'rne' or 'floor', not {mode!r}")
         if overflow not in ("saturate", "inf"):
@@ -157,7 +157,6 @@ class Rounder(wiring.Component):
             raise ValueError(f"format {ff.name!r} has no infinity")
         self.ff, self.mode, self.overflow = ff, mode, overflow
         self.n_width, self.x_width = n_width, x_width
-        self.exp_offset = exp_offset  # test-only mutation: added to the exponent field
         super().__init__({"n": In(n_width), "sticky": In(1), "x": In(signed(x_width)),
                           "code": Out(ff.bits)})
 
@@ -196,7 +195,7 @@ class Rounder(wiring.Component):
         rbit = shifted[0]
         cw = iw + ff.mbits + 2
         trunc = Signal(signed(cw))
-        m.d.comb += trunc.eq(((field - 1 + self.exp_offset) << ff.mbits) + kept)
+        m.d.comb += trunc.eq(((field - 1) << ff.mbits) + kept)
         inc = (rbit & (low | trunc[0])) if self.mode == "rne" else Const(0, 1)
         full = Signal(signed(cw))
         m.d.comb += full.eq(trunc + inc)

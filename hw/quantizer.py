@@ -35,15 +35,14 @@ class Quantizer(wiring.Component):
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
                  input_format: str = "bf16", method: str = "abs-max", prevent_zero: bool = False,
-                 pipelined: bool = False, mutation: str | None = None):
+                 pipelined: bool = False):
         self.pipelined = check_flag("pipelined", pipelined)
         self.scale_unit = ScaleUnit(
             scale_format=scale_format, block_size=block_size, input_format=input_format,
-            method=method, prevent_zero=prevent_zero, pipelined=pipelined,
-            mutation=mutation if mutation == "exp-off-by-one" else None)
+            method=method, prevent_zero=prevent_zero, pipelined=pipelined)
         self.element_unit = ElementQuantizer(
             scale_format=scale_format, block_size=block_size, input_format=input_format,
-            pipelined=pipelined, mutation=mutation if mutation == "ties-away" else None)
+            pipelined=pipelined)
         super().__init__({"valid_in": In(1), "x": In(self.scale_unit.x.shape()),
                           "valid_out": Out(1), "scale": Out(8),
                           "codes": Out(self.element_unit.codes.shape())})

@@ -35,7 +35,6 @@ __all__ = ["BlockAmax", "ScaleRound", "ScaleUnit", "METHODS", "check_block_size"
 
 #: scale-selection rules: method -> (M for E2M1, RoundSF rounding)
 METHODS = {"abs-max": (6, "rne"), "mx": (4, "floor")}
-SCALE_MUTATIONS = ("exp-off-by-one",)
 
 
 def check_block_size(block_size) -> int:
@@ -119,7 +118,7 @@ class ScaleRound(wiring.Component):
     """
 
     def __init__(self, *, scale_format: str = "e4m3", input_format: str = "bf16", M: int = 6,
-                 rounding: str = "rne", prevent_zero: bool = False, mutation: str | None = None):
+                 rounding: str = "rne", prevent_zero: bool = False):
         self.sfmt = scale_fmt(scale_format)
         self.ff = input_fields(input_format)
         self.three, self.shift = split_divisor(M)
@@ -127,9 +126,6 @@ class ScaleRound(wiring.Component):
             raise ValueError(f"rounding must be 'rne' or 'floor', not {rounding!r}")
         self.rounding = rounding
         self.prevent_zero = check_flag("prevent_zero", prevent_zero)
-        if mutation not in (None, *SCALE_MUTATIONS):
-            raise ValueError(f"scale mutation must be one of {SCALE_MUTATIONS}, not {mutation!r}")
-        self.mutation = mutation
         super().__init__({"amax": In(self.ff.bits - 1), "scale": Out(8)})
 
     def elaborate(self, platform):
@@ -153,8 +149,7 @@ class ScaleRound(wiring.Component):
         xs = Signal(range(-(1 << 12), 1 << 12), name="quot_exp")
         m.d.comb += xs.eq(x)
         m.submodules.round = rnd = Rounder(
-            sf, n_width=len(n), x_width=len(xs), mode=self.rounding,
-            exp_offset=1 if self.mutation == "exp-off-by-one" else 0)
+            sf, n_width=len(n), x_width=len(xs), mode=self.rounding)
         m.d.comb += [rnd.n.eq(n), rnd.sticky.eq(sticky), rnd.x.eq(xs)]
         code = rnd.code
         if self.prevent_zero and self.sfmt.zero_code is not None:
@@ -181,15 +176,14 @@ class ScaleUnit(wiring.Component):
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
                  input_format: str = "bf16", method: str = "abs-max", prevent_zero: bool = False,
-                 pipelined: bool = False, mutation: str | None = None):
+                 pipelined: bool = False):
         if method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
         self.pipelined = check_flag("pipelined", pipelined)
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
         M, rounding = METHODS[method]
         self.round_unit = ScaleRound(scale_format=scale_format, input_format=input_format, M=M,
-                                     rounding=rounding, prevent_zero=prevent_zero,
-                                     mutation=mutation)
+                                     rounding=rounding, prevent_zero=prevent_zero)
         super().__init__({"valid_in": In(1), "x": In(self.amax_unit.x.shape()),
                           "valid_out": Out(1), "scale": Out(8)})
 

@@ -26,7 +26,7 @@ from amaranth.lib import data, wiring
 from finescale import golden
 from finescale.golden.rounding import round_to_grid
 
-__all__ = ["UnitSpec", "UNITS", "matrix", "spec"]
+__all__ = ["UnitSpec", "UNITS", "matrix", "spec", "formatscope_dp32"]
 
 SCALE_FORMATS = ("e4m3", "ue5m3", "e8m0")
 INPUT_DTYPES = {"bf16": (ml_dtypes.bfloat16, np.uint16), "fp32": (np.float32, np.uint32)}
@@ -118,25 +118,24 @@ def stim_element(p, rng, n):
     return x
 
 
-def _build_scale(p, mutation):
+def _build_scale(p):
     from .scale import ScaleUnit
     return ScaleUnit(scale_format=p["scale_format"], block_size=p["block_size"],
                      input_format=p["input_format"], method=p["method"],
-                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"], mutation=mutation)
+                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
-def _build_quantizer(p, mutation):
+def _build_quantizer(p):
     from .quantizer import Quantizer
     return Quantizer(scale_format=p["scale_format"], block_size=p["block_size"],
                      input_format=p["input_format"], method=p["method"],
-                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"], mutation=mutation)
+                     prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
-def _build_element(p, mutation):
+def _build_element(p):
     from .element import ElementQuantizer
     return ElementQuantizer(scale_format=p["scale_format"], block_size=p["block_size"],
-                            input_format=p["input_format"], pipelined=p["pipelined"],
-                            mutation=mutation)
+                            input_format=p["input_format"], pipelined=p["pipelined"])
 
 
 def ref_dot(p, inputs):
@@ -144,6 +143,9 @@ def ref_dot(p, inputs):
     args = (inputs["a"], inputs["b"], inputs["scale_a"], inputs["scale_b"])
     if not p["accumulate"]:
         return {"result": dotproduct.block_dot(*args, scale=p["scale_format"]).view(np.uint32)}
+    if p["accumulate"] == "fp32":
+        r = dotproduct.accumulate_fp32(*args, inputs["acc_clear"], scale=p["scale_format"])
+        return {"result": r["result"].view(np.uint32), "nan": r["nan"].astype(np.uint8)}
     r = dotproduct.accumulate_dot(*args, inputs["acc_clear"], scale=p["scale_format"],
                                   headroom=p["headroom"])
     width = dotproduct.accumulator_layout(p["scale_format"], p["block_size"],
@@ -154,7 +156,8 @@ def ref_dot(p, inputs):
 
 def stim_dot(p, rng, n):
     """Random codes; scales mostly finite, a few NaN codes; some blocks all-zero;
-    accumulate: a clear on about one block in five."""
+    accumulate: a clear on about one block in five; FP32 accumulation: most scales in a
+    narrow band of codes, so that block values are alike and their sums round and cancel."""
     codes = finite_scale_codes(p["scale_format"])
     sfmt = golden.formats.get(p["scale_format"])
     nan = np.flatnonzero(np.isnan(sfmt.table)).astype(np.uint8)
@@ -162,6 +165,11 @@ def stim_dot(p, rng, n):
     b = rng.integers(0, 16, (n, p["block_size"])).astype(np.uint8)
     a[rng.random(n) < 0.05] = 0
     sa, sb = rng.choice(codes, n), rng.choice(codes, n)
+    if p["accumulate"] == "fp32":
+        near = lambda: codes[np.clip(rng.integers(0, len(codes)) + rng.integers(-4, 5, n),
+                                     0, len(codes) - 1)]
+        band = rng.random(n) < 0.7
+        sa, sb = np.where(band, near(), sa), np.where(band, near(), sb)
     sa[rng.random(n) < 0.02] = nan[0]
     out = {"a": a, "b": b, "scale_a": sa, "scale_b": sb}
     if p["accumulate"]:
@@ -169,10 +177,8 @@ def stim_dot(p, rng, n):
     return out
 
 
-def _build_dot(p, mutation):
+def _build_dot(p):
     from .dotproduct import DotProduct
-    if mutation is not None:
-        raise ValueError("the dot-product unit has no mutations")
     return DotProduct(scale_format=p["scale_format"], block_size=p["block_size"],
                       lanes=p["lanes"], accumulate=p["accumulate"], headroom=p["headroom"],
                       stages=p["stages"])
@@ -185,10 +191,8 @@ def ref_4o6(p, inputs):
             "choice": (q.choice[:, 0] == 4).astype(np.uint8)}
 
 
-def _build_4o6(p, mutation):
+def _build_4o6(p):
     from .fouroversix import FourOverSix
-    if mutation is not None:
-        raise ValueError("the 4o6 unit has no mutations")
     return FourOverSix(scale_format=p["scale_format"], block_size=p["block_size"],
                        input_format=p["input_format"], prevent_zero=p["prevent_zero"],
                        metric=p["metric"], error_frac_bits=p["error_frac_bits"],
@@ -228,15 +232,10 @@ def _mark_used(comp):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class UnitSpec:
-    """One unit with one parameter set (missing parameters take the unit's defaults).
-
-    ``mutation`` (tests only) builds a deliberately broken variant:
-    ``"ties-away"`` (element rounding) or ``"exp-off-by-one"`` (scale exponent).
-    """
+    """One unit with one parameter set (missing parameters take the unit's defaults)."""
 
     unit: str
     params: dict = dataclasses.field(default_factory=dict)
-    mutation: str | None = None
 
     def __post_init__(self):
         if self.unit not in UNITS:
@@ -251,6 +250,8 @@ class UnitSpec:
         if "method" in p and p["method"] is None:
             p["method"] = _default_method(p)
         if self.unit == "dot":  # resolve the defaults the component would pick
+            if p["accumulate"] is True:
+                p["accumulate"] = "kulisch"
             if p["lanes"] is None:
                 p["lanes"] = p["block_size"]
             if p["stages"] is None:
@@ -268,7 +269,7 @@ class UnitSpec:
 
     @property
     def name(self) -> str:
-        """Verilog top name, unique per unit + parameter set (+ mutation)."""
+        """Verilog top name, unique per unit + parameter set."""
         p = self.params
         parts = ["fs", self.unit,
                  p["scale_format"].replace("-", "_"), f"b{p['block_size']}"]
@@ -282,18 +283,18 @@ class UnitSpec:
             parts.append(f"{p['metric']}f{p['error_frac_bits']}")
         if "lanes" in p and p["lanes"] != p["block_size"]:
             parts.append(f"l{p['lanes']}")
-        if p.get("accumulate"):
+        if p.get("accumulate") == "fp32":
+            parts.append("accfp32")
+        elif p.get("accumulate"):
             parts.append(f"acc{p['headroom']}")
         if p.get("stages"):
             parts.append(f"s{p['stages']}")
         if p.get("pipelined"):
             parts.append("pipe")
-        if self.mutation:
-            parts.append("mut_" + self.mutation.replace("-", ""))
         return "_".join(parts)
 
     def build(self) -> wiring.Component:
-        return UNITS[self.unit].build(self.params, self.mutation)
+        return UNITS[self.unit].build(self.params)
 
     @property
     def latency(self) -> int:
@@ -349,14 +350,14 @@ class UnitSpec:
 
     def sidecar(self) -> dict:
         return {"top": self.name, "unit": self.unit, "params": dict(self.params),
-                "mutation": self.mutation, "latency": self.latency, "beats": self.beats,
+                "latency": self.latency, "beats": self.beats,
                 "clock": "clk" if self.clocked else None, "reset": "rst" if self.clocked else None,
                 "ports": self.ports()}
 
 
-def spec(unit: str, mutation: str | None = None, **params) -> UnitSpec:
+def spec(unit: str, **params) -> UnitSpec:
     """Shorthand: ``spec("scale", scale_format="ue5m3", block_size=32)``."""
-    return UnitSpec(unit, params, mutation)
+    return UnitSpec(unit, params)
 
 
 def _variants(unit, fmt):
@@ -364,8 +365,8 @@ def _variants(unit, fmt):
     if unit == "scale":
         has_zero = golden.formats.get(fmt).zero_code is not None
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
-    if unit == "dot":  # the block in 4-lane beats; accumulating over blocks
-        return [{}, {"lanes": 4}, {"accumulate": True}]
+    if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
+        return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
     return [{}]
 
 
@@ -381,7 +382,8 @@ def matrix(which: str = "default") -> list[UnitSpec]:
 
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
-    has no zero), quantizer, 4o6, dot (all lanes, 4 lanes, accumulating)}.
+    has no zero), element, quantizer, 4o6, dot (all lanes, 4 lanes, accumulating: Kulisch,
+    FP32)}: every registered unit kind (:data:`UNITS`).
     ``all`` adds block size 8, FP32 inputs and the pipelined variant of each
     (the dot product with all 4 stages).  4o6: mse, F = 8; dot: codes in, no input format.
     """
@@ -390,7 +392,7 @@ def matrix(which: str = "default") -> list[UnitSpec]:
     blocks = (4, 16, 32) if which == "default" else (4, 8, 16, 32)
     inputs = ("bf16",) if which == "default" else ("bf16", "fp32")
     pipes = (False,) if which == "default" else (False, True)
-    units = [u for u in ("scale", "quantizer", "4o6", "dot") if u in UNITS]
+    units = list(UNITS)
     out = []
     for unit, fmt, n, inp, pipe in itertools.product(units, SCALE_FORMATS, blocks, inputs, pipes):
         base = dict(scale_format=fmt, block_size=n, **_pipelined(unit, pipe))
@@ -402,3 +404,11 @@ def matrix(which: str = "default") -> list[UnitSpec]:
             if extra.get("lanes", 0) < n:  # fewer lanes than the block only
                 out.append(UnitSpec(unit, dict(base, **extra)))
     return out
+
+
+def formatscope_dp32() -> UnitSpec:
+    """Our FP32-accumulating dot product in the scope of FormatScope's MXFP4 DP32: 32 lanes of
+    E2M1 pairs a clock, E8M0 scales, an FP32 total register with a sticky NaN flag, the new total
+    one clock after its block (``finescale rtl --unit dot --scale-format e8m0 --block-size 32
+    --accumulate fp32 --stages 1``; the README compares the two port lists and rules)."""
+    return spec("dot", scale_format="e8m0", block_size=32, lanes=32, accumulate="fp32", stages=1)

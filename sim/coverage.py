@@ -1,10 +1,18 @@
-"""Functional coverage: which scale codes, element codes, 4-over-6 choices and regions were hit.
+"""Functional coverage: which scale codes, element codes, 4-over-6 choices, regions and FP32
+result classes were hit.
 
 :func:`measure` reads a unit's inputs and (checked) outputs and returns the
 bins hit; :func:`goals` lists the bins a regression of that unit must hit; the
 regression fails when one is missed.  Region classes are the paper's: the
 abs-max E4M3-style scale of the input block is zero (A), subnormal (B), normal
 (C), or the block saturates the scale format (max).
+
+Goals are derived per unit variant from its parameters: the dot product's FP32
+result classes that its formats can reach (zero, normal, subnormal, +inf, -inf,
+NaN), the accumulator's sticky overflow flag (when the stimulus can wrap it,
+:func:`.stimulus.overflow_run`) and a clear arriving while the sum is nonzero;
+the 4-over-6 unit's both choices in every scale class where the candidates
+differ, and a tie (equal block errors of different candidates, kept at 6).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import numpy as np
 
 from finescale import golden
 
-from .stimulus import input_dtype, scale_classes, to_bits
+from .stimulus import input_dtype, overflow_run, scale_classes, scale_values, to_bits
 
 REGION_NAMES = {"zero": "A", "subnormal": "B", "normal": "C", "max": "saturated"}
 
@@ -41,20 +49,78 @@ def measure(spec, inputs: dict, outputs: dict) -> dict[str, list]:
     if "codes" in outputs:
         cov["element_codes"] = np.unique(outputs["codes"]).tolist()
     if "choice" in outputs:
-        cov["choice"] = np.unique(outputs["choice"]).tolist()
+        choice = np.asarray(outputs["choice"]).astype(int)
+        cov["choice"] = np.unique(choice).tolist()
+        if "scale" in outputs:
+            cls = scale_classes(_scale_format(spec), np.asarray(outputs["scale"]))
+            cov["choice_by_class"] = sorted({f"{4 if c else 6}@{k}"
+                                             for c, k in zip(choice, cls)})
+        if "x" in inputs:
+            cov["ties"] = ["tie"] if fouroversix_ties(spec, np.asarray(inputs["x"])).any() else []
     if "result" in outputs:  # FP32 result of the dot product
         bits = np.asarray(outputs["result"], np.uint64).astype(np.uint32)
         cov["result_classes"] = sorted(set(fp32_classes(bits)))
+    if "acc_overflow" in outputs:
+        cov["acc_overflow"] = np.unique(np.asarray(outputs["acc_overflow"]).astype(int)).tolist()
+    if "acc_out" in outputs and "acc_clear" in inputs:
+        acc = np.asarray(outputs["acc_out"], dtype=object)
+        clear = np.asarray(inputs["acc_clear"]).astype(bool)
+        mid = clear[1:] & (acc[:-1] != 0)  # a clear while the running sum is nonzero
+        cov["clear"] = ["after_nonzero"] if mid.any() else []
     if "x" in inputs:
         cov["regions"] = sorted(_regions(spec, np.asarray(inputs["x"])))
+    if "nan" in outputs and "acc_clear" in inputs:  # FP32 accumulation: a clear mid-sum
+        clear = np.asarray(inputs["acc_clear"]).astype(bool)
+        cov["clears"] = ["mid-stream"] if (clear[1:] & ~clear[:-1]).any() else []
     return cov
 
 
 def fp32_classes(bits) -> np.ndarray:
-    """'zero', 'subnormal', 'normal', 'inf' or 'nan' for FP32 bit patterns."""
+    """'zero', 'subnormal', 'normal', '+inf', '-inf' or 'nan' for FP32 bit patterns."""
+    bits = np.asarray(bits, np.uint32)
     exp, man = (bits >> 23) & 0xFF, bits & 0x7FFFFF
+    inf = np.where(bits >> 31, "-inf", "+inf")
     return np.select([(exp == 0) & (man == 0), exp == 0, exp < 255, man == 0],
-                     ["zero", "subnormal", "normal", "inf"], "nan")
+                     ["zero", "subnormal", "normal", inf], "nan")
+
+
+def fouroversix_ties(spec, x_bits) -> np.ndarray:
+    """Per block: the two 4-over-6 candidates differ (scale code) but their block errors,
+    in the unit's fixed point, are equal (the tie the unit resolves to 6)."""
+    p = spec.params
+    fdt, _ = input_dtype(p["input_format"])
+    x = np.asarray(x_bits).view(fdt).astype(np.float64)
+    opts = dict(scale=p["scale_format"], block_size=x.shape[-1], prevent_zero=p["prevent_zero"])
+    q6 = golden.quantize(x.astype(fdt), M=6, **opts)
+    q4 = golden.quantize(x.astype(fdt), M=4, **opts)
+    amax = np.abs(x).max(axis=1)
+    _, eb = np.frexp(np.where(amax > 0, amax, 1.0))
+    unit = np.ldexp(1.0, p["error_frac_bits"] - eb + 1)[:, None]  # 2**(F - Eb)
+    xs = np.floor(np.abs(x) * unit)
+    errs = []
+    for q in (q6, q4):
+        y = np.floor(np.abs(q.dequantize().astype(np.float64)) * unit)
+        d = xs - y
+        errs.append((d * d).sum(1) if p["metric"] == "mse" else np.abs(d).sum(1))
+    return (amax > 0) & (q6.scale_codes[:, 0] != q4.scale_codes[:, 0]) & (errs[0] == errs[1])
+
+
+def _result_classes(params) -> list[str]:
+    """FP32 classes a dot product with these formats can produce."""
+    efmt, sfmt = golden.get("e2m1"), golden.get(params["scale_format"])
+    _, vals = scale_values(sfmt)
+    top = float(efmt.max) ** 2 * params["block_size"] * float(vals.max()) ** 2
+    if params.get("accumulate"):
+        top *= 2.0 ** params["headroom"]
+    low = float(efmt.min_subnormal) ** 2 * float(vals.min()) ** 2
+    out = ["normal", "zero"]
+    if top >= 2.0 ** 128:
+        out += ["+inf", "-inf"]
+    if low < 2.0 ** -126:
+        out.append("subnormal")
+    if np.isnan(sfmt.table).any():
+        out.append("nan")
+    return sorted(out)
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,9 +149,37 @@ def goals(spec, outputs: set[str]) -> dict[str, list]:
         g["element_codes"] = list(range(16))
     if "choice" in outputs:
         g["choice"] = [0, 1]
+        g["choice_by_class"] = sorted(
+            [f"6@{c}" for c in g["scale_classes"]]
+            + [f"4@{c}" for c in g["scale_classes"] if c != "zero"])
+        g["ties"] = ["tie"]
     if "result" in outputs:
-        g["result_classes"] = ["normal", "zero"]
+        g["result_classes"] = _result_classes(params)
+    if "nan" in outputs:  # FP32 accumulation: every class the scale format can reach
+        g["result_classes"] = sorted(_fp32_reachable(_scale_format(spec).name,
+                                                     params["block_size"]))
+        g["clears"] = ["mid-stream"]
+    if "acc_overflow" in outputs and overflow_run(params) is not None:
+        g["acc_overflow"] = [0, 1]
+    if "acc_out" in outputs:
+        g["clear"] = ["after_nonzero"]
     return g
+
+
+@functools.lru_cache(maxsize=None)
+def _fp32_reachable(scale_format, block_size) -> frozenset:
+    """FP32 result classes a running sum can reach: +inf and -inf when the largest block value
+    reaches 2**128 - 2**103, subnormal when the smallest nonzero one is below 2**-126."""
+    sfmt, efmt = golden.get(scale_format), golden.get("e2m1")
+    t = sfmt.table[np.isfinite(sfmt.table)]
+    smallest, largest = np.abs(t[t != 0]).min(), np.abs(t).max()
+    e = np.abs(efmt.table)
+    out = {"normal", "zero", "nan"}
+    if float(e.max()) ** 2 * block_size * float(largest) ** 2 >= 2.0 ** 128 - 2.0 ** 103:
+        out |= {"+inf", "-inf"}
+    if float(e[e > 0].min()) ** 2 * float(smallest) ** 2 < 2.0 ** -126:
+        out.add("subnormal")
+    return frozenset(out)
 
 
 def missed(cov: dict, goal: dict) -> dict[str, list]:

@@ -2,8 +2,11 @@
 
 ``--quick`` (default) runs the default matrix with a few thousand vectors a
 unit; ``--full`` runs every parameter set with many more vectors and the
-exhaustive sweeps.  Results go to ``--out`` as regress.csv / .json / .md; the
-exit code is nonzero when any unit mismatches, misses a coverage goal or fails.
+exhaustive sweeps.  ``--verilog FILE.v`` regresses a given Verilog file (hand-edited,
+re-generated, a mutant) against the golden model, reading the unit and parameters
+from the sidecar ``FILE.json`` beside it.  Results (with the sha256 of each Verilog
+file simulated) go to ``--out`` as regress.csv / .json / .md; the exit code is
+nonzero when any unit mismatches, misses a coverage goal or fails.
 """
 
 from __future__ import annotations
@@ -19,17 +22,18 @@ from . import runner, units
 MODES = {"quick": {"which": "default", "vectors": 2000, "full": False},
          "full": {"which": "all", "vectors": 20000, "full": True}}
 COLUMNS = ("name", "unit", "simulator", "latency", "vectors", "mismatches", "coverage",
-           "missed", "vectors_per_s", "build_s", "status")
+           "missed", "vectors_per_s", "build_s", "sha256", "status")
 
 
 def select(specs, wanted) -> list:
-    """Specs whose unit kind or name matches one of ``wanted`` (all when empty)."""
+    """Specs whose unit kind or whole top name is one of ``wanted`` (all when empty)."""
     if not wanted:
         return list(specs)
-    out = [s for s in specs if s.unit in wanted or any(w in s.name for w in wanted)]
+    out = [s for s in specs if s.unit in wanted or s.name in wanted]
     if not out:
         kinds = sorted({s.unit for s in specs})
-        raise ValueError(f"no unit matches {wanted}; units: {kinds}")
+        raise ValueError(f"no unit matches {list(wanted)}; give a unit kind {kinds} "
+                         "or a whole top name")
     return out
 
 
@@ -41,38 +45,58 @@ def row(report: dict) -> dict:
             "mismatches": report["mismatches"], "coverage": report["summary"],
             "missed": json.dumps(report["missed"]) if report["missed"] else "",
             "vectors_per_s": round(report["vectors_per_s"]),
-            "build_s": round(report["build_s"], 1), "status": "PASS" if ok else "FAIL"}
+            "build_s": round(report["build_s"], 1), "sha256": report.get("sha256", ""),
+            "status": "PASS" if ok else "FAIL"}
 
 
-def markdown(rows) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+def markdown(rows, columns=COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_tables(rows, reports, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "regress.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
+def write_csv(path: Path, rows, columns=COLUMNS) -> None:
+    """``rows`` (dicts) as CSV with ``columns``; the folder is created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
         w.writeheader()
         w.writerows(rows)
+
+
+def write_tables(rows, reports, out: Path) -> None:
+    write_csv(out / "regress.csv", rows)
     (out / "regress.json").write_text(json.dumps(reports, indent=1, default=str))
     (out / "regress.md").write_text(markdown(rows))
 
 
-def regress(*, mode="quick", sim="verilator", wanted=(), seed=1, vectors=None, waves=False,
-            build_root="sim_build", out="regress_out", source=units.DEFAULT_SOURCE,
-            jobs=1, scheduler=None, progress=True) -> tuple[list, list]:
+def _run(job, **kw):
+    kind, item = job
+    return runner.run_unit(**{kind: item}, **kw)
+
+
+def regress(*, mode="quick", sim="verilator", wanted=(), specs=None, verilog=(), seed=1,
+            vectors=None, waves=False, build_root="sim_build", out="regress_out",
+            source=units.DEFAULT_SOURCE, jobs=1, scheduler=None,
+            progress=True) -> tuple[list, list]:
     """Run the regression (``jobs`` units at a time as Dask tasks, or on the Dask cluster at
-    ``scheduler``); returns (table rows, full reports) in the matrix's order."""
+    ``scheduler``); returns (table rows, full reports) in the units' order.
+
+    Units: ``specs`` when given, else the mode's matrix filtered by ``wanted`` (unit
+    kinds or whole top names); ``verilog`` (files with sidecars) instead of both."""
     from finescale import cluster
     cfg = MODES[mode]
-    specs = select(units.matrix(cfg["which"], source), wanted)
-    run_one = functools.partial(runner.run_unit, sim=sim, seed=seed,
+    if verilog:
+        jobs_ = [("verilog", v) for v in verilog]
+    else:
+        if specs is None:
+            specs = select(units.matrix(cfg["which"], source), wanted)
+        jobs_ = [("spec", s) for s in specs]
+    run_one = functools.partial(_run, sim=sim, seed=seed,
                                 vectors=vectors or cfg["vectors"], full=cfg["full"],
                                 waves=waves, build_root=build_root, source=source)
     done = {}
-    for i, rep in cluster.as_completed(run_one, specs, jobs=jobs, scheduler=scheduler,
+    for i, rep in cluster.as_completed(run_one, jobs_, jobs=jobs, scheduler=scheduler,
                                        desc=f"regress {mode} ({sim})", unit="unit",
                                        progress=progress):
         done[i] = rep
@@ -93,7 +117,11 @@ def register(subparsers) -> None:
                       help="every parameter set, many vectors, exhaustive sweeps")
     p.add_argument("--sim", choices=runner.SIMULATORS, default="verilator")
     p.add_argument("--unit", action="append", default=[],
-                   help="unit kind (scale, quantizer, 4o6, dot) or name fragment; repeatable")
+                   help="unit kind (scale, element, quantizer, 4o6, dot) or whole top name; "
+                   "repeatable")
+    p.add_argument("--verilog", action="append", default=[], metavar="FILE.v",
+                   help="regress this Verilog file (its sidecar FILE.json beside it gives the "
+                   "unit, parameters, ports and latency); repeatable")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (printed on failure)")
     p.add_argument("--vectors", type=int, help="random vectors a unit (overrides the mode)")
     p.add_argument("--jobs", type=int, default=1,
@@ -112,7 +140,13 @@ def run(args) -> int:
         raise ValueError(f"--vectors must be positive, got {args.vectors}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be positive, got {args.jobs}")
-    rows, reports = regress(mode=args.mode, sim=args.sim, wanted=args.unit, seed=args.seed,
+    if args.verilog and args.unit:
+        raise ValueError("give either --unit or --verilog")
+    for v in args.verilog:  # a missing file or sidecar: a one-line error before any build
+        from finescale.hw.emit import load
+        load(v)
+    rows, reports = regress(mode=args.mode, sim=args.sim, wanted=args.unit,
+                            verilog=args.verilog, seed=args.seed,
                             vectors=args.vectors, waves=args.waves, build_root=args.build_dir,
                             out=args.out, source=args.source, jobs=args.jobs,
                             scheduler=args.scheduler)

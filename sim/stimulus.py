@@ -10,8 +10,18 @@ heavy tails (Student-t, Laplace), log-uniform magnitudes over the whole input
 range, all-zero blocks, single-outlier blocks, exact element midpoint ties
 (x = S * {0.25, 0.75, ..., 5} with one element 6 S so abs-max picks S),
 blocks that saturate the scale format, and input subnormals.
-Sweeps: every scale code as an abs-max outcome, every BF16 pattern through the
-element quantizer, every FP4 x FP4 product for each scale-pair class.
+Sweeps: every scale code as an abs-max outcome, every finite BF16 amax through
+the scale unit (:func:`amax_sweep`), every BF16 pattern through the element
+quantizer, every FP4 x FP4 product for each scale-pair class.  The
+FP32-accumulating dot product also gets :func:`fp32_corners`, block sequences
+that reach each corner of its rounding (ties both ways, a carry out of the
+significand, cancellation, zeros of both signs, overflow, subnormals, NaN).
+Directed vectors of the element quantizer (added for a mutation-campaign survivor,
+an exponent-difference adder bit no random vector reached): log-uniform blocks
+over the whole input range against the smallest and largest scale codes
+(:func:`extreme_ratios`).  Directed runs of the accumulating dot product: a clear, then enough largest
+blocks to wrap the accumulator (the sticky overflow flag), when its headroom
+is small enough for the run to be short (:data:`OVERFLOW_RUN_MAX_HEADROOM`).
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ KINDS = (*REGION_SIGMA, "student-t", "laplace", "log-uniform", "zeros", "outlier
 #: E2M1 rounding midpoints (the ties of element quantization)
 MIDPOINTS = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
 INPUT_DTYPES = {"bf16": (ml_dtypes.bfloat16, np.uint16), "fp32": (np.float32, np.uint32)}
+#: the overflow run of an accumulating dot product is 2**(headroom + 1) + 1 blocks
+OVERFLOW_RUN_MAX_HEADROOM = 8
 
 
 def input_dtype(input_format: str):
@@ -139,6 +151,17 @@ def scale_sweep(rng, block_size: int, *, scale_format="e4m3", input_format="bf16
     return x.astype(fdt).astype(np.float64)
 
 
+def amax_sweep(rng, block_size: int) -> np.ndarray:
+    """Every finite BF16 magnitude once as a block's amax (uint16 blocks): the amax in a
+    random lane with a random sign, the other lanes smaller magnitudes of either sign."""
+    amax = np.arange(0x7F80, dtype=np.uint16)
+    n = len(amax)
+    frac = rng.uniform(0, 1, (n, block_size))
+    x = (amax[:, None].astype(np.float64) * frac).astype(np.uint16)  # smaller bit patterns
+    x[np.arange(n), rng.integers(0, block_size, n)] = amax
+    return x | (rng.integers(0, 2, x.shape) << 15).astype(np.uint16)
+
+
 def element_sweep(block_size: int, input_format="bf16") -> np.ndarray:
     """Every finite BF16 bit pattern once, cut into blocks (uint16; needs bf16 input)."""
     if input_format != "bf16":
@@ -176,6 +199,88 @@ def class_codes(sfmt) -> dict[str, np.ndarray]:
     return {c: codes[cls == c] for c in ("zero", "subnormal", "normal", "max") if (cls == c).any()}
 
 
+#: FP32-accumulation corners: block sequences of (a, b, scale_a, scale_b) values, lane 0 only,
+#: each starting a new sum; sequences whose values a scale format lacks are skipped
+FP32_CORNERS = {
+    "cancellation to +0": [(1, 1, 1, 1), (1, -1, 1, 1)],
+    "tie, to even below": [(1, 1, 2 ** 8, 2 ** 8), (1, 1, 2 ** -4, 2 ** -4)],
+    "tie, to even above": [(1, 1, 2 ** 8, 2 ** 8), (1, 1, 2 ** -4, 2 ** -3),
+                           (1, 1, 2 ** -4, 2 ** -4)],
+    "carry out of the significand": [(1, 1, 2 ** 8, 2 ** 8), (1, -1, 2 ** -4, 2 ** -4),
+                                     (0.5, 1, 2 ** -4, 2 ** -4)],
+    # 2**30 + (2**6 + 2**-17): just above a tie, only the bit below the window says so
+    "sticky breaks a tie, up": [(1, 1, 2 ** 3, 2 ** 3), (1, 1, 2 ** -8, 2 ** -9),
+                                (1, 1, 2 ** 15, 2 ** 15)],
+    # 2**30 - (2**5 + 2**-18): just below a tie (subtraction)
+    "sticky breaks a tie, down": [(1, -1, 2 ** 2, 2 ** 3), (1, -1, 2 ** -9, 2 ** -9),
+                                  (1, 1, 2 ** 15, 2 ** 15)],
+    "NaN until the clear": [(1, 1, 1, 1), (1, 1, np.nan, 1), (1, 1, 1, 1)],
+    "zero blocks: +0, -0 + -0": [(0, 1, 1, 1)],
+    "-0 + -0": [(0, 1, -1.0, 1), (0, 1, 1, -1.0)],
+    "overflow to inf, inf stays": [(6, 6, 2 ** 127, 2 ** 127), (-6, 6, 1, 1)],
+    "overflow to -inf": [(-6, 6, 2 ** 127, 2 ** 127)],
+    "max + half an ulp: inf": [(1, -1, 2 ** 104, 1), (1, 1, 2 ** 127, 2), (1, 1, 2 ** 103, 1)],
+    "subnormals": [(1, 1, 2 ** -70, 2 ** -70), (1, 1, 2 ** -75, 2 ** -74)],
+    "subnormal tie": [(3, 0.5, 2 ** -75, 2 ** -74)],
+    "underflow to -0": [(1, -1, 2 ** -127, 2 ** -127)],
+}
+
+
+def _code_of(fmt, value) -> int | None:
+    """The code of ``value`` in ``fmt`` (NaN: its first NaN code; sign of zero kept), or None."""
+    t, value = fmt.table, float(value)
+    if np.isnan(value):
+        hit = np.flatnonzero(np.isnan(t))
+    else:
+        hit = np.flatnonzero((t == value) & (np.signbit(t) == np.signbit(value)))
+    return int(hit[0]) if hit.size else None
+
+
+def fp32_corners(scale_format, block_size: int) -> dict[str, np.ndarray]:
+    """:data:`FP32_CORNERS` as unit inputs (``a``, ``b``, ``scale_a``, ``scale_b``,
+    ``acc_clear``): the sequences this scale format can express, one after the other."""
+    sfmt, efmt = golden.get(scale_format), golden.get("e2m1")
+    rows = []
+    for seq in FP32_CORNERS.values():
+        codes = [(_code_of(efmt, a), _code_of(efmt, b), _code_of(sfmt, sa), _code_of(sfmt, sb))
+                 for a, b, sa, sb in seq]
+        if all(c is not None for row in codes for c in row):
+            rows += [(*row, i == 0) for i, row in enumerate(codes)]
+    a, b, sa, sb, clear = (np.array(col, np.uint8) for col in zip(*rows))
+    lanes = np.zeros((len(rows), block_size), np.uint8)
+    out = {"a": lanes.copy(), "b": lanes.copy(), "scale_a": sa, "scale_b": sb, "acc_clear": clear}
+    out["a"][:, 0], out["b"][:, 0] = a, b
+    return out
+
+
+def overflow_run(params) -> dict[str, np.ndarray] | None:
+    """Blocks that wrap an accumulating dot product's accumulator: a clear, then
+    2**(headroom+1) + 1 blocks of the largest value (the accumulator holds twice
+    2**headroom largest blocks); None when the run would be longer than
+    2**(OVERFLOW_RUN_MAX_HEADROOM + 1) + 1 blocks or the unit has no Kulisch accumulator."""
+    if params.get("accumulate") != "kulisch" or params["headroom"] > OVERFLOW_RUN_MAX_HEADROOM:
+        return None
+    efmt, sfmt = golden.get("e2m1"), golden.get(params["scale_format"])
+    n = (1 << (params["headroom"] + 1)) + 1
+    top = int(efmt.encode(np.array([efmt.max]))[0])
+    smax = int(sfmt.encode(np.array([sfmt.max]))[0])
+    codes = np.full((n, params["block_size"]), top, np.uint8)
+    clear = np.zeros(n, np.uint8)
+    clear[0] = 1
+    scale = np.full(n, smax, np.uint8)
+    return {"a": codes, "b": codes.copy(), "scale_a": scale, "scale_b": scale.copy(),
+            "acc_clear": clear}
+
+
+def extreme_ratios(rng, n: int, block_size: int, sfmt, input_format="bf16"):
+    """(x bits, scale codes): ``n`` log-uniform blocks spanning the input format against the
+    four smallest nonzero and the largest scale codes, so x / S spans its whole range."""
+    codes, _ = scale_values(sfmt)
+    x = to_bits(random_blocks(rng, "log-uniform", n, block_size, scale_format=sfmt.name,
+                              input_format=input_format), input_format)
+    return x, rng.choice(np.r_[codes[:4], codes[-1:]], n).astype(np.uint8)
+
+
 def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
     """Inputs for one unit: ``n`` random vectors plus the sweeps its ports allow.
 
@@ -193,6 +298,8 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
         x = [mixed_blocks(rng, n, block, **fmt)]
         x += [scale_sweep(rng, block, M=m, **fmt) for m in (6.0, 4.0)]
         x = to_bits(np.concatenate(x), fmt["input_format"])
+        if spec.unit == "scale" and fmt["input_format"] == "bf16":
+            x = np.concatenate([x, amax_sweep(rng, block)])
         if full and "scale" in probe and fmt["input_format"] == "bf16":
             x = np.concatenate([x, element_sweep(block)])
         inputs = spec.random_inputs(rng, len(x))
@@ -203,6 +310,10 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
             codes, _ = scale_values(sfmt, positive=False)
             s = np.where(rng.random(len(x)) < 0.25, rng.choice(codes, len(x)), s)
             inputs["scale"] = s.astype(probe["scale"].dtype)
+            ex, es = extreme_ratios(rng, 256, block, sfmt, fmt["input_format"])
+            inputs = {p: np.concatenate([v, (ex if p == "x" else es if p == "scale" else
+                                             v[:len(ex)]).astype(v.dtype)])
+                      for p, v in inputs.items()}
         return inputs
     if {"a", "b", "scale_a", "scale_b"} <= probe.keys():
         lanes = probe["a"].shape[-1]
@@ -217,5 +328,12 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
             inputs["scale_a"][sl] = rng.choice(ca, len(pa))
             inputs["scale_b"][sl] = rng.choice(cb, len(pa))
             k += len(pa)
+        if params.get("accumulate") == "fp32":
+            corners = fp32_corners(sfmt.name, params["block_size"])
+            inputs = {p: np.concatenate([v, corners[p].astype(v.dtype)])
+                      for p, v in inputs.items()}
+        run = overflow_run(params)
+        if run is not None:
+            inputs = {p: np.concatenate([v, run[p].astype(v.dtype)]) for p, v in inputs.items()}
         return inputs
     return spec.random_inputs(rng, n)

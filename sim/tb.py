@@ -191,7 +191,7 @@ def _env(name, default=None):
 async def regress_unit(dut):
     """Drive the stimulus of one unit and compare every output with the golden model."""
     t_start = time.perf_counter()
-    spec = units.find(_env("SPEC"), _env("SOURCE", units.DEFAULT_SOURCE), _env("MUTATION"))
+    spec = units.find(_env("SPEC"), _env("SOURCE", units.DEFAULT_SOURCE), _env("PARAMS"))
     seed, n = int(_env("SEED", "1")), int(_env("VECTORS", "1000"))
     full = _env("FULL", "0") == "1"
     rng = np.random.default_rng(seed)

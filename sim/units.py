@@ -2,14 +2,15 @@
 
 ``source`` is ``"module:function"``; the function takes ``which`` ("default" or
 "all") and returns UnitSpecs.  The default is :func:`finescale.hw.units.matrix`.
-The testbench, running in the simulator's process, gets the name back through
-:func:`find` (plus an optional mutation for the regression's self-test).
+The testbench, running in the simulator's process, gets the unit back through
+:func:`find`: from the unit kind and parameters the runner passes (a sidecar's),
+or by name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
+import json
 
 DEFAULT_SOURCE = "finescale.hw.units:matrix"
 
@@ -22,9 +23,14 @@ def matrix(which: str = "default", source: str = DEFAULT_SOURCE) -> list:
     return list(getattr(importlib.import_module(module), func)(which))
 
 
-def find(name: str, source: str = DEFAULT_SOURCE, mutation: str | None = None):
-    """The UnitSpec called ``name`` (searched in ``matrix("all")``), optionally mutated."""
+def find(name: str, source: str = DEFAULT_SOURCE, params: str | None = None):
+    """The UnitSpec of ``params`` (JSON ``{"unit": ..., "params": {...}}``, as a sidecar
+    holds them) or else the one called ``name`` in ``matrix("all")``."""
+    if params:
+        from finescale.hw.units import UnitSpec
+        d = json.loads(params)
+        return UnitSpec(d["unit"], d["params"])
     for spec in matrix("all", source):
         if spec.name == name:
-            return dataclasses.replace(spec, mutation=mutation) if mutation else spec
+            return spec
     raise KeyError(f"no unit named {name!r} in {source}")

@@ -1,4 +1,7 @@
-"""Where the designs come from: a folder written by ``finescale rtl`` or the hw unit registry."""
+"""Where the designs come from: a folder written by ``finescale rtl`` or the hw unit registry.
+
+Either way the Verilog comes from the one emit step (:mod:`finescale.hw.emit`) and
+the sidecar carries its sha256, which the synthesis results record."""
 
 from __future__ import annotations
 
@@ -18,21 +21,23 @@ def from_rtl_dir(folder) -> list[Design]:
     names = data.get("names", data) if isinstance(data, dict) else data
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{manifest}: expected a list of design names")
+    from finescale.hw.emit import load
     designs = []
     for name in names:
         verilog, sidecar = folder / f"{name}.v", folder / f"{name}.json"
         if not verilog.is_file() or not sidecar.is_file():
             raise FileNotFoundError(f"{folder}: {name}.v or {name}.json is missing")
-        designs.append(Design(name, verilog.read_text(), json.loads(sidecar.read_text())))
+        em = load(verilog)  # the hash of the file read, whatever the sidecar says
+        designs.append(Design(name, verilog.read_text(), dict(em.sidecar, sha256=em.sha256)))
     return designs
 
 
 def from_component(name: str, component, *, unit: str, params: dict, latency: int = 0) -> Design:
     """A Design from an Amaranth component, its Verilog top called ``name``."""
-    from amaranth.back import verilog
-    text = verilog.convert(component, name=name, emit_src=False)
+    from finescale.hw.emit import sha256, verilog_text
+    text = verilog_text(component, name)
     return Design(name, text, {"top": name, "unit": unit, "params": dict(params),
-                               "latency": int(latency)})
+                               "latency": int(latency), "sha256": sha256(text)})
 
 
 def _registry():
@@ -46,9 +51,10 @@ def _registry():
 
 def _convert(job: tuple[str, int]) -> Design:
     which, index = job
+    from finescale.hw.emit import render
     spec = _registry().matrix(which)[index]
-    return from_component(spec.name, spec.build(), unit=spec.unit, params=spec.params,
-                          latency=spec.latency)
+    text, side = render(spec)
+    return Design(spec.name, text, side)
 
 
 def from_registry(which: str = "default", *, jobs: int = 1, **filters) -> list[Design]:

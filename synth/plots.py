@@ -24,7 +24,7 @@ def _variant(r) -> str:
     bits += ["pipe"] if p.get("pipelined") else []
     bits += [f"{p['lanes']} lanes"] if p.get("lanes", p.get("block_size")) != p.get("block_size") \
         else []
-    bits += ["acc"] if p.get("accumulate") else []
+    bits += ["fp32 acc" if p.get("accumulate") == "fp32" else "acc"] if p.get("accumulate") else []
     bits += [f"{p['stages']} stages"] if p.get("stages", 0) > int(bool(p.get("accumulate"))) \
         else []
     return " ".join(bits)

@@ -9,6 +9,8 @@ import functools
 from pathlib import Path
 
 
+from finescale.hw.emit import sha256
+
 from . import flow, liberty as lib
 from .flow import Design
 
@@ -88,6 +90,8 @@ def lanes(params: dict) -> int:
 def kind(row) -> str:
     """The unit and, for dot-product variants, what sets them apart: rows of one kind compare."""
     p = row["params"]
+    if p.get("accumulate") == "fp32":
+        return f"{row['unit']} (FP32-accumulating)"
     if p.get("accumulate"):
         return f"{row['unit']} (accumulating)"
     if lanes(p) != p.get("block_size", lanes(p)):
@@ -166,7 +170,8 @@ def record(design: Design, result: dict, *, common_ns: float | None = None) -> d
     (the least delay of them)."""
     params = design.params
     row = {"name": design.name, "unit": design.unit, **params,
-           "latency": design.sidecar.get("latency", 0), "lanes": lanes(params), **result}
+           "latency": design.sidecar.get("latency", 0), "lanes": lanes(params), **result,
+           "sha256": sha256(design.verilog)}  # the Verilog synthesized (regression records it)
     row["um2_per_lane"] = row["sky130_um2"] / row["lanes"]
     timing = row.pop("timing", None) or {}
     if common_ns is not None and flow.clock_label(common_ns) in timing:
@@ -256,6 +261,9 @@ def headlines(rows) -> list[dict]:
     add("accumulating / plain dot product",
         paired(rows, lambda r: kind(r) == "dot (accumulating)", lambda r: r in dot,
                ignore={"accumulate", "stages", "headroom"}))
+    add("FP32-accumulating / plain dot product",
+        paired(rows, lambda r: kind(r) == "dot (FP32-accumulating)", lambda r: r in dot,
+               ignore={"accumulate", "stages", "headroom"}))
     add("4-lane / full-width dot product (same block size)",
         paired(rows, lambda r: kind(r) == "dot (4 lanes)", lambda r: r in dot,
                ignore={"lanes"}))
@@ -311,8 +319,10 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
                "Dot unit: `products` (E2M1 decode and the lane products), `adder_tree`, "
                "`scales` (unpacking both scale codes, significand product, exponent sum), "
                "`apply_scale` (block sum times the significands), `normalise` (the one FP32 "
-               "rounding), `accumulator` (alignment shifter and wide adder); `(top)` holds the "
-               "pipeline registers and, for a block in beats, the partial sum.\n"]
+               "rounding), `accumulator` (Kulisch: alignment shifter and wide adder), `align` "
+               "(FP32 accumulation: the block value normalised, aligned with the total, added); "
+               "`(top)` holds the pipeline registers (FP32: the total and its NaN flag) and, for "
+               "a block in beats, the partial sum.\n"]
         for r in with_parts:
             md.append(f"- {r['name']}: " + ", ".join(f"{k} {100 * v:.0f} %"
                                                     for k, v in breakdown_shares(r).items()))

@@ -64,6 +64,20 @@ def test_quantize_command_errors_are_one_line(tmp_path, capsys):
     assert "NaN" in capsys.readouterr().err
 
 
+def test_quantize_command_says_empty_and_bad_files(tmp_path, capsys):
+    np.savez(tmp_path / "m.npz", e=np.zeros((0, 16), np.float32), w=np.ones((2, 16), np.float32))
+    assert cli.main(["quantize", str(tmp_path / "m.npz"), "-o", str(tmp_path / "q.npz")]) == 0
+    out, err = capsys.readouterr()
+    assert "'e' is empty" in err and "nan" not in out and "| w | 32 |" in out
+    np.save(tmp_path / "e.npy", np.zeros(0, np.float32))
+    assert cli.main(["quantize", str(tmp_path / "e.npy")]) == 1
+    assert "no non-empty floating-point tensors" in capsys.readouterr().err
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    assert cli.main(["quantize", str(tmp_path / "bad.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a readable safetensors file" in err
+
+
 def test_bench_command_reports_ratios(tmp_path, capsys):
     js = tmp_path / "b.json"
     assert cli.main(["bench", "golden", "--elements", "65536", "--repeat", "1",

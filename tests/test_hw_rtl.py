@@ -1,13 +1,15 @@
 """``finescale rtl``: Verilog + sidecars + manifest, and every emitted file lints clean."""
 
 import argparse
+import hashlib
 import json
+import pathlib
 
 import pytest
 
-from finescale.hw import cli
+from finescale.hw import cli, emit
 from finescale.hw.lint import lint, verilator_path
-from finescale.hw.units import matrix, spec
+from finescale.hw.units import UNITS, matrix, spec
 
 
 def run_rtl(*argv):
@@ -40,6 +42,33 @@ def test_bad_arguments_are_refused(tmp_path):
         run_rtl("--unit", "element", "--method", "mx", "--out", str(tmp_path))
 
 
+def test_emit_writes_once_with_the_hash_of_the_verilog(tmp_path):
+    s = spec("element", scale_format="e8m0", block_size=4)
+    em = emit.emit(s, tmp_path)
+    text = em.path.read_text()
+    assert em.sha256 == hashlib.sha256(text.encode()).hexdigest() == em.sidecar["sha256"]
+    assert json.loads((tmp_path / f"{s.name}.json").read_text())["sha256"] == em.sha256
+    back = emit.load(em.path)
+    assert back.sha256 == em.sha256 and back.name == s.name
+    em.path.write_text(text.replace("endmodule", "endmodule // edited", 1))
+    assert emit.load(em.path).sha256 != em.sha256  # the file's own hash, not the sidecar's
+    (tmp_path / f"{s.name}.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no sidecar"):
+        emit.load(em.path)
+
+
+def test_one_verilog_backend_call_in_the_tree():
+    root = pathlib.Path(emit.__file__).resolve().parents[1]
+    calls = [p for p in root.rglob("*.py") if ".venv" not in p.parts
+             and "verilog." + "convert(" in p.read_text()]
+    assert [p.relative_to(root).as_posix() for p in calls] == ["hw/emit.py"]
+
+
+def test_every_registered_unit_is_in_the_matrix():
+    for which in ("default", "all"):
+        assert {s.unit for s in matrix(which)} == set(UNITS)
+
+
 def test_matrix_names_are_unique():
     for which in ("default", "all"):
         names = [s.name for s in matrix(which)]
@@ -50,9 +79,11 @@ def test_matrix_names_are_unique():
 LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
               spec("scale", scale_format="e8m0", block_size=4, pipelined=True),
               spec("quantizer", scale_format="ue5m3", block_size=4, input_format="fp32"),
-              spec("element", scale_format="e4m3", block_size=4, mutation="ties-away"),
+              spec("element", scale_format="e4m3", block_size=4),
               spec("dot", scale_format="e8m0", block_size=8, lanes=2, accumulate=True, stages=4),
-              spec("dot", scale_format="ue5m3", block_size=4, lanes=2)]
+              spec("dot", scale_format="ue5m3", block_size=4, lanes=2),
+              spec("dot", scale_format="e8m0", block_size=32, accumulate="fp32"),
+              spec("dot", scale_format="e4m3", block_size=8, lanes=4, accumulate="fp32", stages=4)]
 
 
 @pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")

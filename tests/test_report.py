@@ -2,6 +2,7 @@
 files that exist, and the tables hold the expected rows."""
 
 import csv
+import hashlib
 import json
 import re
 
@@ -23,7 +24,7 @@ def test_report_runs_and_writes_every_file(report):
     assert code == 0, (out / "errors.log").read_text() if (out / "errors.log").exists() else ""
     for name in ["index.html", "summary.md", "report.json", "tradeoff.csv", "pareto.png",
                  "study/study.csv", "study/mse.png", "study/clip_mse.png", "study/theory.png",
-                 "rtl/manifest.json", "regress/regress.csv"]:
+                 "rtl/manifest.json", "regress/regress.csv", "mutate/mutate.md"]:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     stages = {s["title"]: s["status"] for s in json.loads((out / "report.json").read_text())
               ["stages"]}
@@ -54,6 +55,15 @@ def test_tables_hold_the_expected_rows(report):
         assert any(r["pareto"] == "True" for r in rows)
     regress = list(csv.DictReader(open(out / "regress" / "regress.csv")))
     assert regress and all(r["status"] == "PASS" and r["mismatches"] == "0" for r in regress)
-    assert {r["unit"] for r in regress} == {"scale", "quantizer", "4o6", "dot"}
+    assert {r["unit"] for r in regress} == {"scale", "element", "quantizer", "4o6", "dot"}
+    assert len(regress) == 15  # one parameter set a unit kind and scale format, no more
+    for r in regress:  # the file regressed is the emitted file synthesis reads
+        text = (out / "rtl" / f"{r['name']}.v").read_text()
+        assert r["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    mutants = json.loads((out / "mutate" / "mutate.json").read_text())["summary"]
+    assert [s["mutants"] for s in mutants] == [8] * 7  # every unit kind, 8 mutants each
+    assert all(s["killed"] + s["equivalent"] + s["survivors"] == 8 for s in mutants)
     md = (out / "summary.md").read_text()
     assert "Most accurate buildable configuration" in md and "region" in md
+    if liberty.available():
+        assert "passed regression on the identical file" in md

