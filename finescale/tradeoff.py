@@ -3,7 +3,8 @@
 Accuracy comes from the golden model (MSE / sigma^2 of N(0, sigma^2) blocks at a
 region-B sigma, and optionally relative MSE on real weights); area from the
 synthesis rows (sky130 um^2 of the quantizer for the rule plus the dot-product
-unit, per element).  :func:`pareto` marks the configurations no other one beats
+unit, per element; when the liberty has timing, the area at the common clock between
+boundary registers, as ``finescale.report.area_per_element`` picks it).  :func:`pareto` marks the configurations no other one beats
 on both, and :func:`advice` turns the table into the "what to choose" paragraph.
 """
 

@@ -11,14 +11,11 @@ nonzero when any unit mismatches, misses a coverage goal or fails.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import csv
 import functools
 import json
 from pathlib import Path
 
-from tqdm import tqdm
 
 from . import runner, units
 
@@ -80,11 +77,14 @@ def _run(job, **kw):
 
 def regress(*, mode="quick", sim="verilator", wanted=(), specs=None, verilog=(), seed=1,
             vectors=None, waves=False, build_root="sim_build", out="regress_out",
-            source=units.DEFAULT_SOURCE, jobs=1, progress=True) -> tuple[list, list]:
-    """Run the regression (``jobs`` units at a time); returns (table rows, full reports).
+            source=units.DEFAULT_SOURCE, jobs=1, scheduler=None,
+            progress=True) -> tuple[list, list]:
+    """Run the regression (``jobs`` units at a time as Dask tasks, or on the Dask cluster at
+    ``scheduler``); returns (table rows, full reports) in the units' order.
 
     Units: ``specs`` when given, else the mode's matrix filtered by ``wanted`` (unit
     kinds or whole top names); ``verilog`` (files with sidecars) instead of both."""
+    from finescale import cluster
     cfg = MODES[mode]
     if verilog:
         jobs_ = [("verilog", v) for v in verilog]
@@ -95,20 +95,16 @@ def regress(*, mode="quick", sim="verilator", wanted=(), specs=None, verilog=(),
     run_one = functools.partial(_run, sim=sim, seed=seed,
                                 vectors=vectors or cfg["vectors"], full=cfg["full"],
                                 waves=waves, build_root=build_root, source=source)
-    reports, rows = [], []
-    bar = tqdm(total=len(jobs_), desc=f"regress {mode} ({sim})", unit="unit",
-               disable=not progress)
-    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else \
-            contextlib.nullcontext() as pool:
-        done = pool.map(run_one, jobs_) if pool else map(run_one, jobs_)
-        for rep in done:
-            reports.append(rep)
-            rows.append(row(rep))
-            write_tables(rows, reports, Path(out))  # after every unit: long runs show progress
-            bar.set_postfix_str(rep["name"])
-            bar.update()
-    bar.close()
-    return rows, reports
+    done = {}
+    for i, rep in cluster.as_completed(run_one, jobs_, jobs=jobs, scheduler=scheduler,
+                                       desc=f"regress {mode} ({sim})", unit="unit",
+                                       progress=progress):
+        done[i] = rep
+        reports = [done[k] for k in sorted(done)]
+        # after every unit: long runs show progress
+        write_tables([row(r) for r in reports], reports, Path(out))
+    reports = [done[k] for k in sorted(done)]
+    return [row(r) for r in reports], reports
 
 
 def register(subparsers) -> None:
@@ -128,7 +124,9 @@ def register(subparsers) -> None:
                    "unit, parameters, ports and latency); repeatable")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (printed on failure)")
     p.add_argument("--vectors", type=int, help="random vectors a unit (overrides the mode)")
-    p.add_argument("--jobs", type=int, default=1, help="units built and run at a time")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="units built and run at a time (Dask LocalCluster worker processes)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler to run the units on")
     p.add_argument("--waves", action="store_true", help="dump waveforms (dump.vcd / dump.fst)")
     p.add_argument("--build-dir", default="sim_build", help="one subdirectory a unit")
     p.add_argument("--out", default="regress_out", help="where the CSV/JSON/Markdown go")
@@ -150,7 +148,8 @@ def run(args) -> int:
     rows, reports = regress(mode=args.mode, sim=args.sim, wanted=args.unit,
                             verilog=args.verilog, seed=args.seed,
                             vectors=args.vectors, waves=args.waves, build_root=args.build_dir,
-                            out=args.out, source=args.source, jobs=args.jobs)
+                            out=args.out, source=args.source, jobs=args.jobs,
+                            scheduler=args.scheduler)
     print(markdown(rows), end="")
     failed = [r for r in reports if row(r)["status"] != "PASS"]
     for rep in failed:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .flow import Design
 
 
@@ -61,16 +59,13 @@ def _convert(job: tuple[str, int]) -> Design:
 
 def from_registry(which: str = "default", *, jobs: int = 1, **filters) -> list[Design]:
     """The units of ``finescale.hw.units.matrix(which)`` that pass :func:`select` with
-    ``filters``, converted to Verilog here (``jobs`` processes at a time)."""
+    ``filters``, converted to Verilog as Dask tasks (``jobs`` processes at a time)."""
     specs = _registry().matrix(which)
     chosen = select(specs, **filters)
     work = [(which, i) for i, s in enumerate(specs) if any(s is c for c in chosen)]
-    n = len(work)
-    if jobs <= 1 or n <= 1:
-        return [_convert(w) for w in work]
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(tqdm(pool.map(_convert, work), total=n, desc="verilog", unit="unit"))
+    from finescale import cluster
+    return cluster.map_progress(_convert, work, jobs=jobs if len(work) > 1 else 1,
+                                desc="verilog", unit="unit")
 
 
 def select(designs: list, *, units=None, formats=None, block_sizes=None) -> list:

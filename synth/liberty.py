@@ -57,6 +57,10 @@ FLOPS = {
     "dfrtp_1": {"clocked_on": "CLK", "next_state": "D", "clear": "!RESET_B"},
 }
 
+#: the timing library characterized from the package (``finescale characterize``), committed as
+#: generated data: the flow's default when present
+CHARACTERIZED = Path(__file__).parent / "data" / f"{LIBRARY}__tt_025C_1v80.lib"
+
 #: the reference cell of NAND2-equivalent gate counts
 NAND2 = f"{LIBRARY}__nand2_1"
 

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .study import breakdown_shares  # noqa: E402
+from .study import at_clock, breakdown_shares  # noqa: E402
 
 FORMATS = ("e4m3", "ue5m3", "e8m0")
 
@@ -151,9 +151,44 @@ def dot_breakdown(rows, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def area_vs_clock(rows, path: Path) -> Path | None:
+    """Area (boundary registers included) of each unit mapped for each clock period, one panel
+    per unit kind, colour by scale format, the fastest mapping as a star at its own delay."""
+    curves = [r for r in rows
+              if sum("clock_ns" in t for t in (r.get("timing") or {}).values()) >= 2]
+    if not curves:
+        return None
+    kinds = sorted({r["unit"] for r in curves})
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.2), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        for r in (r for r in curves if r["unit"] == kind):
+            color = f"C{FORMATS.index(r.get('scale_format'))}" if r.get("scale_format") in FORMATS \
+                else "k"
+            pts = sorted((t["clock_ns"], a["um2"], a["slack_ps"] >= 0)
+                         for t in r["timing"].values() if "clock_ns" in t
+                         for a in [at_clock(r["timing"], t["clock_ns"])])
+            label = f"{r.get('scale_format', '?')} {r['lanes']} {_variant(r)}".strip()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color=color, label=label)
+            ax.plot([p[0] for p in pts if p[2]], [p[1] for p in pts if p[2]], "o", color=color,
+                    ms=4)
+            ax.plot([p[0] for p in pts if not p[2]], [p[1] for p in pts if not p[2]], "x",
+                    color=color, ms=6)
+            if "fastest" in r["timing"]:
+                f = r["timing"]["fastest"]
+                ax.plot([f["delay_ps"] / 1e3], [f["um2"]], "*", color=color, ms=9)
+        ax.set(title=kind, xlabel="clock period (ns)", ylabel="sky130 um^2 (boundary registers "
+               "included)", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    fig.suptitle("Area vs clock period (abc -D, OpenSTA; o met, x missed, * fastest mapping at "
+                 "its delay)", fontsize=9)
+    return _save(fig, path)
+
+
 def write_all(rows, out: Path) -> list[Path]:
     made = [area_vs_block_size(rows, out / "area_vs_block_size.png"),
             area_vs_block_size(rows, out / "area_per_lane.png", per_lane=True),
             rules(rows, out / "rules.png"), formats(rows, out / "formats.png"),
-            dot_breakdown(rows, out / "dot_breakdown.png")]
+            dot_breakdown(rows, out / "dot_breakdown.png"),
+            area_vs_clock(rows, out / "area_vs_clock.png")]
     return [p for p in made if p is not None]

