@@ -81,14 +81,16 @@ def ff_cells(liberty: str) -> list[str]:
 
 
 def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False,
-           timing: dict[str, float | None] | None = None, place_top: str | None = None) -> str:
+           timing: dict[str, float | None] | None = None, place_top: str | None = None,
+           bounded: bool = True) -> str:
     """The Yosys script; ``full`` adds CMOS and FPGA mappings, ``hierarchy`` the breakdown.
 
     ``timing`` maps a label to an ABC delay target in ps (None: the fastest mapping, no
     target): for each, the boundary-register
     wrapper (:mod:`.boundary`) is mapped with ``abc -D`` and its area report and netlist are
     written as ``t_<label>.json`` / ``t_<label>.v`` for OpenSTA.  ``place_top`` (with ``full``)
-    is mapped to each FPGA too, its netlist written as ``<fpga>_pnr.json`` for nextpnr."""
+    is mapped to each FPGA too, its netlist written as ``<fpga>_pnr.json`` for nextpnr.
+    ``bounded=False`` maps the unit itself for timing (its own registers are the boundary)."""
     delete_ffs = " ".join(f"t:{c}" for c in ff_cells(liberty))
     abc = f"abc -script {ABC_SCRIPT}"
 
@@ -113,7 +115,7 @@ def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False
     if hierarchy:
         lines += [*load(top), *generic(top, flatten=False), *asic(),
                   f"tee -q -o hier.json stat -json -liberty cells.lib -top {top}"]
-    wrapped = boundary.wrapper_name(top)
+    wrapped = boundary.wrapper_name(top) if bounded else top
     for label, delay in (timing or {}).items():
         lines += [*load(wrapped), *generic(wrapped), *asic(True, delay),
                   f"tee -q -o t_{label}.json stat -json -liberty cells.lib -top {wrapped}",
@@ -190,7 +192,7 @@ def run_yosys(workdir: Path, script_name: str = "script.ys", *, timeout=None) ->
 
 
 def collect(workdir: Path, top: str, nand2_area: float, *, liberty: str = "",
-            clocks_ns=(), place: bool = False) -> dict:
+            clocks_ns=(), place: bool = False, bounded: bool = True) -> dict:
     """Parse the report files a run left in ``workdir`` into one flat result record; time the
     ``t_<label>.v`` netlists with OpenSTA and place and route the FPGA netlists if asked."""
     asic = reports.parse_liberty_stat((workdir / "asic.json").read_text())
@@ -198,7 +200,7 @@ def collect(workdir: Path, top: str, nand2_area: float, *, liberty: str = "",
            "nand2_eq": asic["area"] / nand2_area, "cells": asic["cells"],
            "depth_cells": reports.parse_ltp((workdir / "ltp.txt").read_text())}
     periods = {clock_label(ns): ns * 1e3 for ns in clocks_ns}
-    wrapped = boundary.wrapper_name(top)
+    wrapped = boundary.wrapper_name(top) if bounded else top
     timing = {}
     for path in sorted(workdir.glob("t_*.json")):
         label = path.stem[2:]
@@ -206,7 +208,7 @@ def collect(workdir: Path, top: str, nand2_area: float, *, liberty: str = "",
         # the fastest mapping is timed against a clock it cannot miss: delay = period - slack
         period = periods.get(label, 1e6)
         path_ = sta.time_netlist(workdir, f"t_{label}.v", wrapped, liberty=liberty,
-                                 period_ps=period)
+                                 period_ps=period, io_paths=not bounded)
         timing[label] = {"um2": stat["area"], "seq_um2": stat["sequential_area"],
                          "flops": sum(n for c, n in stat["cells_by_type"].items()
                                       if c in set(ff_cells(liberty))),
@@ -228,22 +230,25 @@ def collect(workdir: Path, top: str, nand2_area: float, *, liberty: str = "",
 
 def synthesize(design: Design, liberty: str, nand2_area: float, *, full: bool = True,
                cache_dir: Path | None = None, clocks_ns=(), fastest: bool = False,
-               place: bool = False) -> dict:
+               place: bool = False, bounded: bool = True) -> dict:
     """Synthesize one design (or take it from the cache); returns the flat result record.
 
     ``clocks_ns`` and ``fastest`` add timing mappings of the unit between boundary registers
     (OpenSTA, needs a liberty with delay tables); ``place`` (with ``full``) places and routes
-    the FPGA netlists of the bounded unit with nextpnr."""
+    the FPGA netlists of the bounded unit with nextpnr.  ``bounded=False`` times the unit
+    without boundary registers, its ports timed at the clock edge (a unit whose own register
+    is its boundary, as FormatScope's DP32)."""
     targets = delay_targets(liberty, clocks_ns, fastest)
     place = full and place
     verilog = design.verilog
-    if targets:
+    if targets and bounded:
         _, verilog = boundary.wrap(verilog, design.name)
     if place:
         _, verilog = boundary.wrap_serial(verilog, design.name)
     flow_script = script(design.name, liberty, full=full,
                          hierarchy=full and has_submodules(design.verilog), timing=targets,
-                         place_top=boundary.serial_name(design.name) if place else None)
+                         place_top=boundary.serial_name(design.name) if place else None,
+                         bounded=bounded)
     extra = (sta.version() if targets else "") + (fpga.versions() if place else "")
     key = cache_key(Design(design.name, verilog), flow_script, liberty, extra)
     cached = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
@@ -257,7 +262,7 @@ def synthesize(design: Design, liberty: str, nand2_area: float, *, full: bool = 
         try:
             run_yosys(work)
             result = collect(work, design.name, nand2_area, liberty=liberty,
-                             clocks_ns=clocks_ns, place=place)
+                             clocks_ns=clocks_ns, place=place, bounded=bounded)
         except RuntimeError as exc:
             raise RuntimeError(f"{design.name}: {exc}") from None
     if cached is not None:

@@ -42,12 +42,19 @@ def time_unit_ps(liberty: str) -> float:
 
 
 def script(liberty_file: str, netlist_file: str, top: str, *, period_ps: float | None,
-           unit_ps: float) -> str:
-    """The OpenSTA Tcl script: a clock of ``period_ps`` on ``clk``, or unconstrained paths."""
+           unit_ps: float, io_paths: bool = False) -> str:
+    """The OpenSTA Tcl script: a clock of ``period_ps`` on ``clk``, or unconstrained paths.
+
+    ``io_paths`` (a top without boundary registers): the ports are timed too, inputs
+    arriving and outputs leaving at the clock edge (input and output delay 0), so paths from
+    an input to a register and from a register to an output count as register paths do."""
     lines = [f"read_liberty {liberty_file}", f"read_verilog {netlist_file}", f"link_design {top}"]
     if period_ps is not None:
-        lines += [f"create_clock -name clk -period {period_ps / unit_ps:.6f} [get_ports clk]",
-                  "report_checks -path_delay max -digits 6"]
+        lines.append(f"create_clock -name clk -period {period_ps / unit_ps:.6f} [get_ports clk]")
+        if io_paths:
+            lines += ["set_input_delay 0 -clock clk [all_inputs]",
+                      "set_output_delay 0 -clock clk [all_outputs]"]
+        lines.append("report_checks -path_delay max -digits 6")
     else:
         lines.append("report_checks -unconstrained -path_delay max -digits 6")
     return "\n".join(lines) + "\n"
@@ -73,11 +80,12 @@ def parse_report(text: str, *, period_ps: float | None, unit_ps: float) -> dict:
 
 
 def time_netlist(workdir, netlist: str, top: str, *, liberty_file: str = "cells.lib",
-                 liberty: str, period_ps: float | None) -> dict:
+                 liberty: str, period_ps: float | None, io_paths: bool = False) -> dict:
     """Run OpenSTA in ``workdir`` (holding the liberty and the netlist); the critical path."""
     unit = time_unit_ps(liberty)
     tcl = Path(workdir) / f"{Path(netlist).stem}.sta.tcl"
-    tcl.write_text(script(liberty_file, netlist, top, period_ps=period_ps, unit_ps=unit))
+    tcl.write_text(script(liberty_file, netlist, top, period_ps=period_ps, unit_ps=unit,
+                          io_paths=io_paths))
     if not available():
         raise RuntimeError(f"OpenSTA ('{STA}') is not installed (apt-get install opensta)")
     proc = subprocess.run([STA, "-no_splash", "-exit", tcl.name], cwd=workdir,

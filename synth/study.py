@@ -68,18 +68,24 @@ def formatscope_rows(rows) -> list[dict]:
     """Our FormatScope-scope designs beside FormatScope's published DP32 figures."""
     out = []
     for r in filter(formatscope_peer, rows):
-        timing = r.get("timing") or {}
-        at = (at_clock(timing, FORMATSCOPE["clock_ns"])
-              if flow.clock_label(FORMATSCOPE["clock_ns"]) in timing else {})
-        out.append({"design": r["name"], "fastest_um2": r.get("fastest_um2"),
-                    "fastest_ps": r.get("fastest_ps"), "um2_at_36p6ns": at.get("um2"),
-                    "delay_ps_at_36p6ns": at.get("delay_ps"),
-                    "area_ratio_fastest": (r["fastest_um2"] / FORMATSCOPE["fastest_um2"]
-                                           if r.get("fastest_um2") else None),
-                    "delay_ratio_fastest": (r["fastest_ps"] / FORMATSCOPE["fastest_ps"]
-                                            if r.get("fastest_ps") else None),
-                    "area_ratio_at_clock": (at["um2"] / FORMATSCOPE["um2_at_clock"]
-                                            if at else None)})
+        for scope, timing in (("FormatScope's (own registers only)", r.get("formatscope_scope")),
+                              ("boundary registers", r.get("timing"))):
+            timing = timing or {}
+            at = (at_clock(timing, FORMATSCOPE["clock_ns"])
+                  if flow.clock_label(FORMATSCOPE["clock_ns"]) in timing else {})
+            fast = timing.get("fastest", {})
+            if not (at or fast):
+                continue
+            out.append({"design": r["name"], "scope": scope,
+                        "flops": fast.get("flops", at.get("flops")),
+                        "fastest_um2": fast.get("um2"), "fastest_ps": fast.get("delay_ps"),
+                        "um2_at_36p6ns": at.get("um2"), "delay_ps_at_36p6ns": at.get("delay_ps"),
+                        "area_ratio_fastest": (fast["um2"] / FORMATSCOPE["fastest_um2"]
+                                               if fast else None),
+                        "delay_ratio_fastest": (fast["delay_ps"] / FORMATSCOPE["fastest_ps"]
+                                                if fast else None),
+                        "area_ratio_at_clock": (at["um2"] / FORMATSCOPE["um2_at_clock"]
+                                                if at else None)})
     return out
 
 
@@ -146,9 +152,24 @@ def run(designs: list[Design], liberty: str, nand2_area: float, *, jobs: int = 2
 
 
 def _synthesize(work, **kwargs) -> dict:
-    """One Dask task: (design, its clocks) through :func:`flow.synthesize`."""
+    """One Dask task: (design, its clocks) through :func:`flow.synthesize`.  A FormatScope
+    peer that is timed is also timed in FormatScope's own scope (:func:`formatscope_scope`)."""
     design, clocks_ns = work
-    return flow.synthesize(design, clocks_ns=clocks_ns, **kwargs)
+    result = flow.synthesize(design, clocks_ns=clocks_ns, **kwargs)
+    if clocks_ns and formatscope_peer({"params": design.params}):
+        result["formatscope_scope"] = formatscope_scope(
+            design, **{k: kwargs[k] for k in ("liberty", "nand2_area", "cache_dir")})
+    return result
+
+
+def formatscope_scope(design: Design, *, liberty: str, nand2_area: float, cache_dir=None) -> dict:
+    """``design`` timed as FormatScope times its DP32: no boundary registers (the unit's own
+    FP32 accumulator register and NaN flag are its registers; the code and scale ports are
+    timed from the clock edge, input delay 0), the fastest mapping and the one at 36.6 ns;
+    the timed mappings as :func:`flow.synthesize` gives them."""
+    r = flow.synthesize(design, liberty, nand2_area, full=False, cache_dir=cache_dir,
+                        clocks_ns=(FORMATSCOPE["clock_ns"],), fastest=True, bounded=False)
+    return r.get("timing", {})
 
 
 def at_clock(timing: dict, clock_ns: float) -> dict:
@@ -333,16 +354,19 @@ def write_tables(rows, heads, out: Path, *, liberty_label: str, wall_s: float) -
                f"and setup), timed by OpenSTA register to register (ideal clock, no wire load), "
                f"with the liberty above; `sky130_um2` is the bare unit's area-mapped area."]
     md += ["", "## Beside FormatScope's DP32 (32-lane MXFP4, FP32 accumulator)\n",
-           "| design | fastest um^2 | fastest ps | um^2 at 36.6 ns | x FormatScope area "
-           "(fastest) | x delay (fastest) | x area (36.6 ns) |", "|" + " --- |" * 7,
-           f"| FormatScope DP32 (published) | {FORMATSCOPE['fastest_um2']:.0f} | "
-           f"{FORMATSCOPE['fastest_ps']:.0f} | {FORMATSCOPE['um2_at_clock']:.0f} | 1 | 1 | 1 |"]
+           "| design | scope | flip-flops | fastest um^2 | fastest ps | um^2 at 36.6 ns | "
+           "x FormatScope area (fastest) | x delay (fastest) | x area (36.6 ns) |",
+           "|" + " --- |" * 9,
+           f"| FormatScope DP32 (published) | its own register | 33 | "
+           f"{FORMATSCOPE['fastest_um2']:.0f} | {FORMATSCOPE['fastest_ps']:.0f} | "
+           f"{FORMATSCOPE['um2_at_clock']:.0f} | 1 | 1 | 1 |"]
     peers = formatscope_rows(rows)
-    md += [f"| {c['design']} | {_fmt(c['fastest_um2'])} | {_fmt(c['fastest_ps'])} | "
-           f"{_fmt(c['um2_at_36p6ns'])} | {_fmt(c['area_ratio_fastest'])} | "
-           f"{_fmt(c['delay_ratio_fastest'])} | {_fmt(c['area_ratio_at_clock'])} |" for c in peers]
+    md += [f"| {c['design']} | {c['scope']} | {_fmt(c['flops'])} | {_fmt(c['fastest_um2'])} | "
+           f"{_fmt(c['fastest_ps'])} | {_fmt(c['um2_at_36p6ns'])} | "
+           f"{_fmt(c['area_ratio_fastest'])} | {_fmt(c['delay_ratio_fastest'])} | "
+           f"{_fmt(c['area_ratio_at_clock'])} |" for c in peers]
     if not peers:
-        md.append("| (no design with accumulate=\"fp32\", 32 lanes, E8M0 in this run) | | | | | | |")
+        md.append("| (no design with accumulate=\"fp32\", 32 lanes, E8M0 in this run) |" + " |" * 8)
     md.append(f"\nFormatScope's INT4 DP32: {FORMATSCOPE['int4_um2']:.0f} um^2.")
     dots = [r for r in rows if r["unit"] == "dot"]
     if dots:

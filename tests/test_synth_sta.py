@@ -52,6 +52,31 @@ def test_opensta_times_a_chain_as_the_tables_say(tmp_path):
     assert got["slack_ps"] == pytest.approx(5000.0 - chain_delay_ps(), abs=0.01)
 
 
+INPUT_TO_REG = f"""module in2reg(clk, a);
+  input clk, a;
+  wire n1, n2, q;
+  {PREFIX}inv_1 u1 (.A(a), .Y(n1));
+  {PREFIX}inv_1 u2 (.A(n1), .Y(n2));
+  {PREFIX}dfxtp_1 ff (.CLK(clk), .D(n2), .Q(q));
+endmodule
+"""
+
+
+@needs_sta
+def test_io_paths_time_an_input_into_a_register(tmp_path):
+    """Without boundary registers (FormatScope's scope) a path from a port into a register is
+    timed from the clock edge; by default only register-to-register paths are."""
+    text = liberty()
+    (tmp_path / "cells.lib").write_text(text)
+    (tmp_path / "in2reg.v").write_text(INPUT_TO_REG)
+    got = sta.time_netlist(tmp_path, "in2reg.v", "in2reg", liberty=text, period_ps=5000.0,
+                           io_paths=True)
+    assert got["startpoint"].startswith("a ") and got["endpoint"].startswith("ff ")
+    assert 0 < got["delay_ps"] < 5000.0
+    with pytest.raises(RuntimeError, match="no path"):  # nothing register to register
+        sta.time_netlist(tmp_path, "in2reg.v", "in2reg", liberty=text, period_ps=5000.0)
+
+
 @needs_sta
 def test_register_overhead_is_clock_to_q_plus_setup():
     got = sta.register_overhead_ps(liberty(), f"{PREFIX}dfxtp_1")

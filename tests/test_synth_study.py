@@ -78,13 +78,20 @@ def test_delay_headlines_and_the_formatscope_row():
     assert not any(h["question"].endswith(", delay") for h in study.headlines(ROWS))
     fs = study.FORMATSCOPE
     peer = row("dot", "e8m0", 32, 30000, lanes=32, accumulate="fp32", stages=1)
-    peer |= {"fastest_um2": 0.9 * fs["fastest_um2"], "fastest_ps": 0.5 * fs["fastest_ps"],
-             "timing": {"36p6ns": {"um2": 0.8 * fs["um2_at_clock"], "delay_ps": 30000.0}}}
+    def timing(k):  # fastest and at 36.6 ns, areas k x FormatScope's
+        return {"fastest": {"um2": 0.9 * k * fs["fastest_um2"], "flops": 33,
+                            "delay_ps": 0.5 * fs["fastest_ps"]},
+                "36p6ns": {"um2": 0.8 * k * fs["um2_at_clock"], "delay_ps": 30000.0,
+                           "flops": 33, "clock_ns": 36.6}}
+    peer |= {"timing": timing(2.0), "formatscope_scope": timing(1.0)}
     other = row("dot", "e4m3", 32, 30000, lanes=32, accumulate="fp32", stages=1)
-    (got,) = study.formatscope_rows(ROWS + [peer, other])
-    assert got["design"] == peer["name"]
-    assert (got["area_ratio_fastest"], got["delay_ratio_fastest"], got["area_ratio_at_clock"]) \
+    own, bounded = study.formatscope_rows(ROWS + [peer, other])
+    assert own["design"] == bounded["design"] == peer["name"]
+    assert own["scope"].startswith("FormatScope's") and bounded["scope"] == "boundary registers"
+    assert (own["area_ratio_fastest"], own["delay_ratio_fastest"], own["area_ratio_at_clock"]) \
         == pytest.approx((0.9, 0.5, 0.8))
+    assert (bounded["area_ratio_fastest"], bounded["area_ratio_at_clock"]) \
+        == pytest.approx((1.8, 1.6))
 
 
 def test_area_vs_clock_figure_and_formatscope_table(tmp_path):
@@ -95,7 +102,7 @@ def test_area_vs_clock_figure_and_formatscope_table(tmp_path):
     assert plots.area_vs_clock(rows, tmp_path / "c.png").is_file()
     study.write_tables(rows, [], tmp_path, liberty_label="test", wall_s=1.0)
     md = (tmp_path / "synth.md").read_text()
-    assert "| FormatScope DP32 (published) | 35967 | 26451 | 35294 |" in md
+    assert "| FormatScope DP32 (published) | its own register | 33 | 35967 | 26451 | 35294 |" in md
     assert "no design with accumulate=\"fp32\"" in md and "## Timing scope" in md
 
 
