@@ -19,7 +19,8 @@ significand, cancellation, zeros of both signs, overflow, subnormals, NaN).
 Directed vectors of the element quantizer (added for a mutation-campaign survivor,
 an exponent-difference adder bit no random vector reached): log-uniform blocks
 over the whole input range against the smallest and largest scale codes
-(:func:`extreme_ratios`).  Directed runs of the accumulating dot product: a clear, then enough largest
+(:func:`extreme_ratios`).  The dot product's scale codes are negative one time in ten where the
+format has a sign (another survivor).  Directed runs of the accumulating dot product: a clear, then enough largest
 blocks to wrap the accumulator (the sticky overflow flag), when its headroom
 is small enough for the run to be short (:data:`OVERFLOW_RUN_MAX_HEADROOM`).
 """
@@ -328,6 +329,10 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
             inputs["scale_a"][sl] = rng.choice(ca, len(pa))
             inputs["scale_b"][sl] = rng.choice(cb, len(pa))
             k += len(pa)
+        if sfmt.signed:  # negative scale codes (a mutation-campaign survivor: never driven)
+            for port in ("scale_a", "scale_b"):
+                neg = rng.random(len(inputs[port])) < 0.1
+                inputs[port][neg] |= np.uint8(1 << (sfmt.bits - 1))
         if params.get("accumulate") == "fp32":
             corners = fp32_corners(sfmt.name, params["block_size"])
             inputs = {p: np.concatenate([v, corners[p].astype(v.dtype)])
