@@ -20,6 +20,7 @@ COMMANDS = {
     "regress": "finescale.sim.regress",
     "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
+    "characterize": "finescale.synth.characterize",
     "report": "finescale.report",
 }
 
