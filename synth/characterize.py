@@ -188,6 +188,11 @@ class _Deck:
         self._block.append(f"meas tran {name} {spec}")
         return name
 
+    def charge(self, source: str, rise: tuple, fall: tuple) -> tuple[str, str]:
+        """Measurements of a source's charge over its rising and its falling edge windows."""
+        return tuple(self.measure(f"integ i({source}) from={a:.6g}n to={b:.6g}n")
+                     for a, b in (rise, fall))
+
     def crossings(self, out: str, edge: str, after: float) -> tuple[str, str, str]:
         """Measurements of the first 20 %, 50 % and 80 % crossings of an output edge."""
         levels = (0.2, 0.5, 0.8) if edge == "rise" else (0.8, 0.5, 0.2)
@@ -255,8 +260,7 @@ def _comb_cell(deck: _Deck, cell: str):
                 plan.append(((pin, sense), i, j, edge, deck.crossings(y, edge, start),
                              start + ramp / 2))
             if first_case and (i, j) == (len(SLEWS) // 2, 0):
-                caps[pin] = (deck.measure(f"integ i(V{a}) from={edges[0]:.6g}n to={edges[1]:.6g}n"),
-                             deck.measure(f"integ i(V{a}) from={edges[1]:.6g}n to={tstop:.6g}n"))
+                caps[pin] = deck.charge(f"V{a}", edges[:2], (edges[1], tstop))
     deck.probes.append(probe)
 
     def parse(meas) -> dict:
@@ -313,13 +317,10 @@ def _flop_cell(deck: _Deck, cell: str):
         if (i, j) != (len(SLEWS) // 2, 0):
             return
         dt = d_times(r, e)
-        caps[clk] = (deck.measure(f"integ i(V{c}) from={e[2]:.6g}n to={e[3]:.6g}n"),
-                     deck.measure(f"integ i(V{c}) from={e[3]:.6g}n to={e[4]:.6g}n"))
-        caps[d] = (deck.measure(f"integ i(V{dn}) from={dt[0]:.6g}n to={e[2]:.6g}n"),
-                   deck.measure(f"integ i(V{dn}) from={dt[1]:.6g}n to={e[4]:.6g}n"))
+        caps[clk] = deck.charge(f"V{c}", e[2:4], e[3:5])
+        caps[d] = deck.charge(f"V{dn}", (dt[0], e[2]), (dt[1], e[4]))
         for pin, rn, _ in clears:
-            caps[pin] = (deck.measure(f"integ i(V{rn}) from={e[3]:.6g}n to={tstop:.6g}n"),
-                         deck.measure(f"integ i(V{rn}) from={e[1]:.6g}n to={e[3]:.6g}n"))
+            caps[pin] = deck.charge(f"V{rn}", (e[3], tstop), e[1:3])
     deck.probes.append(probe)
 
     def parse(meas) -> dict:
