@@ -56,8 +56,8 @@ SETTINGS = {
     "version": 1, "corner": spice.CORNER, "vdd": spice.VDD, "temp": spice.TEMP,
     "slews": SLEWS, "loads": LOADS, "constraint_slews": CONSTRAINT_SLEWS,
     "constraint_load": CONSTRAINT_LOAD, "slew_thresholds": (0.2, 0.8), "delay_threshold": 0.5,
-    "steps_per_phase": 1000, "settle_ns": (1.0, 75.0), "constraint_tstep_ns": 0.02,
-    "pushout": 0.1, "bisection_steps": 10, "search_ns": (-1.0, 2.0),
+    "steps_per_phase": 300, "settle_ns": (1.0, 75.0), "constraint_tstep_ns": 0.04,
+    "pushout": 0.1, "bisection_steps": 9, "search_ns": (-1.0, 2.0),
 }
 
 
@@ -480,19 +480,17 @@ def characterize(cells=None, *, jobs: int = 1, cache_dir: Path | None = DEFAULT_
             todo.append((cell, path))
     if todo:
         runs = _batches([c for c, _ in todo], jobs)
-        partial: dict[str, dict] = {}
+        paths = dict(todo)
         with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(runs), desc="ngspice", unit="run",
                                                     disable=not progress) as bar:
             futures = [pool.submit(_run_one, batch) for batch in runs]
             for fut in as_completed(futures):
-                for cell, data in fut.result().items():
-                    partial.setdefault(cell, {}).update(data)
+                for cell, data in fut.result().items():   # cached as soon as a run ends
+                    results[cell] = {"cell": cell, **data}
+                    if paths[cell] is not None:
+                        paths[cell].parent.mkdir(parents=True, exist_ok=True)
+                        paths[cell].write_text(json.dumps(results[cell]))
                 bar.update()
-        for cell, path in todo:
-            results[cell] = {"cell": cell, **partial[cell]}
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(results[cell]))
     return {c: results[c] for c in cells}
 
 
