@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from finescale.synth import characterize as ch, spice
+from finescale.synth import characterize as ch
 from finescale.synth.liberty import CELLS, LIBRARY
 
 TEXT = ch.COMMITTED.read_text()
