@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from finescale.synth import characterize as ch
+from finescale.synth import characterize as ch, spice
 from finescale.synth.liberty import CELLS, LIBRARY
 
 TEXT = ch.COMMITTED.read_text()
@@ -135,3 +135,71 @@ def test_opensta_times_a_chain(tmp_path):
                          capture_output=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "data arrival time" in out.stdout and "Error" not in out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- ngspice
+# One batched run (inv_1 tables + an FO4 chain): about 100 s of CPU, hence the slow marker
+# (`pytest -m slow tests/test_characterize.py`); 2 passed in 336 s on the shared machine.
+
+def _fo4_deck() -> tuple[list[str], list[str]]:
+    """An inverter chain, each stage loaded by four inv_1; the stage under test is x3.
+
+    Its source stays low during the table transients and is ``alter``-ed to a pulse after.
+    """
+    lines = ["Vfo4 f0 0 pwl(0 0 1n 0 1.01n 0 3n 0 3.01n 0 8n 0)"]
+    for k in range(1, 5):
+        lines.append(spice.instance(f"fo4s{k}", "inv_1", {"A": f"f{k - 1}", "Y": f"f{k}"}))
+        lines += [spice.instance(f"fo4l{k}_{m}", "inv_1", {"A": f"f{k}", "Y": f"fl{k}_{m}"})
+                  for m in range(3)]
+    control = ["alter @Vfo4[pwl] = [ 0 0 1e-9 0 1.02e-9 1.8 3e-9 1.8 3.02e-9 0 8e-9 0 ]",
+               "tran 1p 8n",
+               # stage x3: input f2, output f3; f2 falls at the first edge (f0 rises)
+               "meas tran fo4rise trig v(f2) val=0.9 fall=1 targ v(f3) val=0.9 rise=1",
+               "meas tran fo4fall trig v(f2) val=0.9 rise=1 targ v(f3) val=0.9 fall=1",
+               "meas tran fo4s1 when v(f2)=1.44 fall=1", "meas tran fo4s2 when v(f2)=0.36 fall=1",
+               "meas tran fo4s3 when v(f2)=0.36 rise=1", "meas tran fo4s4 when v(f2)=1.44 rise=1"]
+    control += [f"echo RES {n} $&{n}" for n in
+                ("fo4rise", "fo4fall", "fo4s1", "fo4s2", "fo4s3", "fo4s4")]
+    return lines, control
+
+
+@pytest.fixture(scope="module")
+def inv_run():
+    if not spice.available():
+        pytest.skip("ngspice is not installed (apt-get install ngspice)")
+    # the committed grid (3, 5 or 7 points)
+    ch.set_grid(len(TABLES[(f"{LIBRARY}__inv_1", "Y", "A", "combinational", "cell_rise")][0]))
+    lines, control = _fo4_deck()
+    text, parsers = ch.table_deck(["inv_1"], extra_lines=lines, extra_control=control)
+    meas, echo = spice.run(text)
+    yield parsers["inv_1"](meas), {k: float(v) * 1e9 for k, v in echo.items() if k != "done"}
+    ch.set_grid(7)
+
+
+@pytest.mark.slow
+def test_inv_1_recharacterized_matches_committed(inv_run):
+    data, _ = inv_run
+    (arc,) = data["arcs"]
+    for name in ("cell_rise", "cell_fall", "rise_transition", "fall_transition"):
+        i1, i2, committed = TABLES[(f"{LIBRARY}__inv_1", "Y", "A", "combinational", name)]
+        assert tuple(i1) == ch.SLEWS and tuple(i2) == ch.LOADS
+        fresh = np.array(arc[name])
+        assert np.all(np.abs(fresh - committed) <= NOISE_ABS_NS + NOISE_REL * np.abs(committed)), \
+            (name, np.abs(fresh - committed).max())
+    cap = float(_pins("inv_1")["A"]["attrs"]["capacitance"])
+    fresh_cap = np.mean(list(data["pins"]["A"].values()))
+    assert abs(fresh_cap - cap) <= NOISE_REL * cap
+
+
+@pytest.mark.slow
+def test_fo4_from_tables_within_20_percent_of_ngspice(inv_run):
+    """Rise / fall FO4 delay interpolated at 4 x C_in and the chain's own input slew."""
+    _, fo4 = inv_run
+    assert 0.015 < fo4["fo4rise"] < 0.15 and 0.015 < fo4["fo4fall"] < 0.15
+    load = 4 * float(_pins("inv_1")["A"]["attrs"]["capacitance"])
+    fall_slew, rise_slew = fo4["fo4s2"] - fo4["fo4s1"], fo4["fo4s4"] - fo4["fo4s3"]
+    key = (f"{LIBRARY}__inv_1", "Y", "A", "combinational")
+    rise = ch.lookup(TABLES[key + ("cell_rise",)], fall_slew, load)
+    fall = ch.lookup(TABLES[key + ("cell_fall",)], rise_slew, load)
+    assert rise == pytest.approx(fo4["fo4rise"], rel=0.2)
+    assert fall == pytest.approx(fo4["fo4fall"], rel=0.2)
