@@ -13,14 +13,14 @@ models (1.80 V, 25 C; :mod:`finescale.synth.spice`) and measures
 * input pin capacitances: the charge the pin's source delivers over one edge, divided by VDD
   (rise and fall separately; output switching, so the Miller charge is included);
 * flip-flops: ``rising_edge`` clock-to-Q tables (clock slew x load); ``dfrtp``'s asynchronous
-  ``clear`` arc (RESET_B slew x load); ``setup_rising`` / ``hold_rising`` constraints over clock
-  slew x data slew (:data:`CONSTRAINT_SLEWS`), found by bisection inside one ngspice run
+  ``clear`` arc (RESET_B slew x load); ``setup_rising`` / ``hold_rising`` constraints at
+  :data:`CONSTRAINT_SLEWS` (one value: scalar), found by bisection inside one ngspice run
   (control-language ``alter`` of the data source): setup is the smallest data-to-clock time whose
   clock-to-Q is at most 10 % longer than with data far earlier, hold the smallest clock-to-data
   time after which the flop keeps its old value.
 
-All tables of one batch of cells come from one transient analysis (every slew x load
-condition is its own instance), so each run pays the ~20 s model load once. Results are cached
+Each slew x load condition is one transient in which every arc of a batch of cells switches
+(sources and loads ``alter``-ed between transients), so each run pays the ~20 s model load once. Results are cached
 per cell under a content hash of its netlist, the model files, the ngspice version and
 :data:`SETTINGS`. :func:`write_liberty` writes the Liberty file (time ns, capacitance pF).
 """
