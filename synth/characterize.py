@@ -393,7 +393,7 @@ def constraint_deck(cell: str) -> tuple[list[str], list[str], list]:
                     f"meas tran qv find v(qs) at={at}",
                     f"if qv {test} {spice.VDD / 2:.6g}", "let const.hi = const.x", "else",
                     "let const.lo = const.x", "end", "destroy $curplot", "end",
-                    f"echo RES {kind}_{edge}_{i}_{j} $&const.hi"]
+                    f'echo "RES {kind}_{edge}_{i}_{j} $&const.hi"']
         keys.append((kind, edge, i, j))
     return lines, control, keys
 
