@@ -23,9 +23,9 @@ TABLES = ch.tables(LIB)
 (LIBRARY_GROUP,) = [g for g in LIB["groups"] if g["name"] == "library"]
 CELL_GROUPS = {g["args"][0]: g for g in LIBRARY_GROUP["groups"] if g["name"] == "cell"}
 
-#: numerical noise of one table entry between two ngspice runs of the same cell in different
-#: decks (other instances change the shared time steps): measured at most ~0.3 ps / 0.5 % on
-#: inv_1; the bound leaves a factor of about 3.
+#: allowed difference of one table entry between two ngspice runs of the same cell in
+#: different decks (other instances change the shared time steps; 300 steps per phase). The
+#: 3x3 inv_1 run passed at this bound; its measured maximum is still to be recorded.
 NOISE_ABS_NS, NOISE_REL = 1e-3, 0.02
 
 
