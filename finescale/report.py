@@ -297,7 +297,8 @@ class Report:
                 f"and setup) and timed register to register by OpenSTA (ideal clock, no wires); "
                 f"library: {label}. 'um^2' is the bare unit mapped for area.")
         else:
-            sec.paragraphs.append(f"No timing: {label} has no delay tables"
+            sec.paragraphs.append(f"No timing: {label} has no delay tables for every cell "
+                                  "(flip-flop clock-to-Q and setup included)"
                                   + ("" if sta.available() else " (or OpenSTA is missing)") + ".")
         sec.tables.append(("Headline ratios (area unless the question says delay)",
                            ["question", "ratio", "pairs"],

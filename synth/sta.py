@@ -29,8 +29,15 @@ def available() -> bool:
 
 
 def has_timing(liberty: str) -> bool:
-    """Whether a Liberty text carries delay tables (NLDM ``cell_rise``) to time with."""
-    return re.search(r"\bcell_rise\b", liberty) is not None
+    """Whether a Liberty text can time a clocked design: delay tables (NLDM ``cell_rise``) and,
+    for every flip-flop (a cell with an ``ff`` group), a clock-to-Q arc (``rising_edge``);
+    without those OpenSTA finds no register path at all."""
+    if re.search(r"\bcell_rise\b", liberty) is None:
+        return False
+    starts = list(re.finditer(r"\bcell\s*\(", liberty))
+    bodies = (liberty[a.end(): b.start() if b else len(liberty)]
+              for a, b in zip(starts, starts[1:] + [None]))
+    return all("rising_edge" in body for body in bodies if re.search(r"\bff\s*\(", body))
 
 
 def time_unit_ps(liberty: str) -> float:

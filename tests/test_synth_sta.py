@@ -147,3 +147,11 @@ def test_clock_without_a_timing_liberty_is_one_line(tmp_path, capsys):
     assert cli.main(["synth", "--rtl", str(tmp_path), "--clock", "5", "--jobs", "1",
                      "--liberty", str(tmp_path / "area_only.lib")]) == 1
     assert "--clock needs a liberty with delay tables" in capsys.readouterr().err
+
+
+def test_has_timing_needs_delay_tables_and_flip_flop_arcs():
+    text = liberty()
+    assert sta.has_timing(text)
+    no_flop_arcs = text.replace("rising_edge", "combinational")
+    assert "rising_edge" not in no_flop_arcs and not sta.has_timing(no_flop_arcs)
+    assert not sta.has_timing(text.replace("cell_rise", "cell_rize"))
