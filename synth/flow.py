@@ -71,13 +71,8 @@ class Design:
 
 def ff_cells(liberty: str) -> list[str]:
     """Names of the liberty cells that hold an ``ff`` or ``latch`` group."""
-    starts = list(re.finditer(r"\bcell\s*\(\s*\"?([\w$]+)\"?\s*\)\s*\{", liberty))
-    names = []
-    for match, after in zip(starts, starts[1:] + [None]):
-        body = liberty[match.end(): after.start() if after else len(liberty)]
-        if re.search(r"\b(ff|latch)\s*\(", body):
-            names.append(match[1])
-    return names
+    return [name for name, body in sta.cell_bodies(liberty)
+            if re.search(r"\b(ff|latch)\s*\(", body)]
 
 
 def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False,

@@ -28,16 +28,21 @@ def available() -> bool:
     return shutil.which(STA) is not None
 
 
+def cell_bodies(liberty: str):
+    """(name, text up to the next cell) of every ``cell (...) {`` group of a Liberty text."""
+    starts = list(re.finditer(r"\bcell\s*\(\s*\"?([\w$]+)\"?\s*\)\s*\{", liberty))
+    for match, after in zip(starts, starts[1:] + [None]):
+        yield match[1], liberty[match.end(): after.start() if after else len(liberty)]
+
+
 def has_timing(liberty: str) -> bool:
     """Whether a Liberty text can time a clocked design: delay tables (NLDM ``cell_rise``) and,
     for every flip-flop (a cell with an ``ff`` group), a clock-to-Q arc (``rising_edge``);
     without those OpenSTA finds no register path at all."""
     if re.search(r"\bcell_rise\b", liberty) is None:
         return False
-    starts = list(re.finditer(r"\bcell\s*\(", liberty))
-    bodies = (liberty[a.end(): b.start() if b else len(liberty)]
-              for a, b in zip(starts, starts[1:] + [None]))
-    return all("rising_edge" in body for body in bodies if re.search(r"\bff\s*\(", body))
+    return all("rising_edge" in body for _, body in cell_bodies(liberty)
+               if re.search(r"\bff\s*\(", body))
 
 
 def time_unit_ps(liberty: str) -> float:
