@@ -333,12 +333,9 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
             for port in ("scale_a", "scale_b"):
                 neg = rng.random(len(inputs[port])) < 0.1
                 inputs[port][neg] |= np.uint8(1 << (sfmt.bits - 1))
-        if params.get("accumulate") == "fp32":
-            corners = fp32_corners(sfmt.name, params["block_size"])
-            inputs = {p: np.concatenate([v, corners[p].astype(v.dtype)])
-                      for p, v in inputs.items()}
-        run = overflow_run(params)
-        if run is not None:
-            inputs = {p: np.concatenate([v, run[p].astype(v.dtype)]) for p, v in inputs.items()}
+        directed = (fp32_corners(sfmt.name, params["block_size"])  # FP32 accumulation corners
+                    if params.get("accumulate") == "fp32" else None, overflow_run(params))
+        for extra in filter(None, directed):
+            inputs = {p: np.concatenate([v, extra[p].astype(v.dtype)]) for p, v in inputs.items()}
         return inputs
     return spec.random_inputs(rng, n)
