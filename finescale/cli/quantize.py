@@ -8,8 +8,10 @@ import sys
 
 import numpy as np
 
-from . import formats, recipes, scaling, tensorio
-from .quantize import quantize
+from finescale.golden import formats, recipes, scaling
+from finescale.golden.quantize import quantize
+
+from . import tensorio
 
 OPTION_FLAGS = {  # CLI flag -> quantize option
     "block_size": "block_size", "scale_format": "scale", "element_format": "element",

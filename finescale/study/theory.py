@@ -27,8 +27,8 @@ import math
 import numba
 import numpy as np
 
-from . import formats, scaling
-from .recipes import resolve
+from finescale.golden import formats, scaling
+from finescale.golden.recipes import resolve
 
 __all__ = ["expected_mse", "supported"]
 

@@ -340,7 +340,7 @@ def run(args) -> int:
         total += len(edges) * (len(edges) - 1) // 2
     with tqdm(total=total, desc="validate", unit="run") as bar:
         if "mse" in args.studies:
-            from finescale import realdata
+            from finescale.study import realdata
 
             rows, overall = mse_study(realdata.minilm_weights(args.mse_rows), sigmas,
                                       args.methods, args.scales, args.block_sizes, bar)
@@ -356,7 +356,7 @@ def run(args) -> int:
                                   lambda v: f"{v:.4g}"), ""]
         model = windows = base = None
         if "ppl" in args.studies or "mask" in args.studies:
-            from finescale import realdata
+            from finescale.study import realdata
 
             bar.set_postfix_str("loading SmolLM2")
             model, tok = realdata.load_smollm2()

@@ -1,4 +1,4 @@
-"""PNG figures of the numerical study (:mod:`.study`): Fig. 1, 7 and 3-6 of "Finer is better".
+"""PNG figures of the numerical study (:mod:`.mse`): Fig. 1, 7 and 3-6 of "Finer is better".
 
 * ``mse.png``: one panel a method, one line a block size, MSE (log) and
   MSE / sigma^2 against sigma (log), regions A/B/C shaded, the analytic

@@ -13,16 +13,16 @@ import sys
 
 #: subcommand -> module that registers it
 COMMANDS = {
-    "quantize": "finescale.golden.tool",
+    "quantize": "finescale.cli.quantize",
     "bench": "finescale.bench",
-    "study": "finescale.golden.study",
-    "selectors": "finescale.selectors",
+    "study": "finescale.study.mse",
+    "selectors": "finescale.study.selectors",
     "rtl": "finescale.hw.cli",
     "regress": "finescale.sim.regress",
     "mutate": "finescale.sim.mutate",
     "prove": "finescale.sim.formal",
     "synth": "finescale.synth.tool",
-    "validate": "finescale.validate",
+    "validate": "finescale.study.validate",
     "characterize": "finescale.synth.characterize",
     "report": "finescale.report",
 }

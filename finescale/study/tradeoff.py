@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from finescale.golden import study
+from finescale.study import mse as study
 
 FORMATS = ("e4m3", "ue5m3", "e8m0")
 RULES = ("abs-max", "pz", "4o6", "bf")

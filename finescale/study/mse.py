@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import formats, theory
-from .quantize import quantize
-from .recipes import RECIPES
+from finescale.golden import formats
+from finescale.golden.quantize import quantize
+from finescale.golden.recipes import RECIPES
+
+from . import theory
 
 __all__ = ["Method", "METHODS", "PAPER_METHODS", "StudyConfig", "parse_method", "measure",
            "run_study", "histograms", "detect_regions", "Regions", "register", "run"]
