@@ -5,9 +5,10 @@
 >>> q.element_codes, q.scale_codes, q.dequantize()  # doctest: +SKIP
 """
 
-from . import formats, recipes
+from . import blockformat, formats, recipes
+from .blockformat import BlockFormat, Rule
 from .formats import Format, get
 from .quantize import QuantizedTensor, pack, quantize, unpack
 
-__all__ = ["formats", "recipes", "Format", "get", "quantize", "QuantizedTensor", "pack",
+__all__ = ["blockformat", "formats", "recipes", "BlockFormat", "Rule", "Format", "get", "quantize", "QuantizedTensor", "pack",
            "unpack"]

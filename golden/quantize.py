@@ -14,16 +14,12 @@ import dataclasses
 
 import numpy as np
 
-from . import anchors, formats, kernels, scaling, selectors
-from .rounding import comparator_args, round_to_grid
+from . import anchors, kernels, scaling, selectors
+from .blockformat import BlockFormat
 from .formats import Format
+from .rounding import comparator_args, round_to_grid
 
 __all__ = ["quantize", "QuantizedTensor", "pack", "unpack"]
-
-HIERARCHICAL = (None, "tensor", "row")
-ARITH = ("exact", "f32")
-ERROR_ARITH = ("fixed", "float")
-
 
 @dataclasses.dataclass(frozen=True)
 class QuantizedTensor:
@@ -137,43 +133,17 @@ def _check_input(x) -> np.ndarray:
     return x
 
 
-def _choice(name, value, options):
-    if value not in options:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {list(options)}")
-    return value
+def quantize(x, fmt: BlockFormat | None = None, *, recipe: str | None = None, axis: int = -1,
+             pad: bool = False, seed: int | None = None, prune: bool = True,
+             **options) -> QuantizedTensor:
+    """Block-quantize ``x`` in the block format ``fmt``, or the one a recipe and options name.
 
-
-def _anchor_options(opts, method, hier, arith):
-    """Validate the float32-order, dequantization, zero-sign and fault options."""
-    for name, options in (("f32_order", anchors.F32_ORDERS),
-                          ("tensor_scale", anchors.TENSOR_SCALES),
-                          ("dequant", anchors.DEQUANTS), ("zero_sign", anchors.ZERO_SIGNS),
-                          ("faults", anchors.FAULTS), ("error_domain", anchors.ERROR_DOMAINS),
-                          ("error_sum", anchors.ERROR_SUMS)):
-        _choice(name, opts[name], options)
-    if opts["anchor"] is not None:
-        _choice("anchor", opts["anchor"], anchors.ANCHORS)
-    exact_only = arith == "exact" or method == "mx"
-    if exact_only and (opts["tensor_scale"] != "divide" or opts["f32_order"] != "fused"
-                       or opts["scale_min"] is not None):
-        raise ValueError("tensor_scale, f32_order and scale_min are float32 options: "
-                         "use them with arith='f32' and abs-max or 4o6")
-    if opts["tensor_scale"] == "encode" and hier != "tensor":
-        raise ValueError("tensor_scale='encode' needs hierarchical='tensor'")
-    if opts["dequant"] == "amax-last" and hier == "row":
-        raise ValueError("dequant='amax-last' needs hierarchical='tensor' or None")
-    if opts["faults"] == "reproduce" and opts["anchor"] is None:
-        raise ValueError("faults='reproduce' needs an anchor recipe (fouroversix-*, torchao-*, "
-                         "te-*)")
-
-
-def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
-    """Block-quantize ``x``; ``recipe`` names a configuration (see :mod:`.recipes`).
-
-    Keyword options (a recipe sets defaults, explicit options override them):
+    ``fmt`` is a :class:`~.blockformat.BlockFormat`; without it, ``recipe`` names a
+    configuration (see :mod:`.recipes`) and keyword options override it (they
+    resolve to a BlockFormat first, :func:`.recipes.block_format`):
 
     block_size=16, element="e2m1", scale="e4m3", method="abs-max"
-        ("abs-max" | "mx" | "4o6" | "brute-force"), axis=-1, pad=False
+        (the rule: "abs-max" | "mx" | "4o6" | "brute-force" | a selector name)
     M: element maximum for abs-max (default: element max; mx: its largest power of two)
     prevent_zero=False, pz_floor=None (default: smallest nonzero scale)
     hierarchical=None | "tensor" (g = amax / (bound * M), NVFP4) | "row" (g = amax_row / bound)
@@ -207,45 +177,27 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
     error_arith="fixed" | "float": 4o6 error in the hardware's fixed point
         (``error_frac_bits`` fractional bits below the block maximum's exponent,
         default 8) or in float64
-    seed: for ``rounding="stochastic"``
-    prune=True: brute force skips candidates that provably lose (same result as False)
+
+    Call options (with ``fmt`` too): axis=-1, pad=False (pad the last block with
+    zeros), seed (for ``rounding="stochastic"``), prune=True (brute force skips
+    candidates that provably lose; same result as False).
 
     4o6's candidates are the element format's two largest values (6 and 4 for E2M1).
     """
-    from .recipes import resolve
-
-    opts = resolve(recipe, options)
+    if fmt is None:
+        from .recipes import block_format
+        fmt = block_format(recipe, **options)
+    elif not isinstance(fmt, BlockFormat):
+        raise TypeError(f"fmt must be a BlockFormat, got {type(fmt).__name__}")
+    elif recipe is not None or options:
+        raise TypeError("pass either a BlockFormat or a recipe and options, not both")
     x = _check_input(x)
-    efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale"])
-    method = opts["method"]
-    if method not in scaling.METHODS:  # else a selector name (golden/selectors.py)
-        selectors.parse(method)
-    hier = _choice("hierarchical", opts["hierarchical"], HIERARCHICAL)
-    arith = _choice("arith", opts["arith"], ARITH)
-    metric = _choice("metric", opts["metric"], kernels.METRICS)
-    error_arith = _choice("error_arith", opts["error_arith"], ERROR_ARITH)
-    candidate4 = _choice("candidate4", opts["candidate4"], scaling.CANDIDATE4)
-    rounding = formats.rounding_mode(opts["rounding"])
-    scale_rounding = formats.rounding_mode(
-        opts["scale_rounding"] or ("floor" if method == "mx" else "rne"))
-    if "stochastic" in (rounding, scale_rounding) and method in ("4o6", "brute-force"):
-        raise ValueError(f"stochastic rounding is not defined for method {method!r}")
-    if arith == "f32" and method == "brute-force":
-        raise ValueError("arith='f32' is implemented for abs-max, mx and 4o6, not 'brute-force'")
-    _anchor_options(opts, method, hier, arith)
-    block = opts["block_size"]
-    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block!r}")
-    block = int(block)
-    frac_bits = int(opts["error_frac_bits"])
-    if not 0 <= frac_bits <= 20:
-        raise ValueError(f"error_frac_bits must be in 0..20, got {frac_bits}")
-    axis = int(opts["axis"])
+    axis = int(axis)
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis {axis} out of range for x of {x.ndim} dimensions")
     axis %= x.ndim
-    n = x.shape[axis]
-    if n % block and not opts["pad"]:
+    block, n = fmt.block_size, x.shape[axis]
+    if n % block and not pad:
         raise ValueError(f"block_size {block} does not divide axis {axis} of length {n}; "
                          "pass pad=True to pad the last block with zeros")
 
@@ -263,133 +215,180 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
         bad = "NaN" if np.isnan(x).any() else "Inf"
         raise ValueError(f"x contains {bad}; block quantization needs finite inputs")
 
-    mvals = efmt.grid.values
-    m_hi = float(mvals[-1])
-    M = opts["M"]
-    if M is None:
-        M = 2.0 ** np.floor(np.log2(m_hi)) if method == "mx" else m_hi
-    if not (np.isfinite(M) and M > 0):
-        raise ValueError(f"M must be a positive number, got {M!r}")
-
-    # hierarchical scale g (float32), one value a block
-    bound = float(opts["scale_bound"] or sfmt.max)
-    gscale = tensor_amax = tensor_const = genc = None
-    g = np.ones(xb.shape[0])
-    if hier is not None:
-        rows_amax = amax.reshape(-1, nb).max(axis=1)
-        div = bound * M if hier == "tensor" else bound
-        if hier == "tensor":
-            rows_amax = np.array([rows_amax.max(initial=0.0)])
-        if arith == "f32":
-            gs, es = anchors.tensor_scales(rows_amax, div, opts["tensor_scale"],
-                                           keep_zero=anchors.faults_of(opts).zero_tensor_g)
-            genc = np.repeat(es, xb.shape[0] // es.size)
+    b = _Blocks(fmt, xb, amax, nb, seed=seed, prune=prune)
+    gscale = None
+    if fmt.rule.hierarchical is not None:
+        gscale = b.hierarchical()
+        if gscale.size > 1:
+            gscale = np.moveaxis(gscale.reshape(lead + (1,)), -1, axis)
         else:
-            gs = (rows_amax / div).astype(np.float32)  # double rounding is innocuous (53 >= 2*24+2)
-            gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
-        if hier == "tensor":
-            tensor_amax, tensor_const = np.float32(rows_amax[0]), div
-        gscale = gs[0] if hier == "tensor" else np.moveaxis(gs.reshape(lead + (1,)), -1, axis)
-        g = np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size)
+            gscale = gscale[0]
+    rule = _f32 if fmt.rule.f32 else _RULES.get(fmt.rule.name, _selector)
+    ecodes, scodes, choice = rule(b)
+    ecodes, scodes = b.finish(ecodes, scodes)
 
-    floor = opts["pz_floor"]
-    if opts["prevent_zero"] and floor is None:
-        floor = sfmt.min_subnormal
-
-    def select(m):
-        codes = scaling.round_scale(sfmt, amax, g * m, rounding=scale_rounding, arith=arith)
-        if opts["prevent_zero"]:
-            codes = scaling.apply_prevent_zero(sfmt, codes, floor)
-        return codes
-
-    cmp = comparator_args(efmt, rounding)
-    egrid = efmt.grid.args(rounding)
-    zcode = efmt.zero_code or 0
-
-    def divisors(scodes):
-        return g * sfmt.table[scodes]
-
-    def elements(scodes):
-        d = divisors(scodes)
-        if arith == "f32":
-            recip = (1.0 / np.where(d == 0, 1.0, d).astype(np.float32)).astype(np.float32)
-            q = (xb * np.where(d == 0, 0, recip)[:, None]).astype(np.float32)
-            return efmt.encode(q, rounding=rounding, seed=opts["seed"])
-        if rounding == "stochastic":
-            codes = round_to_grid(efmt, xb, mode=rounding, seed=opts["seed"],
-                                  divisor=np.where(d == 0, 1.0, d), rows=True)
-            zero = d == 0  # S = 0: every element is zero, keeping its sign
-            codes[zero] = np.where(np.signbit(xb[zero]), efmt.sign_bit, 0) | zcode
-            return codes
-        codes = np.empty(xb.shape, np.uint8)
-        kernels.quantize_rows(xb, d, cmp, egrid, zcode, codes)
-        return codes
-
-    choice = None
-    if arith == "f32" and method in ("abs-max", "4o6"):
-        g32 = g.astype(np.float32)
-        e32 = genc if genc is not None else np.ones_like(g32)
-        xs, am = xb, amax
-        if hier == "tensor" and opts["faults"] == "exact" and anchors.tensor_overflow(g32, e32):
-            xs, am, g32, e32 = anchors.rescale(xb, amax, tensor_amax, tensor_const,
-                                               opts["tensor_scale"])
-        ecodes, scodes, take4 = anchors.quantize_f32(
-            xs, am, g32, e32, efmt, sfmt, method=method, M=M, M4=float(mvals[-2]),
-            opts=dict(opts, scale_rounding=scale_rounding),
-            pz_code=scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1,
-            tensor_amax=tensor_amax, C=tensor_const)
-        if take4 is not None:
-            choice = np.where(take4, 4, 6).astype(np.uint8)
-    elif method in ("abs-max", "mx") and arith == "exact" and "stochastic" not in (
-            rounding, scale_rounding):
-        ecodes = np.empty(xb.shape, np.uint8)
-        scodes = np.empty(xb.shape[0], np.uint8)
-        pz_code = scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1
-        kernels.abs_max(xb, amax, g * M, g, sfmt.table, sfmt.grid.args(scale_rounding), pz_code,
-                        cmp, egrid, zcode, ecodes, scodes)
-    elif method in ("abs-max", "mx"):
-        scodes = select(M)
-        ecodes = elements(scodes)
-    elif method == "4o6":
-        ecodes = np.empty(xb.shape, np.uint8)
-        scodes = np.empty(xb.shape[0], np.uint8)
-        take4 = np.empty(xb.shape[0], np.bool_)
-        pz_code = scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1
-        kernels.four_over_six(xb, amax, g, m_hi, float(mvals[-2]), candidate4 == "1.5x6",
-                              sfmt.table, sfmt.grid.args(scale_rounding), pz_code, efmt.table,
-                              cmp, egrid, zcode, kernels.METRICS.index(metric),
-                              error_arith == "fixed", frac_bits, ecodes, take4, scodes)
-        choice = np.where(take4, 4, 6).astype(np.uint8)
-    elif selectors.is_selector(method):  # k-candidate / predictor selectors
-        ecodes, scodes, choice = selectors.apply(
-            method, xb, amax, g, efmt, sfmt, rounding=rounding, scale_rounding=scale_rounding,
-            arith=arith, pz_code=scaling.floor_code(sfmt, floor) if opts["prevent_zero"] else -1,
-            floor=floor or 0.0)
-    else:  # brute force
-        svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)
-        start = np.searchsorted(svals, sfmt.table[select(M)])
-        best = np.empty(xb.shape[0], np.int64)
-        err = np.empty(xb.shape[0])
-        kernels.brute_force(xb, amax, g, svals, start, float(m_hi),
-                            scaling.zero_threshold(efmt, rounding), efmt.table, cmp, egrid,
-                            zcode, kernels.METRICS.index(metric), bool(opts["prune"]), best, err)
-        scodes = scodes_all[best]
-        ecodes = elements(scodes)
-
-    if opts["faults"] == "reproduce":
-        ecodes, scodes = anchors.reproduce_faults(
-            opts, xb, amax, ecodes, scodes, efmt, M=M, tensor_amax=tensor_amax)
-
-    if opts["zero_sign"] != "x" and not (arith == "f32" and method in ("abs-max", "4o6")):
-        ecodes = anchors.zero_sign_exact(ecodes, xb, g * sfmt.table[scodes], efmt,
-                                         opts["zero_sign"])
     # back to x's layout
     ecodes = np.moveaxis(ecodes.reshape(lead + (nb * block,))[..., :n], -1, axis)
     scodes = np.moveaxis(scodes.reshape(lead + (nb,)), -1, axis)
     if choice is not None:
         choice = np.moveaxis(choice.reshape(lead + (nb,)), -1, axis)
+    sfmt = fmt.scale
     return QuantizedTensor(
         element_codes=np.ascontiguousarray(ecodes), scale_codes=np.ascontiguousarray(scodes),
-        scale_values=sfmt.table[scodes], global_scale=gscale, choice=choice, element=efmt,
-        scale=sfmt, block_size=block, axis=axis, dtype=x.dtype, dequant=opts["dequant"],
-        tensor_amax=tensor_amax, tensor_const=tensor_const)
+        scale_values=sfmt.table[scodes], global_scale=gscale, choice=choice,
+        element=fmt.element, scale=sfmt, block_size=block, axis=axis, dtype=x.dtype,
+        dequant=fmt.rule.dequant, tensor_amax=b.tensor_amax, tensor_const=b.tensor_const)
+
+
+class _Blocks:
+    """Blocks as rows, their amax and per-block global scale ``g``, and the steps every
+    rule shares: the scale of one M, the elements of given scales, the final sign fix-ups."""
+
+    def __init__(self, fmt: BlockFormat, xb, amax, nb, *, seed, prune):
+        self.fmt, self.rule, self.xb, self.amax, self.nb = fmt, fmt.rule, xb, amax, nb
+        self.seed, self.prune = seed, prune
+        self.efmt, self.sfmt = fmt.element, fmt.scale
+        self.g = np.ones(xb.shape[0])
+        self.genc = self.tensor_amax = self.tensor_const = None
+        self.floor = fmt.pz_floor
+        self.pz_code = -1 if self.floor is None else scaling.floor_code(self.sfmt, self.floor)
+        r = self.rule.rounding
+        self.cmp, self.egrid = comparator_args(self.efmt, r), self.efmt.grid.args(r)
+        self.zcode = self.efmt.zero_code or 0
+        self.opts = dict(fmt.options(), seed=seed)  # the flat options the anchors read
+
+    def hierarchical(self) -> np.ndarray:
+        """Set ``g`` (float64, a value a block) from the per-tensor / per-row float32 scale."""
+        rule, xb, nb = self.rule, self.xb, self.nb
+        rows_amax = self.amax.reshape(-1, nb).max(axis=1)
+        tensor = rule.hierarchical == "tensor"
+        div = self.fmt.scale_bound * self.fmt.M if tensor else self.fmt.scale_bound
+        if tensor:
+            rows_amax = np.array([rows_amax.max(initial=0.0)])
+        if rule.arith == "f32":
+            gs, es = anchors.tensor_scales(rows_amax, div, rule.tensor_scale,
+                                           keep_zero=anchors.faults_of(self.opts).zero_tensor_g)
+            self.genc = np.repeat(es, xb.shape[0] // es.size)
+        else:
+            gs = (rows_amax / div).astype(np.float32)  # double rounding is innocuous (53 >= 2*24+2)
+            gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
+        if tensor:
+            self.tensor_amax, self.tensor_const = np.float32(rows_amax[0]), div
+        self.g = np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size)
+        return gs
+
+    def select(self, m):
+        """Scale codes RoundSF(amax / (g m)), prevent-zero applied."""
+        codes = scaling.round_scale(self.sfmt, self.amax, self.g * m,
+                                    rounding=self.rule.scale_rounding, arith=self.rule.arith)
+        if self.floor is not None:
+            codes = scaling.apply_prevent_zero(self.sfmt, codes, self.floor)
+        return codes
+
+    def elements(self, scodes):
+        """Element codes of the blocks under scale codes ``scodes``."""
+        xb, efmt, rounding = self.xb, self.efmt, self.rule.rounding
+        d = self.g * self.sfmt.table[scodes]
+        if self.rule.arith == "f32":
+            recip = (1.0 / np.where(d == 0, 1.0, d).astype(np.float32)).astype(np.float32)
+            q = (xb * np.where(d == 0, 0, recip)[:, None]).astype(np.float32)
+            return efmt.encode(q, rounding=rounding, seed=self.seed)
+        if rounding == "stochastic":
+            codes = round_to_grid(efmt, xb, mode=rounding, seed=self.seed,
+                                  divisor=np.where(d == 0, 1.0, d), rows=True)
+            zero = d == 0  # S = 0: every element is zero, keeping its sign
+            codes[zero] = np.where(np.signbit(xb[zero]), efmt.sign_bit, 0) | self.zcode
+            return codes
+        codes = np.empty(xb.shape, np.uint8)
+        kernels.quantize_rows(xb, d, self.cmp, self.egrid, self.zcode, codes)
+        return codes
+
+    def outputs(self):
+        """Empty element codes, scale codes and 4o6 choice arrays for a kernel to fill."""
+        n = self.xb.shape[0]
+        return (np.empty(self.xb.shape, np.uint8), np.empty(n, np.uint8),
+                np.empty(n, np.bool_))
+
+    def finish(self, ecodes, scodes):
+        """The anchor's faults (``faults="reproduce"``) and the zero-sign policy."""
+        if self.rule.faults == "reproduce":
+            ecodes, scodes = anchors.reproduce_faults(
+                self.opts, self.xb, self.amax, ecodes, scodes, self.efmt, M=self.fmt.M,
+                tensor_amax=self.tensor_amax)
+        if self.rule.zero_sign != "x" and not self.rule.f32:
+            ecodes = anchors.zero_sign_exact(ecodes, self.xb, self.g * self.sfmt.table[scodes],
+                                             self.efmt, self.rule.zero_sign)
+        return ecodes, scodes
+
+
+def _choice(take4):
+    return np.where(take4, 4, 6).astype(np.uint8)
+
+
+def _abs_max(b: _Blocks):
+    """abs-max and mx: S = RoundSF(amax / (g M)) (one fused kernel when exact and deterministic)."""
+    rule, M = b.rule, b.fmt.M
+    if rule.arith == "f32" or "stochastic" in (rule.rounding, rule.scale_rounding):
+        scodes = b.select(M)
+        return b.elements(scodes), scodes, None
+    ecodes, scodes, _ = b.outputs()
+    kernels.abs_max(b.xb, b.amax, b.g * M, b.g, b.sfmt.table,
+                    b.sfmt.grid.args(rule.scale_rounding), b.pz_code, b.cmp, b.egrid, b.zcode,
+                    ecodes, scodes)
+    return ecodes, scodes, None
+
+
+def _four_over_six(b: _Blocks):
+    """4o6: both candidates, the lower block error wins, ties keep 6."""
+    rule = b.rule
+    m6, m4 = b.fmt.candidates
+    ecodes, scodes, take4 = b.outputs()
+    kernels.four_over_six(b.xb, b.amax, b.g, m6, m4, rule.candidate4 == "1.5x6", b.sfmt.table,
+                          b.sfmt.grid.args(rule.scale_rounding), b.pz_code, b.efmt.table,
+                          b.cmp, b.egrid, b.zcode, kernels.METRICS.index(rule.metric),
+                          rule.error_arith == "fixed", int(rule.error_frac_bits), ecodes, take4,
+                          scodes)
+    return ecodes, scodes, _choice(take4)
+
+
+def _brute_force(b: _Blocks):
+    """brute-force: every finite scale code, minimum block error, ties to the smaller scale."""
+    rule, sfmt, efmt = b.rule, b.sfmt, b.efmt
+    svals, scodes_all = scaling.search_scales(sfmt, rule.prevent_zero, b.floor or 0.0)
+    start = np.searchsorted(svals, sfmt.table[b.select(b.fmt.M)])
+    best = np.empty(b.xb.shape[0], np.int64)
+    err = np.empty(b.xb.shape[0])
+    kernels.brute_force(b.xb, b.amax, b.g, svals, start, b.fmt.candidates[0],
+                        scaling.zero_threshold(efmt, rule.rounding), efmt.table, b.cmp, b.egrid,
+                        b.zcode, kernels.METRICS.index(rule.metric), bool(b.prune), best, err)
+    scodes = scodes_all[best]
+    return b.elements(scodes), scodes, None
+
+
+def _selector(b: _Blocks):
+    """k-candidate / predictor selectors (:mod:`.selectors`)."""
+    rule = b.rule
+    return selectors.apply(rule.name, b.xb, b.amax, b.g, b.efmt, b.sfmt, rounding=rule.rounding,
+                           scale_rounding=rule.scale_rounding, arith=rule.arith,
+                           pz_code=b.pz_code, floor=b.floor or 0.0)
+
+
+def _f32(b: _Blocks):
+    """abs-max and 4o6 in an anchor's float32 order (:mod:`.anchors`)."""
+    rule = b.rule
+    g32 = b.g.astype(np.float32)
+    e32 = b.genc if b.genc is not None else np.ones_like(g32)
+    xs, am = b.xb, b.amax
+    if rule.hierarchical == "tensor" and rule.faults == "exact" and anchors.tensor_overflow(
+            g32, e32):
+        xs, am, g32, e32 = anchors.rescale(b.xb, b.amax, b.tensor_amax, b.tensor_const,
+                                           rule.tensor_scale)
+    ecodes, scodes, take4 = anchors.quantize_f32(
+        xs, am, g32, e32, b.efmt, b.sfmt, method=rule.name, M=b.fmt.M,
+        M4=b.fmt.candidates[1], opts=b.opts, pz_code=b.pz_code,
+        tensor_amax=b.tensor_amax, C=b.tensor_const)
+    return ecodes, scodes, None if take4 is None else _choice(take4)
+
+
+#: the function of each rule (any other name is a selector)
+_RULES = {"abs-max": _abs_max, "mx": _abs_max, "4o6": _four_over_six, "brute-force": _brute_force}

@@ -12,16 +12,16 @@ rule; ``faults="reproduce"`` returns the library's bytes.
 
 from __future__ import annotations
 
+import dataclasses
+
+from .blockformat import CALL_OPTIONS, BlockFormat, Rule
 from .formats import get as _format
 
+#: every keyword of :func:`quantize` and its default: the format's (one source: the
+#: :class:`BlockFormat` / :class:`Rule` field defaults), then the call's
 DEFAULTS = dict(
-    block_size=16, element="e2m1", scale="e4m3", method="abs-max", axis=-1, pad=False, M=None,
-    prevent_zero=False, pz_floor=None, hierarchical=None, scale_bound=None, rounding="rne",
-    scale_rounding=None, arith="exact", candidate4="amax/4", metric="mse",
-    error_arith="fixed", error_frac_bits=8, seed=None, prune=True,
-    f32_order="fused", tensor_scale="divide", scale_min=None, dequant="exact", zero_sign="x",
-    faults="exact", anchor=None, error_domain="dequant", error_sum="torch",
-)
+    block_size=16, element="e2m1", scale="e4m3", method="abs-max",
+    **{f.name: f.default for f in dataclasses.fields(Rule) if f.name != "name"}, **CALL_OPTIONS)
 
 # fouroversix 1.0.5 (quantize/pytorch/reference.py, PyTorch backend, CPU):
 # E = fl32(C / amax), C = bound * M; S = e4m3(fl32(fl32(amax_b / M) * E));
@@ -129,6 +129,15 @@ def resolve(recipe: str | None, options: dict) -> dict:
         opts.update(RECIPES[recipe])
     opts.update(options)
     return opts
+
+
+def block_format(recipe: str | None = None, **options) -> BlockFormat:
+    """The :class:`BlockFormat` of ``recipe`` with ``options`` applied (call options refused)."""
+    opts = resolve(recipe, options)
+    call = [k for k in CALL_OPTIONS if k in options]
+    if call:
+        raise TypeError(f"{', '.join(call)}: options of a quantize call, not of a block format")
+    return BlockFormat.from_options(**{k: v for k, v in opts.items() if k not in CALL_OPTIONS})
 
 
 def describe(recipe: str) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 from .formats import Format
 from .rounding import round_to_grid
 
-METHODS = ("abs-max", "mx", "4o6", "brute-force")
+RULES = ("abs-max", "mx", "4o6", "brute-force")
 CANDIDATE4 = ("amax/4", "1.5x6", "1.5xq6")
 
 

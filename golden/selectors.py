@@ -111,7 +111,7 @@ def parse(name: str) -> Selector:
     head = tokens[0]
     pred = re.fullmatch(r"pg(\d+)|ps(\d+)_(\d+)", head)
     if head != "kc" and not pred:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(scaling.METHODS)} "
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(scaling.RULES)} "
                          "or a selector kc-..., pg<t>-..., ps<p>_<t>-...")
     if len(tokens) < 2 or not (m := _CANDS.match(tokens[1])):
         raise ValueError(f"selector {name!r}: second part must be candidates m<M>_<M>... "

@@ -425,7 +425,7 @@ def _run(args) -> int:
         formats.get(f)
     names = list(dict.fromkeys(["abs-max", "4o6", "brute-force", *args.selectors]))
     for name in names:  # every name must be a method the golden model accepts
-        if name not in scaling.METHODS:
+        if name not in scaling.RULES:
             gsel.parse(name)
     blocks = tuple(args.block_sizes)
     area = synth_area(args.synth) if args.synth else None
