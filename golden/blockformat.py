@@ -81,7 +81,7 @@ class Rule:
     arith: str = "exact"
     candidate4: str = "amax/4"
     metric: str = "mse"
-    error_arith: str = "fixed"
+    error_arith: str = "float"
     error_frac_bits: int = 8
     f32_order: str = "fused"
     tensor_scale: str = "divide"

@@ -174,9 +174,9 @@ def quantize(x, fmt: BlockFormat | None = None, *, recipe: str | None = None, ax
         RoundSF(1.5 * S6) or RoundSF(1.5 * the unrounded quotient of S6) (which is
         amax/4 unless arith="f32")
     metric="mse" | "mae" | "max-abs": 4o6 / brute-force block error
-    error_arith="fixed" | "float": 4o6 error in the hardware's fixed point
-        (``error_frac_bits`` fractional bits below the block maximum's exponent,
-        default 8) or in float64
+    error_arith="float" | "fixed": 4o6 error exactly (float64, the papers' rule), or
+        in the hardware's fixed point (``error_frac_bits`` fractional bits below the
+        block maximum's exponent, default 8), as the RTL specs ask for explicitly
 
     Call options (with ``fmt`` too): axis=-1, pad=False (pad the last block with
     zeros), seed (for ``rounding="stochastic"``), prune=True (brute force skips

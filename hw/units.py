@@ -185,7 +185,7 @@ def _build_dot(p):
 
 
 def ref_4o6(p, inputs):
-    q = _quantize(p, inputs, method="4o6", metric=p["metric"],
+    q = _quantize(p, inputs, method="4o6", metric=p["metric"], error_arith="fixed",
                   error_frac_bits=p["error_frac_bits"])
     return {"scale": q.scale_codes[:, 0], "codes": q.element_codes,
             "choice": (q.choice[:, 0] == 4).astype(np.uint8)}

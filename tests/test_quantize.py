@@ -140,7 +140,7 @@ def _fixed_errors(x, codes, d, frac_bits=8):
 def test_4o6_keeps_the_candidate_with_lower_fixed_point_error(sigma):
     rng = np.random.default_rng(8)
     x = normal_blocks(rng, sigma, 400, 16)
-    q = golden.quantize(x, recipe="paper-e4m3-4o6")
+    q = golden.quantize(x, recipe="paper-e4m3-4o6", error_arith="fixed")
     q6 = golden.quantize(x, recipe="paper-e4m3")
     q4 = golden.quantize(x, recipe="paper-e4m3", M=4.0)
     c6, c4 = q6.element_codes.reshape(-1, 16), q4.element_codes.reshape(-1, 16)
@@ -165,6 +165,8 @@ def test_4o6_float_metric_and_ties_to_six():
         take4 = _float_errors(x, q4, metric) < _float_errors(x, q6, metric)
         assert np.array_equal(q.choice.reshape(-1) == 4, take4), metric
         assert q.choice.reshape(-1)[0] == 6 and q.choice.reshape(-1)[1] == 6
+        default = golden.quantize(x, recipe="paper-e4m3-4o6", block_size=8, metric=metric)
+        assert np.array_equal(default.choice, q.choice), metric  # the papers' rule by default
 
 
 def test_4o6_candidate_1p5x6_and_bound_256():

@@ -43,8 +43,8 @@ METHODS = {
     "4o6": ("paper-e4m3-4o6", {"error_arith": "float"}),
     "pz-4o6": ("paper-e4m3-pz-4o6", {"error_arith": "float"}),
     "bf": ("paper-e4m3-bf", {}),
-    "4o6-fixed": ("paper-e4m3-4o6", {}),
-    "pz-4o6-fixed": ("paper-e4m3-pz-4o6", {}),
+    "4o6-fixed": ("paper-e4m3-4o6", {"error_arith": "fixed"}),
+    "pz-4o6-fixed": ("paper-e4m3-pz-4o6", {"error_arith": "fixed"}),
 }
 PAPER_METHODS = ("abs-max", "pz", "4o6", "pz-4o6", "bf")
 PAPER_SIGMAS = (0.0005, 0.05, 151)
