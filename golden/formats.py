@@ -5,7 +5,8 @@ signedness, how special values are encoded); everything else (value table,
 max, smallest normal and subnormal, NaN code) is derived.  The golden model's
 encoder and decoder, the Amaranth units (field widths, bias, saturation
 constant), the cocotb scoreboard and the synthesis labels all read these
-objects, so adding a format is one line in :data:`FORMATS`.
+objects, so adding a format is one line in :data:`FORMATS`.  :data:`INPUTS` describes
+the wider formats the hardware's blocks arrive in (BF16, FP32) with the same class.
 
 Codes are ``uint8``; unsigned formats leave the top bits zero, so the code of
 a UE4M3 scale equals the code of the positive E4M3 value.
@@ -21,7 +22,8 @@ import numpy as np
 
 from . import rounding as _rounding
 
-__all__ = ["Format", "FORMATS", "get", "names", "ROUNDING_MODES", "OVERFLOW_MODES"]
+__all__ = ["Format", "FORMATS", "INPUTS", "get", "get_input", "names", "ROUNDING_MODES",
+           "OVERFLOW_MODES"]
 
 ROUNDING_MODES = _rounding.MODES
 OVERFLOW_MODES = _rounding.OVERFLOWS
@@ -37,7 +39,8 @@ SPECIALS = {
 
 @dataclasses.dataclass(frozen=True)
 class Format:
-    """A minifloat (or two's-complement integer) format of at most 8 bits.
+    """A minifloat (or two's-complement integer) format; codes of up to 16 bits have a value
+    table (encode / decode), wider ones (FP32) only their field layout.
 
     Members
     -------
@@ -49,6 +52,8 @@ class Format:
         for E8M0, whose code 0 is 2**-bias and which has no zero.
     specials: one of :data:`SPECIALS`.
     integer: a two's-complement integer format (INT4, INT8).
+    numpy: the numpy / ml_dtypes dtype name whose bit patterns are this format's codes
+        (``"bfloat16"``, ``"float32"``), or None.
     """
 
     name: str
@@ -59,6 +64,7 @@ class Format:
     subnormals: bool = True
     specials: str = "none"
     integer: bool = False
+    numpy: str | None = None
 
     def __post_init__(self):
         for field in ("ebits", "mbits", "bias"):
@@ -67,8 +73,8 @@ class Format:
             raise ValueError(f"specials must be one of {sorted(SPECIALS)}, not {self.specials!r}")
         if self.integer and self.ebits:
             raise ValueError("an integer format has no exponent field")
-        if not 1 <= self.bits <= 8:
-            raise ValueError(f"format {self.name!r} has {self.bits} bits; 1 to 8 are supported")
+        if not 1 <= self.bits <= 32:
+            raise ValueError(f"format {self.name!r} has {self.bits} bits; 1 to 32 are supported")
 
     # -- widths -------------------------------------------------------------
     @property
@@ -87,10 +93,31 @@ class Format:
         top = (1 << self.ebits) - 1
         return top - 1 if self.specials in ("ieee", "nan-top-exponent") else top
 
+    @property
+    def sig_bits(self) -> int:
+        """Significand width with the hidden bit."""
+        return self.mbits + 1
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the significand's LSB for the smallest exponent field (1 or 0)."""
+        return (1 if self.subnormals else 0) - self.bias - self.mbits
+
+    @property
+    def dtypes(self) -> tuple[np.dtype, np.dtype]:
+        """(value dtype, bit-pattern dtype) of a format that numpy / ml_dtypes holds."""
+        if self.numpy is None:
+            raise ValueError(f"format {self.name!r} has no numpy dtype")
+        import ml_dtypes
+        return np.dtype(getattr(ml_dtypes, self.numpy, self.numpy)), np.dtype(f"uint{self.bits}")
+
     # -- tables -------------------------------------------------------------
     @functools.cached_property
     def table(self) -> np.ndarray:
         """float64 value of every code ``0 .. 2**bits - 1`` (NaN / ±inf for specials)."""
+        if self.bits > 16:
+            raise ValueError(f"format {self.name!r} has {self.bits} bits: no value table "
+                             "(16 bits at most)")
         codes = np.arange(1 << self.bits)
         if self.integer:
             return np.where(codes >= (1 << (self.bits - 1)) if self.signed else False,
@@ -151,8 +178,15 @@ class Format:
 
     @property
     def max_code(self) -> int:
-        """Code of :attr:`max`."""
-        return int(self.grid.codes[-1])
+        """Code of :attr:`max` (from the field layout)."""
+        if self.integer:
+            return int(self.grid.codes[-1])
+        mag = (1 << (self.ebits + self.mbits)) - 1
+        if self.specials == "nan-ones":
+            return mag - 1
+        if self.specials == "none":
+            return mag
+        return (self.emax_field << self.mbits) | ((1 << self.mbits) - 1)
 
     @property
     def nan_code(self) -> int | None:
@@ -162,9 +196,8 @@ class Format:
 
     @property
     def inf_code(self) -> int | None:
-        """Code of +inf, or None."""
-        inf = np.flatnonzero(np.isposinf(self.table))
-        return int(inf[0]) if inf.size else None
+        """Code of +inf, or None (from the field layout)."""
+        return ((1 << self.ebits) - 1) << self.mbits if self.specials == "ieee" else None
 
     @property
     def zero_code(self) -> int | None:
@@ -230,6 +263,23 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("int4", 0, 3, integer=True),
     Format("int8", 0, 7, integer=True),
 ]}
+
+
+#: the block input formats of the hardware (IEEE binary32 and its top half, BF16)
+INPUTS: dict[str, Format] = {f.name: f for f in [
+    Format("bf16", 8, 7, bias=127, specials="ieee", numpy="bfloat16"),
+    Format("fp32", 8, 23, bias=127, specials="ieee", numpy="float32"),
+]}
+
+
+def get_input(name: str | Format) -> Format:
+    """A block input format (:data:`INPUTS`) by name."""
+    if isinstance(name, Format):
+        return name
+    try:
+        return INPUTS[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"input_format must be one of {list(INPUTS)}, not {name!r}") from None
 
 
 def names() -> list[str]:

@@ -65,3 +65,37 @@ def test_a_format_and_options_together_are_refused():
         golden.quantize(x, BlockFormat(), method="mx")
     with pytest.raises(TypeError, match="options of a quantize call"):
         golden.recipes.block_format("nvfp4", axis=0)
+
+
+def test_input_formats_are_formats_checked_against_numpy():
+    import ml_dtypes
+
+    bf16, fp32 = golden.formats.INPUTS["bf16"], golden.formats.INPUTS["fp32"]
+    with np.errstate(invalid="ignore"):  # NaN codes
+        ref = np.arange(1 << 16, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float64)
+    t = bf16.table  # every BF16 code, exhaustively
+    assert np.array_equal(np.isnan(t), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    assert np.array_equal(t[ok], ref[ok]) and np.array_equal(np.signbit(t[ok]), np.signbit(ref[ok]))
+    for fmt, ftype in ((bf16, ml_dtypes.bfloat16), (fp32, np.float32)):
+        finfo = ml_dtypes.finfo(ftype)
+        assert fmt.dtypes == (np.dtype(ftype), np.dtype(f"uint{fmt.bits}"))
+        assert np.array(finfo.max, ftype).view(fmt.dtypes[1]) == fmt.max_code
+        assert np.array(np.inf, ftype).view(fmt.dtypes[1]) == fmt.inf_code
+        assert 2.0 ** fmt.emin == float(finfo.smallest_subnormal)
+    with pytest.raises(ValueError, match="no value table"):
+        fp32.table
+    with pytest.raises(ValueError, match="input_format must be one of"):
+        golden.formats.get_input("fp16")
+
+
+@pytest.mark.parametrize("name, ftype", [("e4m3", "float8_e4m3fn"), ("e5m2", "float8_e5m2"),
+                                         ("e8m0", "float8_e8m0fnu"), ("e2m1", "float4_e2m1fn")])
+def test_max_and_inf_codes_from_the_fields_match_ml_dtypes(name, ftype):
+    import ml_dtypes
+
+    fmt, ftype = golden.formats.get(name), getattr(ml_dtypes, ftype)
+    finfo = ml_dtypes.finfo(ftype)
+    assert np.array(finfo.max, ftype).view(np.uint8) == fmt.max_code
+    has_inf = np.isinf(np.array(np.inf, ftype).astype(np.float64))
+    assert fmt.inf_code == (int(np.array(np.inf, ftype).view(np.uint8)) if has_inf else None)
