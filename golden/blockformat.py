@@ -24,16 +24,24 @@ import numpy as np
 
 from . import anchors, formats, kernels, selectors
 from .scaling import CANDIDATE4, RULES
-from .formats import Format
+from .formats import SCALE_FORMATS, Format
 
-__all__ = ["Rule", "BlockFormat", "RULES", "SCALE_FORMATS", "HIERARCHICAL", "ARITH",
-           "ERROR_ARITH", "CANDIDATE4", "CALL_OPTIONS"]
+__all__ = ["Rule", "BlockFormat", "RULES", "LABELS", "SCALE_FORMATS", "HIERARCHICAL", "ARITH",
+           "ERROR_ARITH", "CANDIDATE4", "CALL_OPTIONS", "scale_rule"]
 
-#: the block-scale formats the hardware matrix, the synthesis study and the trade-off compare
-SCALE_FORMATS = ("e4m3", "ue5m3", "e8m0")
 HIERARCHICAL = (None, "tensor", "row")
 ARITH = ("exact", "f32")
 ERROR_ARITH = ("fixed", "float")
+#: short labels of the rules the study, the trade-off and the validation compare -> the
+#: ``quantize`` options that make the rule
+LABELS = {
+    "abs-max": dict(method="abs-max"),
+    "pz": dict(method="abs-max", prevent_zero=True),
+    "mx": dict(method="mx"),
+    "4o6": dict(method="4o6"),
+    "pz-4o6": dict(method="4o6", prevent_zero=True),
+    "bf": dict(method="brute-force"),
+}
 #: options of one ``quantize`` call, not of the format: axis, padding, random seed, pruning
 CALL_OPTIONS = dict(axis=-1, pad=False, seed=None, prune=True)
 
@@ -42,6 +50,12 @@ _CHOICES = dict(hierarchical=HIERARCHICAL, arith=ARITH, metric=kernels.METRICS,
                 tensor_scale=anchors.TENSOR_SCALES, dequant=anchors.DEQUANTS,
                 zero_sign=anchors.ZERO_SIGNS, faults=anchors.FAULTS,
                 error_domain=anchors.ERROR_DOMAINS, error_sum=anchors.ERROR_SUMS)
+
+
+def scale_rule(scale) -> str:
+    """The one-candidate rule of a scale format: ``mx`` for a power-of-two format (E8M0),
+    else ``abs-max``."""
+    return "mx" if formats.get(scale).mbits == 0 else "abs-max"
 
 
 def _choice(name, value, options):

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import rounding as _rounding
 
-__all__ = ["Format", "FORMATS", "INPUTS", "get", "get_input", "names", "ROUNDING_MODES",
+__all__ = ["Format", "FORMATS", "SCALE_FORMATS", "INPUTS", "get", "get_input", "names", "ROUNDING_MODES",
            "OVERFLOW_MODES"]
 
 ROUNDING_MODES = _rounding.MODES
@@ -263,6 +263,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("int4", 0, 3, integer=True),
     Format("int8", 0, 7, integer=True),
 ]}
+#: the block-scale formats the hardware matrix, the synthesis study and the trade-off compare
+SCALE_FORMATS = ("e4m3", "ue5m3", "e8m0")
 
 
 #: the block input formats of the hardware (IEEE binary32 and its top half, BF16)
