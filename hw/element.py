@@ -77,9 +77,13 @@ class ElementQuantizer(wiring.Component):
             "valid_out": Out(1),
             "codes": Out(data.ArrayLayout(self.efmt.bits, self.block_size))})
 
+    #: the one cut: the codes register
+    CUTS = ("codes_reg",)
+
     @property
     def latency(self) -> int:
-        return 1 if self.pipelined else 0
+        """Cycles from ``x`` / ``scale`` to ``codes``: one a cut when pipelined."""
+        return len(self.CUTS) if self.pipelined else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -109,7 +113,7 @@ class ElementQuantizer(wiring.Component):
             count = Signal(range(len(c) + 1), name=f"count{lane}")
             m.d.comb += count.eq(Mux(s_zero, 0, sum(p.as_unsigned() for p in passed)))
             m.d.comb += codes[lane].eq(Cat(count[:self.efmt.bits - 1], sign))
-        m.d.comb += self.codes.eq(cut(m, codes, name="codes_reg", registered=self.pipelined))
+        m.d.comb += self.codes.eq(cut(m, codes, name=self.CUTS[0], registered=self.pipelined))
         m.d.comb += self.valid_out.eq(cut(m, self.valid_in, name="valid_reg",
                                           registered=self.pipelined))
         return m

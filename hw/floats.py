@@ -4,9 +4,9 @@ Every datapath here works on numbers written as ``sig * 2**exp`` with an
 unsigned integer significand and a signed exponent; these helpers turn bit
 patterns into that form and back:
 
-* :data:`INPUTS` describes the block input formats (BF16, FP32) and
-  :data:`FP32` the dot product's result; the 8-bit scale and element formats
-  come from :mod:`finescale.golden.formats`.
+* every format, the block inputs (BF16, FP32, :data:`INPUTS`), :data:`FP32` the dot
+  product's result and the 8-bit scale and element formats, is a
+  :class:`~finescale.golden.formats.Format` of :mod:`finescale.golden.formats`.
 * :func:`unpack` gives ``(sign, sig, exp)`` of an IEEE / minifloat bit
   pattern; :func:`magnitude` its bits without the sign (which compare as
   integers in the order of the values).
@@ -20,77 +20,41 @@ Helpers that take ``m`` add their logic to the module being elaborated.
 
 from __future__ import annotations
 
-import dataclasses
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from finescale.golden import formats
 from finescale.golden.formats import Format
 
-__all__ = ["FloatFields", "INPUTS", "FP32", "fields", "unpack", "magnitude", "leading_one",
+__all__ = ["INPUTS", "FP32", "fields", "unpack", "magnitude", "leading_one",
            "Rounder"]
 
 
-@dataclasses.dataclass(frozen=True)
-class FloatFields:
-    """Field layout of a binary float: widths, bias, subnormals, top codes.
-
-    ``max_code`` is the code of the largest finite magnitude; ``inf_code`` the
-    code of +inf (None when the format has none).
-    """
-
-    name: str
-    ebits: int
-    mbits: int
-    bias: int
-    signed: bool
-    subnormals: bool
-    max_code: int
-    inf_code: int | None = None
-
-    @property
-    def bits(self) -> int:
-        return self.ebits + self.mbits + int(self.signed)
-
-    @property
-    def sig_bits(self) -> int:
-        """Significand width with the hidden bit."""
-        return self.mbits + 1
-
-    @property
-    def emin(self) -> int:
-        """Exponent of the significand's LSB for the smallest exponent field (1 or 0)."""
-        return (1 if self.subnormals else 0) - self.bias - self.mbits
-
-
-def fields(fmt: Format) -> FloatFields:
-    """Field layout of a golden-model minifloat format (the one source of its constants)."""
+def fields(fmt: Format) -> Format:
+    """A golden-model float format (its fields are the one source of the unit's constants)."""
     if fmt.integer:
         raise ValueError(f"format {fmt.name!r} is an integer format, not a float")
-    return FloatFields(fmt.name, fmt.ebits, fmt.mbits, fmt.bias, fmt.signed, fmt.subnormals,
-                       fmt.max_code, fmt.inf_code)
+    return fmt
 
 
 #: block input formats (IEEE binary16-brain and binary32); Inf / NaN inputs are not defined
-INPUTS = {
-    "bf16": FloatFields("bf16", 8, 7, 127, True, True, 0x7F7F, 0x7F80),
-    "fp32": FloatFields("fp32", 8, 23, 127, True, True, 0x7F7FFFFF, 0x7F800000),
-}
+INPUTS = formats.INPUTS
 FP32 = INPUTS["fp32"]
 
 
-def magnitude(value, ff: FloatFields):
+def magnitude(value, ff: Format):
     """Bits of ``value`` without the sign: unsigned integers ordered like the magnitudes."""
     return value[:ff.ebits + ff.mbits]
 
 
-def unpack(value, ff: FloatFields):
+def unpack(value, ff: Format):
     """``(sign, sig, exp)`` with ``|value| = sig * 2**exp`` (finite codes; Inf/NaN undefined).
 
     ``value`` may be a magnitude without its sign bit (the sign is then 0).
 
-    ``sig`` is unsigned of :attr:`FloatFields.sig_bits` bits (the hidden bit set
+    ``sig`` is unsigned of :attr:`Format.sig_bits` bits (the hidden bit set
     for normal numbers), ``exp`` signed and wide enough for every exponent.
     """
     man = value[:ff.mbits]
@@ -147,7 +111,7 @@ class Rounder(wiring.Component):
     code: Out(bits) -- the rounded code (sign bit 0).
     """
 
-    def __init__(self, ff: FloatFields, *, n_width: int, x_width: int, mode: str = "rne",
+    def __init__(self, ff: Format, *, n_width: int, x_width: int, mode: str = "rne",
                  overflow: str = "saturate"):
         if mode not in ("rne", "floor"):
             raise ValueError(f"Rounder mode must be 'rne' or 'floor', not {mode!r}")

@@ -31,6 +31,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from finescale.golden.blockformat import BlockFormat
+
 from .element import ElementQuantizer
 from .floats import fields, leading_one, unpack
 from .pipeline import check_flag, cut
@@ -137,7 +139,9 @@ class FourOverSix(wiring.Component):
         self.pipelined = check_flag("pipelined", pipelined)
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
         self.rounders, self.quantizers, self.errors = {}, {}, {}
-        for M in (6, 4):
+        #: the two M, the element format's two largest values (6 and 4 for E2M1)
+        self.candidates = tuple(int(M) for M in BlockFormat(scale=scale_format).candidates)
+        for M in self.candidates:
             self.rounders[M] = ScaleRound(scale_format=scale_format, input_format=input_format,
                                           M=M, prevent_zero=prevent_zero)
             self.quantizers[M] = ElementQuantizer(scale_format=scale_format,
@@ -145,13 +149,17 @@ class FourOverSix(wiring.Component):
                                                   input_format=input_format)
             self.errors[M] = BlockError(quantizer=self.quantizers[M], metric=metric,
                                         error_frac_bits=error_frac_bits)
-        q = self.quantizers[6]
+        q = self.quantizers[self.candidates[0]]
         super().__init__({"valid_in": In(1), "x": In(q.x.shape()), "valid_out": Out(1),
                           "scale": Out(8), "codes": Out(q.codes.shape()), "choice": Out(1)})
 
+    #: the cuts of the drawing: after the amax tree, after the scales, at the outputs
+    CUTS = ("amax", "scales", "outputs")
+
     @property
     def latency(self) -> int:
-        return 3 if self.pipelined else 0
+        """Cycles from ``x`` to the outputs: one a cut when pipelined."""
+        return len(self.CUTS) if self.pipelined else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -165,7 +173,7 @@ class FourOverSix(wiring.Component):
         x2 = cut(m, x1, name="x2", registered=reg)
         valid2 = cut(m, valid1, name="valid2", registered=reg)
         scale, codes, error = {}, {}, {}
-        for M in (6, 4):
+        for M in self.candidates:
             m.submodules[f"round{M}"] = rnd = self.rounders[M]
             m.submodules[f"quant{M}"] = q = self.quantizers[M]
             m.submodules[f"error{M}"] = err = self.errors[M]
@@ -175,11 +183,12 @@ class FourOverSix(wiring.Component):
                          err.x.eq(x2), err.amax.eq(amax2), err.codes.eq(q.codes),
                          err.scale.eq(scale[M])]
             codes[M], error[M] = q.codes, err.error
-        take4 = error[4] < error[6]
+        m6, m4 = self.candidates
+        take4 = error[m4] < error[m6]
         m.d.comb += [
             self.choice.eq(cut(m, take4, name="choice3", registered=reg)),
-            self.scale.eq(cut(m, Mux(take4, scale[4], scale[6]), name="scale3", registered=reg)),
-            self.codes.eq(cut(m, Mux(take4, codes[4].as_value(), codes[6].as_value()),
+            self.scale.eq(cut(m, Mux(take4, scale[m4], scale[m6]), name="scale3", registered=reg)),
+            self.codes.eq(cut(m, Mux(take4, codes[m4].as_value(), codes[m6].as_value()),
                               name="codes3", registered=reg)),
             self.valid_out.eq(cut(m, valid2, name="valid3", registered=reg)),
         ]

@@ -26,15 +26,17 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from finescale.golden import formats
+from finescale.golden.blockformat import BlockFormat, Rule
 
-from .floats import INPUTS, Rounder, fields, magnitude, unpack
+from .floats import Rounder, fields, magnitude, unpack
 from .pipeline import check_flag, cut
 
-__all__ = ["BlockAmax", "ScaleRound", "ScaleUnit", "METHODS", "check_block_size",
+__all__ = ["BlockAmax", "ScaleRound", "ScaleUnit", "RULES", "check_block_size",
            "scale_fmt", "input_fields", "block_port"]
 
-#: scale-selection rules: method -> (M for E2M1, RoundSF rounding)
-METHODS = {"abs-max": (6, "rne"), "mx": (4, "floor")}
+#: the rules this unit implements: rule -> (M, RoundSF rounding), as the golden model
+#: derives them from the E2M1 grid (6 and "rne"; the largest power of two, 4, and "floor")
+RULES = {r: (int(BlockFormat(rule=Rule(r)).M), Rule(r).scale_rounding) for r in ("abs-max", "mx")}
 
 
 def check_block_size(block_size) -> int:
@@ -51,10 +53,9 @@ def scale_fmt(name) -> formats.Format:
     return fmt
 
 
-def input_fields(name: str):
-    if name not in INPUTS:
-        raise ValueError(f"input_format must be one of {list(INPUTS)}, not {name!r}")
-    return INPUTS[name]
+def input_fields(name: str) -> formats.Format:
+    """A block input format (BF16, FP32) of the golden model."""
+    return formats.get_input(name)
 
 
 def block_port(ff, block_size):
@@ -177,19 +178,23 @@ class ScaleUnit(wiring.Component):
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
                  input_format: str = "bf16", method: str = "abs-max", prevent_zero: bool = False,
                  pipelined: bool = False):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
+        if method not in RULES:
+            raise ValueError(f"method must be one of {list(RULES)}, not {method!r}")
         self.pipelined = check_flag("pipelined", pipelined)
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
-        M, rounding = METHODS[method]
+        M, rounding = RULES[method]
         self.round_unit = ScaleRound(scale_format=scale_format, input_format=input_format, M=M,
                                      rounding=rounding, prevent_zero=prevent_zero)
         super().__init__({"valid_in": In(1), "x": In(self.amax_unit.x.shape()),
                           "valid_out": Out(1), "scale": Out(8)})
 
+    #: the cuts, in datapath order: after the amax tree, after rounding
+    CUTS = ("amax1", "scale2")
+
     @property
     def latency(self) -> int:
-        return 2 if self.pipelined else 0
+        """Cycles from ``x`` to ``scale``: one a cut when pipelined."""
+        return len(self.CUTS) if self.pipelined else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -197,8 +202,9 @@ class ScaleUnit(wiring.Component):
         m.submodules.amax = amax = self.amax_unit
         m.submodules.round = rnd = self.round_unit
         m.d.comb += amax.x.eq(self.x)
+        c_amax, c_scale = self.CUTS
         valid1 = cut(m, self.valid_in, name="valid1", registered=reg)
-        m.d.comb += rnd.amax.eq(cut(m, amax.amax, name="amax1", registered=reg))
+        m.d.comb += rnd.amax.eq(cut(m, amax.amax, name=c_amax, registered=reg))
         m.d.comb += [self.valid_out.eq(cut(m, valid1, name="valid2", registered=reg)),
-                     self.scale.eq(cut(m, rnd.scale, name="scale2", registered=reg))]
+                     self.scale.eq(cut(m, rnd.scale, name=c_scale, registered=reg))]
         return m

@@ -49,23 +49,27 @@ class Streamed(wiring.Component):
         one block's result: the unit's output ports but ``valid_out``.
     """
 
-    def __init__(self, unit: wiring.Component):
-        self._MustUse__silence = True  # no "never used" warning when refused below
+    def __new__(cls, unit, *args, **kwargs):
+        # refused before the component exists, so that no "never used" warning follows
         if not isinstance(unit, wiring.Component):
             raise TypeError(f"unit must be an Amaranth wiring.Component, got {unit!r}")
         members = unit.signature.members
         if "valid_in" not in members or "valid_out" not in members:
             raise ValueError(f"{type(unit).__name__} has no valid_in / valid_out ports")
-        self.unit = unit
-        self._latency = int(getattr(unit, "latency", 0))
-        if self._latency < 1:
-            raise ValueError(f"{type(unit).__name__} has latency {self._latency}; a stream "
+        latency = int(getattr(unit, "latency", 0))
+        if latency < 1:
+            raise ValueError(f"{type(unit).__name__} has latency {latency}; a stream "
                              "needs a pipelined unit (latency >= 1)")
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, unit: wiring.Component):
+        members = unit.signature.members
+        self.unit = unit
+        self._latency = int(unit.latency)
         ins = {n: m.shape for n, m in members.items() if m.flow == In and n != "valid_in"}
         outs = {n: m.shape for n, m in members.items() if m.flow == Out and n != "valid_out"}
         super().__init__({"i": In(stream.Signature(data.StructLayout(ins))),
                           "o": Out(stream.Signature(data.StructLayout(outs)))})
-        self._MustUse__silence = False
 
     @property
     def latency(self) -> int:
@@ -126,14 +130,16 @@ class StreamSpec:
     def sidecar(self) -> dict:
         """The base unit's sidecar under this top name, its ports the flattened stream ports
         (``i__valid``, ``i__payload``, ...) as the Verilog names them."""
-        comp = self.build()
-        units._mark_used(comp)  # built to read its signature only
         ports = [dict(name=n, dir="in", width=1, lanes=None, lane_width=None)
                  for n in ("clk", "rst")]
-        for path, member, _ in comp.signature.flatten(comp):
-            ports.append(dict(name="__".join(map(str, path)),
-                              dir="in" if member.flow == wiring.In else "out",
-                              width=Shape.cast(member.shape).width, lanes=None, lane_width=None))
+        with units.inspecting():  # built to read its signature only
+            comp = self.build()
+            for path, member, _ in comp.signature.flatten(comp):
+                ports.append(dict(name="__".join(map(str, path)),
+                                  dir="in" if member.flow == wiring.In else "out",
+                                  width=Shape.cast(member.shape).width, lanes=None,
+                                  lane_width=None))
+            del comp
         return dict(self.base.sidecar(), top=self.name, stream=True, ports=ports)
 
     def random_inputs(self, rng, n: int) -> dict:

@@ -14,13 +14,15 @@ FP32 bits (uint32).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import itertools
+import warnings
 from typing import Callable
 
-import ml_dtypes
 import numpy as np
-from amaranth.hdl import Elaboratable, Shape
+from amaranth.hdl import Shape, UnusedElaboratable
 from amaranth.lib import data, wiring
 
 from finescale import golden
@@ -28,8 +30,7 @@ from finescale.golden.rounding import round_to_grid
 
 __all__ = ["UnitSpec", "UNITS", "matrix", "spec", "formatscope_dp32"]
 
-SCALE_FORMATS = ("e4m3", "ue5m3", "e8m0")
-INPUT_DTYPES = {"bf16": (ml_dtypes.bfloat16, np.uint16), "fp32": (np.float32, np.uint32)}
+SCALE_FORMATS = golden.blockformat.SCALE_FORMATS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,22 +44,22 @@ class Unit:
 
 
 def _default_method(params):
-    return "mx" if params["scale_format"] == "e8m0" else "abs-max"
+    return golden.blockformat.scale_rule(params["scale_format"])
 
 
 # -- input decoding and stimulus ----------------------------------------------
 def decode_x(bits, input_format: str) -> np.ndarray:
     """BF16 / FP32 bit patterns -> float32 values (exact)."""
-    ftype, itype = INPUT_DTYPES[input_format]
+    ftype, itype = golden.formats.get_input(input_format).dtypes
     return np.ascontiguousarray(np.asarray(bits).astype(itype)).view(ftype).astype(np.float32)
 
 
 def random_blocks(rng, n, block_size, input_format, scale_format) -> np.ndarray:
     """Blocks whose amax spans the scale format's range (zero, subnormal, saturating blocks too)."""
-    ftype, itype = INPUT_DTYPES[input_format]
+    ftype, itype = golden.formats.get_input(input_format).dtypes
     sfmt = golden.formats.get(scale_format)
     lo = max(np.log2(sfmt.min_subnormal) - 4, -133)
-    hi = min(np.log2(sfmt.max * 6) + 3, 127)
+    hi = min(np.log2(sfmt.max * golden.BlockFormat().M) + 3, 127)
     top = rng.uniform(lo, hi, size=(n, 1))
     spread = rng.choice([0, 1, 4, 12], size=(n, 1))
     e = top - rng.uniform(0, 1, size=(n, block_size)) * spread
@@ -219,15 +220,15 @@ _TAGS = {"abs-max": "absmax", "mx": "mx"}
 _DESCRIPTIONS: dict[str, tuple] = {}
 
 
-def _mark_used(comp):
-    """Silence Amaranth's 'created but never used' warning for a component built to inspect."""
-    if getattr(comp, "_MustUse__used", True):
-        return
-    comp._MustUse__used = True
-    for value in vars(comp).values():
-        for item in value.values() if isinstance(value, dict) else [value]:
-            if isinstance(item, Elaboratable):
-                _mark_used(item)
+@contextlib.contextmanager
+def inspecting():
+    """Build components only to read their signature: Amaranth's 'created but never used'
+    warning (:class:`~amaranth.hdl.UnusedElaboratable`) is filtered, the documented way, until
+    they are collected at the end of the block (drop every reference to them inside it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        yield
+        gc.collect()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -330,23 +331,27 @@ class UnitSpec:
     def _describe(self):
         """(latency, ports) of a throwaway build, computed once per top name."""
         if self.name not in _DESCRIPTIONS:
-            comp = self.build()
-            _mark_used(comp)
-            ports = []
-            if comp.latency or self.stateful:
-                ports += [dict(name=n, dir="in", width=1, lanes=None, lane_width=None)
-                          for n in ("clk", "rst")]
-            for name, member in comp.signature.members.items():
-                shape = member.shape
-                if isinstance(shape, data.ArrayLayout):
-                    lanes, lw = shape.length, Shape.cast(shape.elem_shape).width
-                    width = lanes * lw
-                else:
-                    lanes, lw, width = None, None, Shape.cast(shape).width
-                ports.append(dict(name=name, dir="in" if member.flow == wiring.In else "out",
-                                  width=width, lanes=lanes, lane_width=lw))
-            _DESCRIPTIONS[self.name] = (comp.latency, tuple(ports))
+            with inspecting():
+                comp = self.build()
+                _DESCRIPTIONS[self.name] = (comp.latency, self._ports(comp))
+                del comp
         return _DESCRIPTIONS[self.name]
+
+    def _ports(self, comp) -> tuple:
+        ports = []
+        if comp.latency or self.stateful:
+            ports += [dict(name=n, dir="in", width=1, lanes=None, lane_width=None)
+                      for n in ("clk", "rst")]
+        for name, member in comp.signature.members.items():
+            shape = member.shape
+            if isinstance(shape, data.ArrayLayout):
+                lanes, lw = shape.length, Shape.cast(shape.elem_shape).width
+                width = lanes * lw
+            else:
+                lanes, lw, width = None, None, Shape.cast(shape).width
+            ports.append(dict(name=name, dir="in" if member.flow == wiring.In else "out",
+                              width=width, lanes=lanes, lane_width=lw))
+        return tuple(ports)
 
     def sidecar(self) -> dict:
         return {"top": self.name, "unit": self.unit, "params": dict(self.params),
