@@ -31,25 +31,26 @@ import ml_dtypes
 import numpy as np
 
 from finescale import golden
+from finescale.study.sigmas import REGION_B, REGION_SIGMA as _REGIONS
 
 #: sigma of the normal blocks of the paper's regions A, B, C (E4M3 scales, Fig. 1)
-REGION_SIGMA = {"region-a": 0.001, "region-b": 0.006, "region-c": 0.03}
+REGION_SIGMA = {f"region-{k.lower()}": v for k, v in _REGIONS.items()}
 KINDS = (*REGION_SIGMA, "student-t", "laplace", "log-uniform", "zeros", "outlier", "ties",
          "saturate", "subnormal")
-#: E2M1 rounding midpoints (the ties of element quantization)
-MIDPOINTS = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
-INPUT_DTYPES = {"bf16": (ml_dtypes.bfloat16, np.uint16), "fp32": (np.float32, np.uint32)}
+_E2M1 = golden.formats.get("e2m1").values()
+_E2M1 = _E2M1[_E2M1 >= 0]
+#: E2M1 rounding midpoints (the ties of element quantization), from the element grid
+MIDPOINTS = (_E2M1[:-1] + _E2M1[1:]) / 2
+#: 4-over-6's two M (6 and 4 for E2M1); the first, the element maximum, is abs-max's M
+CANDIDATES = golden.BlockFormat().candidates
+ELEMENT_MAX = CANDIDATES[0]
 #: the overflow run of an accumulating dot product is 2**(headroom + 1) + 1 blocks
 OVERFLOW_RUN_MAX_HEADROOM = 8
 
 
 def input_dtype(input_format: str):
     """(float dtype, bit-pattern dtype) of an input format name."""
-    try:
-        return INPUT_DTYPES[input_format]
-    except KeyError:
-        raise ValueError(f"unknown input_format {input_format!r}; "
-                         f"choose one of {list(INPUT_DTYPES)}") from None
+    return golden.formats.get_input(input_format).dtypes
 
 
 def to_bits(values, input_format: str = "bf16") -> np.ndarray:
@@ -74,7 +75,7 @@ def _representable_scales(sfmt, input_format):
     """Scale values S whose tie blocks (0.25 S .. 6 S) are exact in the input format."""
     _, vals = scale_values(sfmt)
     fdt, _ = input_dtype(input_format)
-    probe = np.outer(vals, np.r_[MIDPOINTS, 6.0])
+    probe = np.outer(vals, np.r_[MIDPOINTS, ELEMENT_MAX])
     with np.errstate(over="ignore"):
         exact = (probe.astype(fdt).astype(np.float64) == probe).all(axis=1)
     return vals[exact]
@@ -90,9 +91,9 @@ def random_blocks(rng, kind: str, n: int, block_size: int, *, scale_format="e4m3
     if kind in REGION_SIGMA:
         x = rng.standard_normal(shape) * REGION_SIGMA[kind]
     elif kind == "student-t":
-        x = rng.standard_t(3, shape) * 0.006
+        x = rng.standard_t(3, shape) * REGION_B
     elif kind == "laplace":
-        x = rng.laplace(0.0, 0.006, shape)
+        x = rng.laplace(0.0, REGION_B, shape)
     elif kind == "log-uniform":
         lo, hi = np.log2(float(finfo.smallest_subnormal)), np.log2(float(finfo.max))
         e = rng.uniform(lo, hi - 1, (n, 1))
@@ -100,14 +101,14 @@ def random_blocks(rng, kind: str, n: int, block_size: int, *, scale_format="e4m3
     elif kind == "zeros":
         x = np.where(rng.random(shape) < 0.3, -0.0, 0.0)
     elif kind == "outlier":
-        x = rng.standard_normal(shape) * 0.006
+        x = rng.standard_normal(shape) * REGION_B
         x[np.arange(n), rng.integers(0, block_size, n)] *= 1000.0
     elif kind == "ties":
         s = rng.choice(_representable_scales(sfmt, input_format), (n, 1))
         x = _signs(rng, shape) * s * rng.choice(MIDPOINTS, shape)
-        x[np.arange(n), rng.integers(0, block_size, n)] = 6.0 * s[:, 0]
+        x[np.arange(n), rng.integers(0, block_size, n)] = ELEMENT_MAX * s[:, 0]
     elif kind == "saturate":
-        top = min(sfmt.max * 6.0 * 8.0, float(finfo.max))
+        top = min(sfmt.max * ELEMENT_MAX * 8.0, float(finfo.max))
         amax = np.exp(rng.uniform(np.log(top / 16), np.log(top), (n, 1)))
         x = _signs(rng, shape) * amax * rng.random(shape)
         x[np.arange(n), rng.integers(0, block_size, n)] = amax[:, 0]
@@ -132,7 +133,7 @@ def mixed_blocks(rng, n: int, block_size: int, *, kinds=KINDS, **fmt) -> np.ndar
 
 
 def scale_sweep(rng, block_size: int, *, scale_format="e4m3", input_format="bf16",
-                M=6.0) -> np.ndarray:
+                M=ELEMENT_MAX) -> np.ndarray:
     """One block per scale value S with amax = M S (and its input-format neighbours).
 
     Under abs-max every scale code is the outcome of one of these blocks; the
@@ -297,7 +298,7 @@ def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
     if "x" in probe:
         block = probe["x"].shape[-1]
         x = [mixed_blocks(rng, n, block, **fmt)]
-        x += [scale_sweep(rng, block, M=m, **fmt) for m in (6.0, 4.0)]
+        x += [scale_sweep(rng, block, M=m, **fmt) for m in CANDIDATES]
         x = to_bits(np.concatenate(x), fmt["input_format"])
         if spec.unit == "scale" and fmt["input_format"] == "bf16":
             x = np.concatenate([x, amax_sweep(rng, block)])
