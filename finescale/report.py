@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from finescale.study.sigmas import REGION_B
+
 
 @dataclasses.dataclass
 class Section:
@@ -157,12 +159,12 @@ class Report:
                        ("Analytic prediction vs sampling", "study/theory.png")]
 
     def region_b_sigma(self) -> float:
-        """The middle of the widest detected region B (0.008 if none was found)."""
+        """The middle of the widest detected region B (REGION_B if none was found)."""
         if self.regions is not None:
             b = [(hi - lo, (lo * hi) ** 0.5) for lab, lo, hi in self.regions.ranges if lab == "B"]
             if b:
                 return float(max(b)[1])
-        return 0.008
+        return REGION_B
 
     # -- RTL, regression, synthesis ---------------------------------------------------------
     def rtl(self, sec: Section):

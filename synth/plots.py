@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .study import at_clock, breakdown_shares  # noqa: E402
 
-FORMATS = ("e4m3", "ue5m3", "e8m0")
+from finescale.golden.blockformat import SCALE_FORMATS as FORMATS  # noqa: E402
 
 
 def _variant(r) -> str:

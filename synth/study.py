@@ -9,6 +9,7 @@ import functools
 from pathlib import Path
 
 
+from finescale.golden.blockformat import SCALE_FORMATS
 from finescale.hw.emit import sha256
 
 from . import flow, liberty as lib
@@ -257,11 +258,12 @@ def headlines(rows) -> list[dict]:
                             "pairs": len(pairs), "metric": metric})
 
     kinds = sorted({kind(r) for r in rows})
-    for fmt in ("ue5m3", "e8m0"):
+    base = SCALE_FORMATS[0]
+    for fmt in SCALE_FORMATS[1:]:
         for k in kinds:
-            add(f"{fmt.upper()} / E4M3 scales, {k} unit",
+            add(f"{fmt.upper()} / {base.upper()} scales, {k} unit",
                 paired(rows, lambda r: kind(r) == k and r.get("scale_format") == fmt,
-                       lambda r: kind(r) == k and r.get("scale_format") == "e4m3",
+                       lambda r: kind(r) == k and r.get("scale_format") == base,
                        ignore={"scale_format", "method"}), timed=True)
     add("4-over-6 unit / abs-max scale unit",
         paired(rows, lambda r: r["unit"] == "4o6", _is_absmax,

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from finescale.golden import formats
+from finescale.golden.blockformat import LABELS
 from finescale.golden.quantize import quantize
 from finescale.golden.recipes import RECIPES
 
@@ -38,13 +39,9 @@ __all__ = ["Method", "METHODS", "PAPER_METHODS", "StudyConfig", "parse_method", 
 #: label -> (recipe, extra quantize options).  4o6 errors are compared in float64
 #: ("float"), as the paper's MSE; the "-fixed" variants use the hardware's fixed point.
 METHODS = {
-    "abs-max": ("paper-e4m3", {}),
-    "pz": ("paper-e4m3-pz", {}),
-    "4o6": ("paper-e4m3-4o6", {"error_arith": "float"}),
-    "pz-4o6": ("paper-e4m3-pz-4o6", {"error_arith": "float"}),
-    "bf": ("paper-e4m3-bf", {}),
-    "4o6-fixed": ("paper-e4m3-4o6", {"error_arith": "fixed"}),
-    "pz-4o6-fixed": ("paper-e4m3-pz-4o6", {"error_arith": "fixed"}),
+    **{label: ("paper-e4m3", LABELS[label]) for label in ("abs-max", "pz", "4o6", "pz-4o6", "bf")},
+    **{f"{label}-fixed": ("paper-e4m3", dict(LABELS[label], error_arith="fixed"))
+       for label in ("4o6", "pz-4o6")},
 }
 PAPER_METHODS = ("abs-max", "pz", "4o6", "pz-4o6", "bf")
 PAPER_SIGMAS = (0.0005, 0.05, 151)

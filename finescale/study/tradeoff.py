@@ -12,29 +12,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from finescale.golden import blockformat, formats as _formats
 from finescale.study import mse as study
 
-FORMATS = ("e4m3", "ue5m3", "e8m0")
+FORMATS = blockformat.SCALE_FORMATS
 RULES = ("abs-max", "pz", "4o6", "bf")
 BLOCKS = (4, 8, 16, 32)
 
-#: rule -> quantize options; E8M0 scales use the OCP rule (floor) for abs-max
-RULE_OPTIONS = {
-    "abs-max": dict(method="abs-max"),
-    "pz": dict(method="abs-max", prevent_zero=True),
-    "4o6": dict(method="4o6"),
-    "bf": dict(method="brute-force"),
-}
+#: rule -> quantize options (:data:`finescale.golden.blockformat.LABELS`)
+RULE_OPTIONS = {r: blockformat.LABELS[r] for r in RULES}
 
 
 def rule_options(rule: str, scale: str) -> dict | None:
-    """quantize options of a rule for a scale format; None where the pair is moot."""
+    """quantize options of a rule for a scale format; None where the pair is moot: a scale
+    format without zero (E8M0) has no zero scale to prevent, and a power-of-two one uses the
+    OCP rule (floor) for abs-max."""
     opts = dict(RULE_OPTIONS[rule], scale=scale)
-    if scale == "e8m0":
-        if rule == "pz":
-            return None  # E8M0 has no zero scale to prevent
-        if rule == "abs-max":
-            opts["method"] = "mx"
+    if opts.get("prevent_zero") and _formats.get(scale).zero_code is None:
+        return None
+    if opts["method"] == "abs-max":
+        opts["method"] = blockformat.scale_rule(scale)
     return opts
 
 

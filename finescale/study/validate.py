@@ -31,19 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from finescale import golden
+from finescale.study.sigmas import REGION_B
 
 DEFAULT_RECIPES = ["paper-e4m3", "paper-e4m3-pz", "paper-e4m3-4o6", "paper-e4m3-h",
                    "paper-ue5m3"]
-DEFAULT_SIGMAS = ["A=0.001", "B=0.005", "C=0.02"]
+DEFAULT_SIGMAS = ["A=0.001", f"B={REGION_B:g}", "C=0.02"]
 #: the MSE study's rules; a scale format below adds its own options
-METHODS = {
-    "abs-max": dict(method="abs-max"),
-    "pz": dict(method="abs-max", prevent_zero=True),
-    "mx": dict(method="mx"),
-    "4o6": dict(method="4o6"),
-    "pz-4o6": dict(method="4o6", prevent_zero=True),
-    "bf": dict(method="brute-force"),
-}
+METHODS = golden.blockformat.LABELS
 SCALES = {
     "e4m3": dict(scale="e4m3"),
     "e4m3-h": dict(scale="e4m3", hierarchical="tensor"),
