@@ -275,13 +275,8 @@ INPUTS: dict[str, Format] = {f.name: f for f in [
 
 
 def get_input(name: str | Format) -> Format:
-    """A block input format (:data:`INPUTS`) by name."""
-    if isinstance(name, Format):
-        return name
-    try:
-        return INPUTS[str(name).lower()]
-    except KeyError:
-        raise ValueError(f"input_format must be one of {list(INPUTS)}, not {name!r}") from None
+    """A block input format (:data:`INPUTS`) by name (a :class:`Format` passes through)."""
+    return _lookup(INPUTS, name, f"input_format must be one of {list(INPUTS)}, not {name!r}")
 
 
 def names() -> list[str]:
@@ -291,9 +286,13 @@ def names() -> list[str]:
 
 def get(fmt: str | Format) -> Format:
     """Look up a format by name (a :class:`Format` passes through)."""
+    return _lookup(FORMATS, fmt, f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
+
+
+def _lookup(table: dict, fmt, error: str) -> Format:
     if isinstance(fmt, Format):
         return fmt
     try:
-        return FORMATS[str(fmt).lower()]
+        return table[str(fmt).lower()]
     except KeyError:
-        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}") from None
+        raise ValueError(error) from None
