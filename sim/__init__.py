@@ -1,5 +1,6 @@
 """finescale.sim: the cocotb regression of every RTL unit against the golden model.
 
+* :mod:`.references` each unit kind's golden reference and random stimulus
 * :mod:`.stimulus`   seeded random blocks and exhaustive sweeps, as bit patterns
 * :mod:`.tb`         the cocotb testbench (``TB``) and its test
 * :mod:`.harness`    the DUT-side stimulus/response harness (blocks streamed in the simulator)

@@ -6,7 +6,8 @@ import pytest
 
 from finescale import golden
 from finescale.hw.simulate import simulate
-from finescale.hw.units import finite_scale_codes, spec
+from finescale.hw.units import spec
+from finescale.sim.references import finite_scale_codes
 
 SCALE_CASES = [("e4m3", "abs-max", False), ("e4m3", "abs-max", True), ("ue5m3", "abs-max", False),
                ("ue5m3", "abs-max", True), ("ue5m3-ptx", "abs-max", False),
