@@ -21,6 +21,7 @@ from .rounding import comparator_args, round_to_grid
 
 __all__ = ["quantize", "QuantizedTensor", "pack", "unpack"]
 
+
 @dataclasses.dataclass(frozen=True)
 class QuantizedTensor:
     """Codes, scales and the recipe that made them.

@@ -90,8 +90,9 @@ def fouroversix_ties(spec, x_bits) -> np.ndarray:
     fdt, _ = input_dtype(p["input_format"])
     x = np.asarray(x_bits).view(fdt).astype(np.float64)
     opts = dict(scale=p["scale_format"], block_size=x.shape[-1], prevent_zero=p["prevent_zero"])
-    q6 = golden.quantize(x.astype(fdt), M=6, **opts)
-    q4 = golden.quantize(x.astype(fdt), M=4, **opts)
+    m6, m4 = golden.BlockFormat(scale=p["scale_format"]).candidates
+    q6 = golden.quantize(x.astype(fdt), M=m6, **opts)
+    q4 = golden.quantize(x.astype(fdt), M=m4, **opts)
     amax = np.abs(x).max(axis=1)
     _, eb = np.frexp(np.where(amax > 0, amax, 1.0))
     unit = np.ldexp(1.0, p["error_frac_bits"] - eb + 1)[:, None]  # 2**(F - Eb)
