@@ -87,8 +87,6 @@ UNITS: dict[str, Unit] = {
                                  headroom=16, stages=None)),
 }
 
-#: short tags of parameter values in top names
-_TAGS = {"abs-max": "absmax", "mx": "mx"}
 
 
 _DESCRIPTIONS: dict[str, tuple] = {}
@@ -151,7 +149,7 @@ class UnitSpec:
         if "input_format" in p:
             parts.append(p["input_format"])
         if "method" in p:
-            parts.append(_TAGS[p["method"]])
+            parts.append(p["method"].replace("-", ""))  # a Verilog-safe tag of the rule
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
