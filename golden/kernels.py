@@ -24,20 +24,20 @@ import math
 import numba
 import numpy as np
 
-from .rounding import compare_row, round_one
+from .pool import run_rows
+from .rounding import round_one
 
 METRICS = ("mse", "mae", "max-abs")
 MSE, MAE, MAXABS = range(3)
 
+def bits(x: np.ndarray) -> np.ndarray:
+    """x's IEEE bit patterns as signed integers of its width (a view)."""
+    return x.view(np.int32 if x.dtype.itemsize == 4 else np.int64)
 
-CHUNK = 512  # rows a parallel task takes (one scratch buffer a task)
 
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def block_amax(xb):
-    """max |x| of every row; NaN for a row holding NaN or Inf."""
-    out = np.empty(xb.shape[0], np.float64)
-    for r in numba.prange(xb.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _block_amax(lo, hi, xb, out):
+    for r in range(lo, hi):
         m = 0.0
         bad = False
         for c in range(xb.shape[1]):
@@ -45,95 +45,175 @@ def block_amax(xb):
             bad |= not (a <= np.inf) or a == np.inf
             m = max(m, a)
         out[r] = np.nan if bad else m
+
+
+def block_amax(xb):
+    """max |x| of every row; NaN for a row holding NaN or Inf."""
+    out = np.empty(xb.shape[0], np.float64)
+    run_rows(_block_amax, xb.shape[0], xb, out)
     return out
 
 
 @numba.njit(inline="always")
-def quantize_row(xrow, d, cmp, grid, zcode, out):
-    """Element codes of one block under divisor d; d == 0 gives signed zeros."""
+def thresholds(d, mids, tie_up, thr, ti):
+    """Integer thresholds of the comparator bank for divisor d (see :func:`quantize_row`).
+
+    ``thr`` (x's float type) and ``ti`` (its bits) are one scratch buffer; entries past
+    ``mids.size`` keep the largest integer, which no magnitude exceeds.
+    """
+    for i in range(mids.size):
+        t = mids[i] * d  # exact in float64
+        thr[i] = t  # nearest float of x's type
+        # |x| > t, or |x| >= t on a tie that rounds up  <=>  bits(|x|) > ti[i]
+        if thr[i] > t or (thr[i] == t and tie_up[i]):
+            ti[i] -= 1
+
+
+@numba.njit(inline="always")
+def quantize_row(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    """Element codes of one block under divisor d; d == 0 gives signed zeros.
+
+    With the comparator (``cmp[0]``) the code is the number of midpoints ``m_k d``
+    that ``|x|`` exceeds (or reaches, where the tie rounds up).  The comparison is
+    done on the bits of ``|x|`` (``xirow``, non-negative floats order as integers)
+    against thresholds rounded into x's type, so the loop is branch-free integer
+    SIMD; ``thr``/``ti`` (7 entries at least) are the scratch of :func:`thresholds`.
+    """
     (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
+    n = xrow.size
     if d == 0.0:
-        for c in range(xrow.size):
-            out[c] = zcode | (sbit if np.signbit(xrow[c]) and negz >= 0 else 0)
+        for c in range(n):
+            out[c] = zcode | (sbit if xirow[c] < 0 and negz >= 0 else 0)
     elif cmp[0]:
-        compare_row(xrow, d, cmp[1], cmp[2], cmp[3], cmp[4], out)
+        mids, tie_up, mags, ident, mask = cmp[1], cmp[2], cmp[3], cmp[5], cmp[6]
+        big = mask  # the largest positive integer of x's width
+        for i in range(ti.size):
+            ti[i] = big
+        thresholds(d, mids, tie_up, thr, ti)
+        if ident and mids.size <= 7:  # codes are magnitude indices (E2M1): unrolled, SIMD
+            t0, t1, t2, t3, t4, t5, t6 = ti[0], ti[1], ti[2], ti[3], ti[4], ti[5], ti[6]
+            for c in range(n):
+                v = xirow[c]
+                a = v & mask
+                k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
+                     + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
+                out[c] = np.uint8(k | (sbit if v < 0 else 0))
+        else:
+            for c in range(n):
+                out[c] = 0
+            for i in range(mids.size):
+                t = ti[i]
+                for c in range(n):
+                    out[c] += (xirow[c] & mask) > t
+            for c in range(n):
+                out[c] = mags[out[c]] | (sbit if xirow[c] < 0 else 0)
     else:
-        for c in range(xrow.size):
-            out[c] = round_one(xrow[c], d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit,
-                               underc, mode, ovf, 0.0)
+        for c in range(n):
+            out[c] = round_one(np.float64(xrow[c]), d, vals, codes, vlo, vhi, plo, negz, nanc,
+                               infc, sbit, underc, mode, ovf, 0.0)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
+def _quantize_rows(lo, hi, xb, xi, d, cmp, grid, zcode, out):
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        quantize_row(xb[r], xi[r], d[r], cmp, grid, zcode, out[r], thr, ti)
+
+
 def quantize_rows(xb, d, cmp, grid, zcode, out):
     """Element codes of every block (row) under its divisor."""
-    for r in numba.prange(xb.shape[0]):
-        quantize_row(xb[r], d[r], cmp, grid, zcode, out[r])
+    run_rows(_quantize_rows, xb.shape[0], xb, bits(xb), d, with_mask(cmp, xb), grid, zcode, out)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+def with_mask(cmp, x):
+    """The comparator arguments with the magnitude mask of x's bit width appended."""
+    return cmp + (bits(x).dtype.type(np.iinfo(bits(x).dtype).max),)
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs_max(lo, hi, xb, xi, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        sc = _scale_code(amax[r], gm[r], stable, sgrid, pz_code)
+        scodes[r] = sc
+        quantize_row(xb[r], xi[r], g[r] * stable[sc], cmp, grid, zcode, out[r], thr, ti)
+
+
 def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
     """Fused abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
     then the block's element codes under divisor g * S; one pass over the blocks."""
-    for r in numba.prange(xb.shape[0]):
-        sc = _scale_code(amax[r], gm[r], stable, sgrid, pz_code)
-        scodes[r] = sc
-        quantize_row(xb[r], g[r] * stable[sc], cmp, grid, zcode, out[r])
+    run_rows(_abs_max, xb.shape[0], xb, bits(xb), amax, gm, g, stable, sgrid, pz_code,
+             with_mask(cmp, xb), grid, zcode, out, scodes)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
+def _four_over_six(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp,
+                   grid, zcode, metric, fixed, frac_bits, out, take4, scodes):
+    n = xb.shape[1]
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    ti = thr.view(xi.dtype)
+    c4 = np.empty(n, np.uint8)
+    xs = np.empty(n, np.float64)
+    t6 = np.empty(table.size, np.float64)
+    t4 = np.empty(table.size, np.float64)
+    for r in range(lo, hi):
+        s6 = _scale_code(amax[r], g[r] * m6, stable, sgrid, pz_code)
+        s4 = (_scale_code(1.5 * stable[s6], 1.0, stable, sgrid, pz_code) if from6 else
+              _scale_code(amax[r], g[r] * m4, stable, sgrid, pz_code))
+        d6 = g[r] * stable[s6]
+        d4 = g[r] * stable[s4]
+        c6 = out[r]
+        xr = xb[r]
+        quantize_row(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
+        scodes[r] = s6
+        take4[r] = False
+        if s4 == s6:  # one candidate: a tie, keep 6
+            continue
+        quantize_row(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
+        if fixed:
+            if amax[r] == 0.0:  # both candidates exact: tie, keep 6
+                continue
+            unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
+            for c in range(n):
+                xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
+            for k in range(table.size):
+                t6[k] = math.floor(abs(table[k] * d6) * unit)
+                t4[k] = math.floor(abs(table[k] * d4) * unit)
+        else:
+            for c in range(n):
+                xs[c] = xr[c]
+            for k in range(table.size):
+                t6[k] = table[k] * d6
+                t4[k] = table[k] * d4
+        e6 = 0.0
+        e4 = 0.0
+        for c in range(n):
+            e6 = _term(xs[c] - t6[c6[c]], metric, e6)
+            e4 = _term(xs[c] - t4[c4[c]], metric, e4)
+        if e4 < e6:
+            take4[r] = True
+            scodes[r] = s4
+            for c in range(n):  # a loop: slice assignment compiles numba's shape-error strings
+                c6[c] = c4[c]
+
+
 def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp, grid, zcode,
                   metric, fixed, frac_bits, out, take4, scodes):
     """Quantize each block under both candidates, keep 4 where its error is strictly lower.
 
     Candidates: S6 = RoundSF(amax / (g m6)) and S4 = RoundSF(amax / (g m4)), or with
     ``from6`` S4 = RoundSF(1.5 S6); each raised to ``pz_code`` if zero (pz_code >= 0).
+    Equal candidates are a tie (6 kept) without evaluating the errors.
 
     The error terms are ``X_i - T[code_i]``: with ``fixed``, X_i = floor(|x_i| 2**(F-Eb))
     and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
     otherwise X_i = x_i and T[k] = value_k d.
     """
-    nrows, n = xb.shape
-    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
-        c4 = np.empty(n, np.uint8)
-        xs = np.empty(n, np.float64)
-        t6 = np.empty(table.size, np.float64)
-        t4 = np.empty(table.size, np.float64)
-        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            s6 = _scale_code(amax[r], g[r] * m6, stable, sgrid, pz_code)
-            s4 = (_scale_code(1.5 * stable[s6], 1.0, stable, sgrid, pz_code) if from6 else
-                  _scale_code(amax[r], g[r] * m4, stable, sgrid, pz_code))
-            d6 = g[r] * stable[s6]
-            d4 = g[r] * stable[s4]
-            c6 = out[r]
-            xr = xb[r]
-            quantize_row(xr, d6, cmp, grid, zcode, c6)
-            quantize_row(xr, d4, cmp, grid, zcode, c4)
-            scodes[r] = s6
-            if fixed:
-                if amax[r] == 0.0:  # both candidates exact: tie, keep 6
-                    take4[r] = False
-                    continue
-                unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
-                for c in range(n):
-                    xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
-                for k in range(table.size):
-                    t6[k] = math.floor(abs(table[k] * d6) * unit)
-                    t4[k] = math.floor(abs(table[k] * d4) * unit)
-            else:
-                for c in range(n):
-                    xs[c] = xr[c]
-                for k in range(table.size):
-                    t6[k] = table[k] * d6
-                    t4[k] = table[k] * d4
-            e6 = 0.0
-            e4 = 0.0
-            for c in range(n):
-                e6 = _term(xs[c] - t6[c6[c]], metric, e6)
-                e4 = _term(xs[c] - t4[c4[c]], metric, e4)
-            take4[r] = e4 < e6
-            if e4 < e6:
-                c6[:] = c4
-                scodes[r] = s4
+    run_rows(_four_over_six, xb.shape[0], xb, bits(xb), amax, g, m6, m4, from6, stable, sgrid,
+             pz_code, table, with_mask(cmp, xb), grid, zcode, metric, fixed, frac_bits, out,
+             take4, scodes)
 
 
 @numba.njit(inline="always")
@@ -145,12 +225,16 @@ def _scale_code(a, gm, stable, sgrid, pz_code):
     return pz_code if pz_code >= 0 and stable[sc] == 0.0 else sc
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def dequantize(codes, table, d, out):
-    """out[r, c] = table[codes[r, c]] * d[r], rounded once to out's dtype."""
-    for r in numba.prange(codes.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _dequantize(lo, hi, codes, table, d, out):
+    for r in range(lo, hi):
         for c in range(codes.shape[1]):
             out[r, c] = table[codes[r, c]] * d[r]
+
+
+def dequantize(codes, table, d, out):
+    """out[r, c] = table[codes[r, c]] * d[r], rounded once to out's dtype."""
+    run_rows(_dequantize, codes.shape[0], codes, table, d, out)
 
 
 @numba.njit(inline="always")
@@ -162,7 +246,17 @@ def _term(e, metric, acc):
     return max(acc, abs(e))
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
+def _brute_force(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode,
+                 metric, prune, best_out, err_out):
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    ti = thr.view(xi.dtype)
+    crow = np.empty(xb.shape[1], np.uint8)
+    for r in range(lo, hi):
+        _search_row(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
+                    cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti)
+
+
 def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode, metric,
                 prune, best_out, err_out):
     """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block.
@@ -183,25 +277,21 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
 
     ``cmp`` and ``grid`` are the element rounding (see :func:`quantize_row`).
     """
-    nrows = xb.shape[0]
-    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
-        crow = np.empty(xb.shape[1], np.uint8)
-        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            _search_row(xb[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table, cmp,
-                        grid, zcode, metric, prune, best_out, err_out, r)
+    run_rows(_brute_force, xb.shape[0], xb, bits(xb), amax, g, svals, start, mmax, zero_at,
+             table, with_mask(cmp, xb), grid, zcode, metric, prune, best_out, err_out)
 
 
 @numba.njit(inline="always")
-def _search_row(xrow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, zcode, metric,
-                prune, best_out, err_out, r):
+def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, zcode,
+                metric, prune, best_out, err_out, r, thr, ti):
     """Brute-force search of one block (see :func:`brute_force`)."""
     ns = svals.size
     best = np.inf
     besti = ns
     first = 0
     if prune:
-        best = _candidate_error(xrow, crow, svals[k0] * gr, table, cmp, grid, zcode,
-                                metric, np.inf)
+        best = _candidate_error(xrow, xirow, crow, svals[k0] * gr, table, cmp, grid, zcode,
+                                metric, np.inf, thr, ti)
         besti = k0
         # first scale whose clipping bound does not exceed best (bound falls with s)
         lo, hi = 0, ns
@@ -215,8 +305,8 @@ def _search_row(xrow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, 
         first = lo
     for k in range(first, ns):
         s = svals[k] * gr
-        e = _candidate_error(xrow, crow, s, table, cmp, grid, zcode, metric,
-                             best if prune else np.inf)
+        e = _candidate_error(xrow, xirow, crow, s, table, cmp, grid, zcode, metric,
+                             best if prune else np.inf, thr, ti)
         if e < best or (e == best and k < besti):
             best = e
             besti = k
@@ -227,9 +317,9 @@ def _search_row(xrow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, 
 
 
 @numba.njit(inline="always")
-def _candidate_error(xrow, crow, d, table, cmp, grid, zcode, metric, limit):
+def _candidate_error(xrow, xirow, crow, d, table, cmp, grid, zcode, metric, limit, thr, ti):
     """Error of the block under divisor d; stops as soon as it exceeds limit."""
-    quantize_row(xrow, d, cmp, grid, zcode, crow)
+    quantize_row(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
     acc = 0.0
     for c in range(xrow.size):
         acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
