@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from .pool import run_rows
-from .rounding import round_one
+from .rounding import round_one, round_one_inline
 
 METRICS = ("mse", "mae", "max-abs")
 MSE, MAE, MAXABS = range(3)
@@ -73,40 +73,62 @@ def thresholds(d, mids, tie_up, thr, ti):
 def quantize_row(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
     """Element codes of one block under divisor d; d == 0 gives signed zeros.
 
-    With the comparator (``cmp[0]``) the code is the number of midpoints ``m_k d``
-    that ``|x|`` exceeds (or reaches, where the tie rounds up).  The comparison is
-    done on the bits of ``|x|`` (``xirow``, non-negative floats order as integers)
-    against thresholds rounded into x's type, so the loop is branch-free integer
-    SIMD; ``thr``/``ti`` (7 entries at least) are the scratch of :func:`thresholds`.
+    With the comparator the code is the number of midpoints ``m_k d`` that ``|x|``
+    exceeds (or reaches, where the tie rounds up).  Where ``cmp[5]`` (see
+    :func:`with_mask`) the comparison is done on the bits of ``|x|`` (``xirow``:
+    non-negative floats order as integers) against thresholds rounded into x's
+    type, a branch-free integer loop that compiles to SIMD; ``thr``/``ti`` (8 entries
+    at least) are the scratch of :func:`thresholds`.  Only this path is inlined into
+    the kernels; the others are one shared function.
     """
+    if cmp[5]:
+        _fast_row(xirow, d, cmp, grid[8], out, thr, ti)
+    else:
+        quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti)
+
+
+@numba.njit(inline="always")
+def _fast_row(xirow, d, cmp, sbit, out, thr, ti):
+    """:func:`quantize_row`'s integer path (its loop must stay unconditional to vectorise)."""
+    mask = cmp[6]
+    for i in range(8):
+        ti[i] = mask  # the largest integer of x's width: no |x| exceeds it
+    thresholds(d, cmp[1], cmp[2], thr, ti)
+    t0, t1, t2, t3, t4, t5, t6 = ti[0], ti[1], ti[2], ti[3], ti[4], ti[5], ti[6]
+    if d != 0.0:
+        for c in range(xirow.size):
+            v = xirow[c]
+            a = v & mask
+            k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
+                 + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
+            out[c] = np.uint8(k | (sbit if v < 0 else 0))
+    else:  # a zero scale: signed zeros (zero code 0)
+        for c in range(xirow.size):
+            out[c] = np.uint8(sbit if xirow[c] < 0 else 0)
+
+
+@numba.njit(nogil=True)
+def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    """:func:`quantize_row` off its fast path: a comparator of more than 7 midpoints or with
+    codes out of magnitude order, and grids without the comparator (per element)."""
     (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
     n = xrow.size
     if d == 0.0:
         for c in range(n):
             out[c] = zcode | (sbit if xirow[c] < 0 and negz >= 0 else 0)
     elif cmp[0]:
-        mids, tie_up, mags, ident, mask = cmp[1], cmp[2], cmp[3], cmp[5], cmp[6]
-        big = mask  # the largest positive integer of x's width
+        mids, mags, mask = cmp[1], cmp[3], cmp[6]
         for i in range(ti.size):
-            ti[i] = big
-        thresholds(d, mids, tie_up, thr, ti)
-        if ident and mids.size <= 7:  # codes are magnitude indices (E2M1): unrolled, SIMD
-            t0, t1, t2, t3, t4, t5, t6 = ti[0], ti[1], ti[2], ti[3], ti[4], ti[5], ti[6]
+            ti[i] = mask
+        thresholds(d, mids, cmp[2], thr, ti)
+        for c in range(n):
+            out[c] = 0
+        for i in range(mids.size):
+            t = ti[i]
             for c in range(n):
-                v = xirow[c]
-                a = v & mask
-                k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
-                     + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
-                out[c] = np.uint8(k | (sbit if v < 0 else 0))
-        else:
-            for c in range(n):
-                out[c] = 0
-            for i in range(mids.size):
-                t = ti[i]
-                for c in range(n):
-                    out[c] += (xirow[c] & mask) > t
-            for c in range(n):
-                out[c] = mags[out[c]] | (sbit if xirow[c] < 0 else 0)
+                out[c] += (xirow[c] & mask) > t
+        for c in range(n):
+            out[c] = mags[out[c]] | (sbit if xirow[c] < 0 else 0)
     else:
         for c in range(n):
             out[c] = round_one(np.float64(xrow[c]), d, vals, codes, vlo, vhi, plo, negz, nanc,
@@ -123,34 +145,48 @@ def _quantize_rows(lo, hi, xb, xi, d, cmp, grid, zcode, out):
 
 def quantize_rows(xb, d, cmp, grid, zcode, out):
     """Element codes of every block (row) under its divisor."""
-    run_rows(_quantize_rows, xb.shape[0], xb, bits(xb), d, with_mask(cmp, xb), grid, zcode, out)
+    run_rows(_quantize_rows, xb.shape[0], xb, bits(xb), d, with_mask(cmp, xb, grid, zcode), grid, zcode, out)
 
 
-def with_mask(cmp, x):
-    """The comparator arguments with the magnitude mask of x's bit width appended."""
-    return cmp + (bits(x).dtype.type(np.iinfo(bits(x).dtype).max),)
+def with_mask(cmp, x, grid, zcode):
+    """The comparator arguments (:func:`rounding.comparator_args`) for the kernels on x:
+    ``cmp[5]`` says whether :func:`quantize_row`'s integer fast path applies (at most 7
+    midpoints, codes that count them, zero code 0 with a signed zero), ``cmp[6]`` is the
+    magnitude mask of x's bit width."""
+    use, mids, tie_up, mags, sbit, ident = cmp
+    fast = bool(use and ident and mids.size <= 7 and zcode == 0 and grid[5] >= 0)
+    ints = bits(x).dtype
+    return use, mids, tie_up, mags, sbit, fast, ints.type(np.iinfo(ints).max)
 
 
 @numba.njit(cache=True, nogil=True)
-def _abs_max(lo, hi, xb, xi, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
-    thr = np.empty(max(8, cmp[1].size), xb.dtype)
-    ti = thr.view(xi.dtype)
+def _scale_rows(lo, hi, amax, gm, stable, sgrid, pz_code, scodes):
+    (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
     for r in range(lo, hi):
-        sc = _scale_code(amax[r], gm[r], stable, sgrid, pz_code)
-        scodes[r] = sc
-        quantize_row(xb[r], xi[r], g[r] * stable[sc], cmp, grid, zcode, out[r], thr, ti)
+        sc = round_one_inline(amax[r], gm[r], svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                              ssbit, sunderc, smode, sovf, 0.0)
+        scodes[r] = pz_code if pz_code >= 0 and stable[sc] == 0.0 else sc
+
+
+def scale_codes(amax, gm, stable, sgrid, pz_code):
+    """RoundSF(amax / gm) of every block (uint8 codes), raised to pz_code where the scale
+    is zero (pz_code >= 0); ``sgrid`` is the scale grid's :meth:`Grid.args`."""
+    out = np.empty(amax.size, np.uint8)
+    run_rows(_scale_rows, amax.size, amax, np.ascontiguousarray(gm, np.float64), stable, sgrid,
+             pz_code, out)
+    return out
 
 
 def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
-    """Fused abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
-    then the block's element codes under divisor g * S; one pass over the blocks."""
-    run_rows(_abs_max, xb.shape[0], xb, bits(xb), amax, gm, g, stable, sgrid, pz_code,
-             with_mask(cmp, xb), grid, zcode, out, scodes)
+    """Abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
+    then the block's element codes under divisor g * S."""
+    scodes[:] = scale_codes(amax, gm, stable, sgrid, pz_code)
+    quantize_rows(xb, g * stable[scodes], cmp, grid, zcode, out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _four_over_six(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp,
-                   grid, zcode, metric, fixed, frac_bits, out, take4, scodes):
+def _four_over_six(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
+                   fixed, frac_bits, out, take4, scodes):
     n = xb.shape[1]
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
@@ -159,9 +195,8 @@ def _four_over_six(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, pz_cod
     t6 = np.empty(table.size, np.float64)
     t4 = np.empty(table.size, np.float64)
     for r in range(lo, hi):
-        s6 = _scale_code(amax[r], g[r] * m6, stable, sgrid, pz_code)
-        s4 = (_scale_code(1.5 * stable[s6], 1.0, stable, sgrid, pz_code) if from6 else
-              _scale_code(amax[r], g[r] * m4, stable, sgrid, pz_code))
+        s6 = s6s[r]
+        s4 = s4s[r]
         d6 = g[r] * stable[s6]
         d4 = g[r] * stable[s4]
         c6 = out[r]
@@ -211,8 +246,11 @@ def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp
     and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
     otherwise X_i = x_i and T[k] = value_k d.
     """
-    run_rows(_four_over_six, xb.shape[0], xb, bits(xb), amax, g, m6, m4, from6, stable, sgrid,
-             pz_code, table, with_mask(cmp, xb), grid, zcode, metric, fixed, frac_bits, out,
+    s6 = scale_codes(amax, g * m6, stable, sgrid, pz_code)
+    s4 = (scale_codes(1.5 * stable[s6], np.ones_like(amax), stable, sgrid, pz_code) if from6
+          else scale_codes(amax, g * m4, stable, sgrid, pz_code))
+    run_rows(_four_over_six, xb.shape[0], xb, bits(xb), amax, g, s6, s4, stable, table,
+             with_mask(cmp, xb, grid, zcode), grid, zcode, metric, fixed, frac_bits, out,
              take4, scodes)
 
 
@@ -248,18 +286,19 @@ def _term(e, metric, acc):
 
 @numba.njit(cache=True, nogil=True)
 def _brute_force(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode,
-                 metric, prune, best_out, err_out):
+                 metric, prune, best_out, err_out, out):
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     crow = np.empty(xb.shape[1], np.uint8)
     for r in range(lo, hi):
         _search_row(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
-                    cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti)
+                    cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
 
 
 def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode, metric,
-                prune, best_out, err_out):
-    """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block.
+                prune, best_out, err_out, out):
+    """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block,
+    its error and the block's element codes under it (``out``).
 
     Ties go to the smallest scale.  With ``prune`` the search starts from the
     hint ``start[r]`` (the abs-max candidate) and skips candidates that provably
@@ -275,22 +314,24 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
       larger scales: that candidate is the last one evaluated;
     * a candidate whose running error exceeds the best one is abandoned.
 
+    ``start`` may be any index into ``svals``: it changes the work, not the result.
+
     ``cmp`` and ``grid`` are the element rounding (see :func:`quantize_row`).
     """
     run_rows(_brute_force, xb.shape[0], xb, bits(xb), amax, g, svals, start, mmax, zero_at,
-             table, with_mask(cmp, xb), grid, zcode, metric, prune, best_out, err_out)
+             table, with_mask(cmp, xb, grid, zcode), grid, zcode, metric, prune, best_out, err_out, out)
 
 
 @numba.njit(inline="always")
 def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, zcode,
-                metric, prune, best_out, err_out, r, thr, ti):
+                metric, prune, best_out, err_out, r, thr, ti, out):
     """Brute-force search of one block (see :func:`brute_force`)."""
     ns = svals.size
     best = np.inf
     besti = ns
     first = 0
     if prune:
-        best = _candidate_error(xrow, xirow, crow, svals[k0] * gr, table, cmp, grid, zcode,
+        best = _candidate_error(xrow, xirow, out, svals[k0] * gr, table, cmp, grid, zcode,
                                 metric, np.inf, thr, ti)
         besti = k0
         # first scale whose clipping bound does not exceed best (bound falls with s)
@@ -307,9 +348,11 @@ def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp,
         s = svals[k] * gr
         e = _candidate_error(xrow, xirow, crow, s, table, cmp, grid, zcode, metric,
                              best if prune else np.inf, thr, ti)
-        if e < best or (e == best and k < besti):
+        if e < best or (e == best and k < besti):  # evaluated in full: crow is complete
             best = e
             besti = k
+            for c in range(xrow.size):
+                out[c] = crow[c]
         if prune and am < s * zero_at:
             break
     best_out[r] = besti

@@ -367,14 +367,16 @@ def quantize(x, *, recipe: str | None = None, **options) -> QuantizedTensor:
             floor=floor or 0.0)
     else:  # brute force
         svals, scodes_all = scaling.search_scales(sfmt, opts["prevent_zero"], floor or 0.0)
-        start = np.searchsorted(svals, sfmt.table[select(M)])
+        # the search's first candidate (any index is exact; near abs-max prunes the most)
+        start = np.minimum(np.searchsorted(svals, amax / (g * M)), svals.size - 1)
         best = np.empty(xb.shape[0], np.int64)
         err = np.empty(xb.shape[0])
+        ecodes = np.empty(xb.shape, np.uint8)
         kernels.brute_force(xb, amax, g, svals, start, float(m_hi),
                             scaling.zero_threshold(efmt, rounding), efmt.table, cmp, egrid,
-                            zcode, kernels.METRICS.index(metric), bool(opts["prune"]), best, err)
+                            zcode, kernels.METRICS.index(metric), bool(opts["prune"]), best, err,
+                            ecodes)
         scodes = scodes_all[best]
-        ecodes = elements(scodes)
 
     if opts["faults"] == "reproduce":
         ecodes, scodes = anchors.reproduce_faults(

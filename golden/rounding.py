@@ -179,8 +179,9 @@ def _round_kernel(lo, hi, x, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sb
                   mode, ovf, u, out):
     for r in range(lo, hi):
         for c in range(x.shape[1]):
-            out[r, c] = round_one(x[r, c], d[r], vals, codes, vlo, vhi, plo, negz, nanc, infc,
-                                  sbit, underc, mode, ovf, u[r, c] if mode == STOCHASTIC else 0.0)
+            out[r, c] = round_one_inline(x[r, c], d[r], vals, codes, vlo, vhi, plo, negz, nanc,
+                                         infc, sbit, underc, mode, ovf,
+                                         u[r, c] if mode == STOCHASTIC else 0.0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -205,8 +206,7 @@ def compare_row(xr, d, mids, tie_up, mags, sbit, out):
         out[c] = mags[out[c]] | (sbit if np.signbit(xr[c]) else 0)
 
 
-@numba.njit(nogil=True)
-def round_one(x, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf, u):
+def _round_one(x, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf, u):
     """Code of x / d rounded onto the grid ``vals`` (see the module docstring)."""
     xv = np.float64(x)
     neg = sbit if math.copysign(1.0, xv) < 0 else 0  # NaN, inf and zero keep their sign
@@ -259,3 +259,9 @@ def round_one(x, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, 
     if negz >= 0 and vals[pick] == 0.0:
         return codes[pick] | neg
     return codes[pick]
+
+
+#: compiled once and called (per element, where nothing faster applies), or inlined into a
+#: kernel's loop (block scales: about 2.5x faster, for a larger kernel to compile)
+round_one = numba.njit(nogil=True)(_round_one)
+round_one_inline = numba.njit(inline="always")(_round_one)

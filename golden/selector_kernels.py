@@ -138,7 +138,7 @@ def k_candidates(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sg
     whose scale code equals an earlier one is not evaluated again (same error).
     """
     run_rows(_k_candidates, xb.shape[0], xb, bits(xb), amax, g, ms, up, offsets, m_base, svals,
-             scodes, stable, sgrid, pz_code, table, with_mask(cmp, xb), grid, zcode, metric, arith,
+             scodes, stable, sgrid, pz_code, table, with_mask(cmp, xb, grid, zcode), grid, zcode, metric, arith,
              frac_bits, out, scode_out, pick_out)
 
 
@@ -181,5 +181,5 @@ def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid
     1 when the count is at least ``hi`` (and candidate 0 otherwise).
     """
     run_rows(_predicted, xb.shape[0], xb, bits(xb), amax, g, ms, up, offsets, m_base, svals,
-             scodes, stable, sgrid, pz_code, with_mask(cmp, xb), grid, zcode, stat, lo, hi, out,
+             scodes, stable, sgrid, pz_code, with_mask(cmp, xb, grid, zcode), grid, zcode, stat, lo, hi, out,
              scode_out, pick_out)
