@@ -2,7 +2,8 @@
 
 All work on blocks laid out as rows of a 2-D array ``xb[nblocks, block]`` with
 one divisor ``d[block] = global * scale`` a row.  Element codes come from
-:func:`rounding.round_one`, so every path rounds exactly as a cast does.
+:func:`fast_row` (the comparator) or :func:`rounding.round_one`, so every path rounds
+exactly as a cast does.
 
 Block errors, two definitions:
 
@@ -56,7 +57,7 @@ def block_amax(xb):
 
 @numba.njit(inline="always")
 def thresholds(d, mids, tie_up, thr, ti):
-    """Integer thresholds of the comparator bank for divisor d (see :func:`quantize_row`).
+    """Integer thresholds of the comparator bank for divisor d (see :func:`fast_row`).
 
     ``thr`` (x's float type) and ``ti`` (its bits) are one scratch buffer; entries past
     ``mids.size`` keep the largest integer, which no magnitude exceeds.
@@ -70,26 +71,17 @@ def thresholds(d, mids, tie_up, thr, ti):
 
 
 @numba.njit(inline="always")
-def quantize_row(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
-    """Element codes of one block under divisor d; d == 0 gives signed zeros.
+def fast_row(xirow, d, cmp, sbit, out, thr, ti):
+    """Element codes of one block under divisor d (d == 0: signed zeros), where ``cmp[5]``.
 
-    With the comparator the code is the number of midpoints ``m_k d`` that ``|x|``
-    exceeds (or reaches, where the tie rounds up).  Where ``cmp[5]`` (see
-    :func:`with_mask`) the comparison is done on the bits of ``|x|`` (``xirow``:
-    non-negative floats order as integers) against thresholds rounded into x's
-    type, a branch-free integer loop that compiles to SIMD; ``thr``/``ti`` (8 entries
-    at least) are the scratch of :func:`thresholds`.  Only this path is inlined into
-    the kernels; the others are one shared function.
+    The code is the number of midpoints ``m_k d`` that ``|x|`` exceeds (or reaches,
+    where the tie rounds up), compared on the bits of ``|x|`` (``xirow``: non-negative
+    floats order as integers) against thresholds rounded into x's type: a branch-free
+    integer loop that compiles to SIMD.  ``thr``/``ti`` (8 entries at least) are the
+    scratch of :func:`thresholds`.  Kernels test ``fast = cmp[5]`` themselves, read
+    before their loop, and call :func:`quantize_row_general` otherwise (the test inside
+    an inlined helper, or around this loop, stops the SIMD).
     """
-    if cmp[5]:
-        _fast_row(xirow, d, cmp, grid[8], out, thr, ti)
-    else:
-        quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti)
-
-
-@numba.njit(inline="always")
-def _fast_row(xirow, d, cmp, sbit, out, thr, ti):
-    """:func:`quantize_row`'s integer path (its loop must stay unconditional to vectorise)."""
     mask = cmp[6]
     for i in range(8):
         ti[i] = mask  # the largest integer of x's width: no |x| exceeds it
@@ -109,8 +101,10 @@ def _fast_row(xirow, d, cmp, sbit, out, thr, ti):
 
 @numba.njit(nogil=True)
 def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
-    """:func:`quantize_row` off its fast path: a comparator of more than 7 midpoints or with
-    codes out of magnitude order, and grids without the comparator (per element)."""
+    """Element codes of one block under divisor d off :func:`fast_row`'s path: a zero divisor,
+    a comparator of more than 7 midpoints or with codes out of magnitude order (midpoints
+    counted, codes looked up), and grids without the comparator (:func:`round_one` per element).
+    """
     (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
     n = xrow.size
     if d == 0.0:
@@ -137,10 +131,14 @@ def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
 
 @numba.njit(cache=True, nogil=True)
 def _quantize_rows(lo, hi, xb, xi, d, cmp, grid, zcode, out):
+    fast = cmp[5]
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     for r in range(lo, hi):
-        quantize_row(xb[r], xi[r], d[r], cmp, grid, zcode, out[r], thr, ti)
+        if fast:  # tested here, not in an inlined helper: that stops the SIMD
+            fast_row(xi[r], d[r], cmp, grid[8], out[r], thr, ti)
+        else:
+            quantize_row_general(xb[r], xi[r], d[r], cmp, grid, zcode, out[r], thr, ti)
 
 
 def quantize_rows(xb, d, cmp, grid, zcode, out):
@@ -150,7 +148,7 @@ def quantize_rows(xb, d, cmp, grid, zcode, out):
 
 def with_mask(cmp, x, grid, zcode):
     """The comparator arguments (:func:`rounding.comparator_args`) for the kernels on x:
-    ``cmp[5]`` says whether :func:`quantize_row`'s integer fast path applies (at most 7
+    ``cmp[5]`` says whether :func:`fast_row`'s integer fast path applies (at most 7
     midpoints, codes that count them, zero code 0 with a signed zero), ``cmp[6]`` is the
     magnitude mask of x's bit width."""
     use, mids, tie_up, mags, sbit, ident = cmp
@@ -188,6 +186,7 @@ def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scod
 def _four_over_six(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
                    fixed, frac_bits, out, take4, scodes):
     n = xb.shape[1]
+    fast = cmp[5]
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     c4 = np.empty(n, np.uint8)
@@ -201,12 +200,18 @@ def _four_over_six(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, 
         d4 = g[r] * stable[s4]
         c6 = out[r]
         xr = xb[r]
-        quantize_row(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
+        if fast:  # tested here, not in an inlined helper: that stops the SIMD
+            fast_row(xi[r], d6, cmp, grid[8], c6, thr, ti)
+        else:
+            quantize_row_general(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
         scodes[r] = s6
         take4[r] = False
         if s4 == s6:  # one candidate: a tie, keep 6
             continue
-        quantize_row(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
+        if fast:  # tested here, not in an inlined helper: that stops the SIMD
+            fast_row(xi[r], d4, cmp, grid[8], c4, thr, ti)
+        else:
+            quantize_row_general(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
         if fixed:
             if amax[r] == 0.0:  # both candidates exact: tie, keep 6
                 continue
@@ -285,14 +290,15 @@ def _term(e, metric, acc):
 
 
 @numba.njit(cache=True, nogil=True)
-def _brute_force(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode,
-                 metric, prune, best_out, err_out, out):
+def _brute_force(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp, grid,
+                 zcode, metric, prune, best_out, err_out, out):
+    fast = cmp[5]
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     crow = np.empty(xb.shape[1], np.uint8)
     for r in range(lo, hi):
         _search_row(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
-                    cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
+                    mags, fast, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
 
 
 def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode, metric,
@@ -312,26 +318,29 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
       best error found;
     * once ``amax < s * g * zero_at`` every element rounds to zero, as for all
       larger scales: that candidate is the last one evaluated;
+    * a candidate whose block maximum alone, at the nearest element value, errs
+      more than the best error is skipped (that term is part of its sum);
     * a candidate whose running error exceeds the best one is abandoned.
 
     ``start`` may be any index into ``svals``: it changes the work, not the result.
 
-    ``cmp`` and ``grid`` are the element rounding (see :func:`quantize_row`).
+    ``cmp`` and ``grid`` are the element rounding (see :func:`fast_row`).
     """
+    finite = table[np.isfinite(table)]
     run_rows(_brute_force, xb.shape[0], xb, bits(xb), amax, g, svals, start, mmax, zero_at,
-             table, with_mask(cmp, xb, grid, zcode), grid, zcode, metric, prune, best_out, err_out, out)
+             table, np.unique(finite[finite >= 0]), with_mask(cmp, xb, grid, zcode), grid, zcode, metric, prune, best_out, err_out, out)
 
 
 @numba.njit(inline="always")
-def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, zcode,
-                metric, prune, best_out, err_out, r, thr, ti, out):
+def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, mags, fast, cmp,
+                grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out):
     """Brute-force search of one block (see :func:`brute_force`)."""
     ns = svals.size
     best = np.inf
     besti = ns
     first = 0
     if prune:
-        best = _candidate_error(xrow, xirow, out, svals[k0] * gr, table, cmp, grid, zcode,
+        best = _candidate_error(xrow, xirow, out, svals[k0] * gr, table, fast, cmp, grid, zcode,
                                 metric, np.inf, thr, ti)
         besti = k0
         # first scale whose clipping bound does not exceed best (bound falls with s)
@@ -346,13 +355,21 @@ def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp,
         first = lo
     for k in range(first, ns):
         s = svals[k] * gr
-        e = _candidate_error(xrow, xirow, crow, s, table, cmp, grid, zcode, metric,
-                             best if prune else np.inf, thr, ti)
-        if e < best or (e == best and k < besti):  # evaluated in full: crow is complete
-            best = e
-            besti = k
-            for c in range(xrow.size):
-                out[c] = crow[c]
+        lb = -1.0
+        if prune:  # the block maximum's own term, at its nearest value, bounds the error
+            lb = np.inf
+            for v in mags:
+                lb = min(lb, abs(am - v * s))
+            if metric == MSE:
+                lb = lb * lb
+        if lb <= best:
+            e = _candidate_error(xrow, xirow, crow, s, table, fast, cmp, grid, zcode, metric,
+                                 best if prune else np.inf, thr, ti)
+            if e < best or (e == best and k < besti):  # evaluated in full: crow is complete
+                best = e
+                besti = k
+                for c in range(xrow.size):
+                    out[c] = crow[c]
         if prune and am < s * zero_at:
             break
     best_out[r] = besti
@@ -360,9 +377,13 @@ def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp,
 
 
 @numba.njit(inline="always")
-def _candidate_error(xrow, xirow, crow, d, table, cmp, grid, zcode, metric, limit, thr, ti):
+def _candidate_error(xrow, xirow, crow, d, table, fast, cmp, grid, zcode, metric, limit, thr,
+                     ti):
     """Error of the block under divisor d; stops as soon as it exceeds limit."""
-    quantize_row(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
+    if fast:  # tested here, not in an inlined helper: that stops the SIMD
+        fast_row(xirow, d, cmp, grid[8], crow, thr, ti)
+    else:
+        quantize_row_general(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
     acc = 0.0
     for c in range(xrow.size):
         acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)

@@ -3,7 +3,7 @@
 Blocks are rows of ``xb[nblocks, block]``, as in :mod:`.kernels`.  Each kernel
 computes a block's candidate scale codes, quantizes the block under each
 candidate it needs and keeps one; element codes come from the same
-:func:`kernels.quantize_row` as every other rule.
+:func:`kernels.fast_row` / :func:`kernels.quantize_row_general` as every other rule.
 
 Block errors (``arith``), one definition each, all summed in element order:
 
@@ -26,7 +26,8 @@ import math
 import numba
 import numpy as np
 
-from .kernels import MAE, MSE, _scale_code, bits, quantize_row, with_mask
+from .kernels import (MAE, MSE, _scale_code, bits, fast_row, quantize_row_general,
+                      with_mask)
 from .pool import run_rows
 
 FLOAT, FIXED, FP16 = range(3)
@@ -101,6 +102,7 @@ def _k_candidates(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scode
                   pick_out):
     n = xb.shape[1]
     k = max(ms.size, offsets.size)
+    fast = cmp[5]
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     crow = np.empty(n, np.uint8)
@@ -118,7 +120,10 @@ def _k_candidates(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scode
             if seen:
                 continue
             s = stable[cand[j]]
-            quantize_row(xb[r], xi[r], g[r] * s, cmp, grid, zcode, crow, thr, ti)
+            if fast:  # tested here, not in an inlined helper: that stops the SIMD
+                fast_row(xi[r], g[r] * s, cmp, grid[8], crow, thr, ti)
+            else:
+                quantize_row_general(xb[r], xi[r], g[r] * s, cmp, grid, zcode, crow, thr, ti)
             e = block_error(xb[r], crow, s, g[r], table, metric, arith, unit)
             if e < best:
                 best = e
@@ -147,6 +152,7 @@ def _predicted(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scodes, 
                pz_code, cmp, grid, zcode, stat, lo_, hi_, out, scode_out, pick_out):
     n = xb.shape[1]
     k = max(ms.size, offsets.size)
+    fast = cmp[5]
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     cand = np.empty(k, np.int64)
@@ -166,7 +172,10 @@ def _predicted(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scodes, 
         j = 1 if count >= hi_ else 0
         pick_out[r] = j
         scode_out[r] = cand[j]
-        quantize_row(xb[r], xi[r], g[r] * stable[cand[j]], cmp, grid, zcode, out[r], thr, ti)
+        if fast:  # tested here, not in an inlined helper: that stops the SIMD
+            fast_row(xi[r], g[r] * stable[cand[j]], cmp, grid[8], out[r], thr, ti)
+        else:
+            quantize_row_general(xb[r], xi[r], g[r] * stable[cand[j]], cmp, grid, zcode, out[r], thr, ti)
 
 
 def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp,
