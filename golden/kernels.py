@@ -294,18 +294,6 @@ def _term(e, metric, acc):
     return max(acc, abs(e))
 
 
-@numba.njit(cache=True, nogil=True)
-def _brute_force(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp, grid,
-                 zcode, metric, prune, best_out, err_out, out):
-    fast = cmp[5]
-    thr = np.empty(max(8, cmp[1].size), xb.dtype)
-    ti = thr.view(xi.dtype)
-    crow = np.empty(xb.shape[1], np.uint8)
-    for r in range(lo, hi):
-        _search_row(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
-                    mags, fast, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
-
-
 def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode, metric,
                 prune, best_out, err_out, out):
     """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block,
@@ -332,66 +320,107 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
     ``cmp`` and ``grid`` are the element rounding (see :func:`fast_row`).
     """
     finite = table[np.isfinite(table)]
+    cmp = with_mask(cmp, xb, grid, zcode)
     run_rows(_brute_force, xb.shape[0], xb, bits(xb), amax, g, svals, start, mmax, zero_at,
-             table, np.unique(finite[finite >= 0]), with_mask(cmp, xb, grid, zcode), grid, zcode, metric, prune, best_out, err_out, out)
+             table, np.unique(finite[finite >= 0]), cmp, grid, zcode, metric, prune, best_out,
+             err_out, out)
+
+
+def _searcher(quantize):
+    """:func:`brute_force`'s per-block search with the row quantizer ``quantize`` compiled in
+    (one variant a quantizer: a test between the two inside the search stops the SIMD)."""
+
+    @numba.njit(inline="always")
+    def candidate_error(xrow, xirow, crow, d, table, cmp, grid, zcode, metric, limit, thr, ti):
+        """Error of the block under divisor d; stops as soon as it exceeds limit."""
+        quantize(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
+        acc = 0.0
+        for c in range(xrow.size):
+            acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
+            if acc > limit:
+                return acc
+        return acc
+
+    @numba.njit(inline="always")
+    def search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, mags, cmp, grid,
+                   zcode, metric, prune, best_out, err_out, r, thr, ti, out):
+        """Brute-force search of one block (see :func:`brute_force`)."""
+        ns = svals.size
+        best = np.inf
+        besti = ns
+        first = 0
+        if prune:
+            best = candidate_error(xrow, xirow, out, svals[k0] * gr, table, cmp, grid, zcode,
+                                   metric, np.inf, thr, ti)
+            besti = k0
+            # first scale whose clipping bound does not exceed best (bound falls with s)
+            lo, hi = 0, ns
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                t = am - mmax * svals[mid] * gr
+                if t > 0 and (t * t if metric == MSE else t) > best:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            first = lo
+        for k in range(first, ns):
+            s = svals[k] * gr
+            lb = -1.0
+            if prune:  # the block maximum's own term, at its nearest value, bounds the error
+                lb = np.inf
+                for v in mags:
+                    lb = min(lb, abs(am - v * s))
+                if metric == MSE:
+                    lb = lb * lb
+            if lb <= best:
+                e = candidate_error(xrow, xirow, crow, s, table, cmp, grid, zcode, metric,
+                                    best if prune else np.inf, thr, ti)
+                if e < best or (e == best and k < besti):  # evaluated in full: crow complete
+                    best = e
+                    besti = k
+                    for c in range(xrow.size):
+                        out[c] = crow[c]
+            if prune and am < s * zero_at:
+                break
+        best_out[r] = besti
+        err_out[r] = best
+
+    return search_row
 
 
 @numba.njit(inline="always")
-def _search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, mags, fast, cmp,
-                grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out):
-    """Brute-force search of one block (see :func:`brute_force`)."""
-    ns = svals.size
-    best = np.inf
-    besti = ns
-    first = 0
-    if prune:
-        best = _candidate_error(xrow, xirow, out, svals[k0] * gr, table, fast, cmp, grid, zcode,
-                                metric, np.inf, thr, ti)
-        besti = k0
-        # first scale whose clipping bound does not exceed best (bound falls with s)
-        lo, hi = 0, ns
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            t = am - mmax * svals[mid] * gr
-            if t > 0 and (t * t if metric == MSE else t) > best:
-                lo = mid + 1
-            else:
-                hi = mid
-        first = lo
-    for k in range(first, ns):
-        s = svals[k] * gr
-        lb = -1.0
-        if prune:  # the block maximum's own term, at its nearest value, bounds the error
-            lb = np.inf
-            for v in mags:
-                lb = min(lb, abs(am - v * s))
-            if metric == MSE:
-                lb = lb * lb
-        if lb <= best:
-            e = _candidate_error(xrow, xirow, crow, s, table, fast, cmp, grid, zcode, metric,
-                                 best if prune else np.inf, thr, ti)
-            if e < best or (e == best and k < besti):  # evaluated in full: crow is complete
-                best = e
-                besti = k
-                for c in range(xrow.size):
-                    out[c] = crow[c]
-        if prune and am < s * zero_at:
-            break
-    best_out[r] = besti
-    err_out[r] = best
+def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    fast_row(xirow, d, cmp, grid[8], out, thr, ti)
 
 
-@numba.njit(inline="always")
-def _candidate_error(xrow, xirow, crow, d, table, fast, cmp, grid, zcode, metric, limit, thr,
-                     ti):
-    """Error of the block under divisor d; stops as soon as it exceeds limit."""
-    if fast:  # tested here, not in an inlined helper: that stops the SIMD
-        fast_row(xirow, d, cmp, grid[8], crow, thr, ti)
-    else:
-        quantize_row_general(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
-    acc = 0.0
-    for c in range(xrow.size):
-        acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
-        if acc > limit:
-            return acc
-    return acc
+_search_fast = _searcher(_fast_quantize)
+_search_general = _searcher(quantize_row_general)
+
+
+# two kernels, not one testing cmp[5]: only the one a grid needs is compiled (module-level
+# functions, so that numba's cache finds them again)
+@numba.njit(cache=True, nogil=True)
+def _brute_force_fast(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp,
+                      grid, zcode, metric, prune, best_out, err_out, out, thr, crow):
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        _search_fast(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
+                     mags, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
+
+
+@numba.njit(cache=True, nogil=True)
+def _brute_force_general(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp,
+                         grid, zcode, metric, prune, best_out, err_out, out, thr, crow):
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        _search_general(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at,
+                        table, mags, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr,
+                        ti, out[r])
+
+
+def _brute_force(lo, hi, xb, *args):
+    """One row range of :func:`brute_force`, with its own scratch."""
+    cmp = args[9]
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    kernel = _brute_force_fast if cmp[5] else _brute_force_general
+    kernel(lo, hi, xb, *args, thr, np.empty(xb.shape[1], np.uint8))
