@@ -134,21 +134,36 @@ def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
                                infc, sbit, underc, mode, ovf, 0.0)
 
 
+@numba.njit(inline="always")
+def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    """:func:`fast_row` with :func:`quantize_row_general`'s arguments."""
+    fast_row(xirow, d, cmp, grid[8], out, thr, ti)
+
+
+# Each kernel comes in two: with fast_row compiled in (cmp[5]) or quantize_row_general.  The
+# wrapper picks one, so only the one a grid needs is compiled, and no test between the two
+# sits inside a loop (it stops the SIMD).  Module-level functions: numba's cache finds them.
 @numba.njit(cache=True, nogil=True)
-def _quantize_rows(lo, hi, xb, xi, d, cmp, grid, zcode, out):
-    fast = cmp[5]
+def _quantize_rows_fast(lo, hi, xb, xi, d, cmp, grid, zcode, out):
+    thr = np.empty(8, xb.dtype)
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        fast_row(xi[r], d[r], cmp, grid[8], out[r], thr, ti)
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize_rows_general(lo, hi, xb, xi, d, cmp, grid, zcode, out):
     thr = np.empty(max(8, cmp[1].size), xb.dtype)
     ti = thr.view(xi.dtype)
     for r in range(lo, hi):
-        if fast:  # tested here, not in an inlined helper: that stops the SIMD
-            fast_row(xi[r], d[r], cmp, grid[8], out[r], thr, ti)
-        else:
-            quantize_row_general(xb[r], xi[r], d[r], cmp, grid, zcode, out[r], thr, ti)
+        quantize_row_general(xb[r], xi[r], d[r], cmp, grid, zcode, out[r], thr, ti)
 
 
 def quantize_rows(xb, d, cmp, grid, zcode, out):
     """Element codes of every block (row) under its divisor."""
-    run_rows(_quantize_rows, xb.shape[0], xb, bits(xb), d, with_mask(cmp, xb, grid, zcode), grid, zcode, out)
+    cmp = with_mask(cmp, xb, grid, zcode)
+    run_rows(_quantize_rows_fast if cmp[5] else _quantize_rows_general, xb.shape[0], xb, bits(xb),
+             d, cmp, grid, zcode, out)
 
 
 def with_mask(cmp, x, grid, zcode):
@@ -187,61 +202,75 @@ def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scod
     quantize_rows(xb, g * stable[scodes], cmp, grid, zcode, out)
 
 
-@numba.njit(cache=True, nogil=True)
-def _four_over_six(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
-                   fixed, frac_bits, out, take4, scodes):
-    n = xb.shape[1]
-    fast = cmp[5]
-    thr = np.empty(max(8, cmp[1].size), xb.dtype)
-    ti = thr.view(xi.dtype)
-    c4 = np.empty(n, np.uint8)
-    xs = np.empty(n, np.float64)
-    t6 = np.empty(table.size, np.float64)
-    t4 = np.empty(table.size, np.float64)
-    for r in range(lo, hi):
-        s6 = s6s[r]
-        s4 = s4s[r]
-        d6 = g[r] * stable[s6]
-        d4 = g[r] * stable[s4]
-        c6 = out[r]
-        xr = xb[r]
-        if fast:  # tested here, not in an inlined helper: that stops the SIMD
-            fast_row(xi[r], d6, cmp, grid[8], c6, thr, ti)
-        else:
-            quantize_row_general(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
-        scodes[r] = s6
-        take4[r] = False
-        if s4 == s6:  # one candidate: a tie, keep 6
-            continue
-        if fast:  # tested here, not in an inlined helper: that stops the SIMD
-            fast_row(xi[r], d4, cmp, grid[8], c4, thr, ti)
-        else:
-            quantize_row_general(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
-        if fixed:
-            if amax[r] == 0.0:  # both candidates exact: tie, keep 6
+def _four_over_six_rows(quantize):
+    """:func:`four_over_six`'s rows with the row quantizer ``quantize`` compiled in."""
+    @numba.njit(inline="always")
+    def rows(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
+             fixed, frac_bits, out, take4, scodes):
+        n = xb.shape[1]
+        thr = np.empty(max(8, cmp[1].size), xb.dtype)
+        ti = thr.view(xi.dtype)
+        c4 = np.empty(n, np.uint8)
+        xs = np.empty(n, np.float64)
+        t6 = np.empty(table.size, np.float64)
+        t4 = np.empty(table.size, np.float64)
+        for r in range(lo, hi):
+            s6 = s6s[r]
+            s4 = s4s[r]
+            d6 = g[r] * stable[s6]
+            d4 = g[r] * stable[s4]
+            c6 = out[r]
+            xr = xb[r]
+            quantize(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
+            scodes[r] = s6
+            take4[r] = False
+            if s4 == s6:  # one candidate: a tie, keep 6
                 continue
-            unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
+            quantize(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
+            if fixed:
+                if amax[r] == 0.0:  # both candidates exact: tie, keep 6
+                    continue
+                unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
+                for c in range(n):
+                    xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
+                for k in range(table.size):
+                    t6[k] = math.floor(abs(table[k] * d6) * unit)
+                    t4[k] = math.floor(abs(table[k] * d4) * unit)
+            else:
+                for c in range(n):
+                    xs[c] = xr[c]
+                for k in range(table.size):
+                    t6[k] = table[k] * d6
+                    t4[k] = table[k] * d4
+            e6 = 0.0
+            e4 = 0.0
             for c in range(n):
-                xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
-            for k in range(table.size):
-                t6[k] = math.floor(abs(table[k] * d6) * unit)
-                t4[k] = math.floor(abs(table[k] * d4) * unit)
-        else:
-            for c in range(n):
-                xs[c] = xr[c]
-            for k in range(table.size):
-                t6[k] = table[k] * d6
-                t4[k] = table[k] * d4
-        e6 = 0.0
-        e4 = 0.0
-        for c in range(n):
-            e6 = _term(xs[c] - t6[c6[c]], metric, e6)
-            e4 = _term(xs[c] - t4[c4[c]], metric, e4)
-        if e4 < e6:
-            take4[r] = True
-            scodes[r] = s4
-            for c in range(n):  # a loop: slice assignment compiles numba's shape-error strings
-                c6[c] = c4[c]
+                e6 = _term(xs[c] - t6[c6[c]], metric, e6)
+                e4 = _term(xs[c] - t4[c4[c]], metric, e4)
+            if e4 < e6:
+                take4[r] = True
+                scodes[r] = s4
+                for c in range(n):  # a loop: slice assignment compiles numba's shape-error strings
+                    c6[c] = c4[c]
+    return rows
+
+
+_4o6_fast = _four_over_six_rows(_fast_quantize)
+_4o6_general = _four_over_six_rows(quantize_row_general)
+
+
+@numba.njit(cache=True, nogil=True)
+def _four_over_six_fast(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode,
+                        metric, fixed, frac_bits, out, take4, scodes):
+    _4o6_fast(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric, fixed,
+              frac_bits, out, take4, scodes)
+
+
+@numba.njit(cache=True, nogil=True)
+def _four_over_six_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode,
+                           metric, fixed, frac_bits, out, take4, scodes):
+    _4o6_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
+                 fixed, frac_bits, out, take4, scodes)
 
 
 def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp, grid, zcode,
@@ -259,9 +288,10 @@ def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp
     s6 = scale_codes(amax, g * m6, stable, sgrid, pz_code)
     s4 = (scale_codes(1.5 * stable[s6], np.ones_like(amax), stable, sgrid, pz_code) if from6
           else scale_codes(amax, g * m4, stable, sgrid, pz_code))
-    run_rows(_four_over_six, xb.shape[0], xb, bits(xb), amax, g, s6, s4, stable, table,
-             with_mask(cmp, xb, grid, zcode), grid, zcode, metric, fixed, frac_bits, out,
-             take4, scodes)
+    cmp = with_mask(cmp, xb, grid, zcode)
+    run_rows(_four_over_six_fast if cmp[5] else _four_over_six_general, xb.shape[0], xb,
+             bits(xb), amax, g, s6, s4, stable, table, cmp, grid, zcode, metric, fixed,
+             frac_bits, out, take4, scodes)
 
 
 @numba.njit(inline="always")
@@ -386,11 +416,6 @@ def _searcher(quantize):
         err_out[r] = best
 
     return search_row
-
-
-@numba.njit(inline="always")
-def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
-    fast_row(xirow, d, cmp, grid[8], out, thr, ti)
 
 
 _search_fast = _searcher(_fast_quantize)

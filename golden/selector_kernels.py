@@ -143,7 +143,8 @@ def k_candidates(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sg
     whose scale code equals an earlier one is not evaluated again (same error).
     """
     run_rows(_k_candidates, xb.shape[0], xb, bits(xb), amax, g, ms, up, offsets, m_base, svals,
-             scodes, stable, sgrid, pz_code, table, with_mask(cmp, xb, grid, zcode), grid, zcode, metric, arith,
+             scodes, stable, sgrid, pz_code, table, with_mask(cmp, xb, grid, zcode), grid, zcode,
+             metric, arith,
              frac_bits, out, scode_out, pick_out)
 
 
@@ -175,7 +176,8 @@ def _predicted(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scodes, 
         if fast:  # tested here, not in an inlined helper: that stops the SIMD
             fast_row(xi[r], g[r] * stable[cand[j]], cmp, grid[8], out[r], thr, ti)
         else:
-            quantize_row_general(xb[r], xi[r], g[r] * stable[cand[j]], cmp, grid, zcode, out[r], thr, ti)
+            quantize_row_general(xb[r], xi[r], g[r] * stable[cand[j]], cmp, grid, zcode, out[r],
+                                 thr, ti)
 
 
 def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp,
@@ -190,5 +192,6 @@ def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid
     1 when the count is at least ``hi`` (and candidate 0 otherwise).
     """
     run_rows(_predicted, xb.shape[0], xb, bits(xb), amax, g, ms, up, offsets, m_base, svals,
-             scodes, stable, sgrid, pz_code, with_mask(cmp, xb, grid, zcode), grid, zcode, stat, lo, hi, out,
+             scodes, stable, sgrid, pz_code, with_mask(cmp, xb, grid, zcode), grid, zcode, stat,
+             lo, hi, out,
              scode_out, pick_out)
