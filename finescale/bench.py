@@ -5,8 +5,9 @@ the same array, timed in the same run, because absolute numbers on shared
 machines are noise.  Each case runs on the array as 1-D and shaped 2-D (rows of
 1024; ``--elements`` is a multiple of 1024).  Each figure is the best of
 ``--repeat`` runs after one warm-up (which also compiles the numba kernels).
-Where torch and torchao are installed, the NVFP4 and MXFP4 rows also time torchao's CPU path (``NVFP4Tensor.to_nvfp4`` with
-a per-tensor scale / ``MXTensor.to_mx``, then ``dequantize``) on the same data.
+Where torch and torchao are installed, the 2-D NVFP4 and MXFP4 rows also time
+torchao's CPU path (``NVFP4Tensor.to_nvfp4`` with a per-tensor scale /
+``MXTensor.to_mx``, then ``dequantize``) on the same data.
 ``--cold`` adds the first call of each case in a fresh process whose numba cache
 (``NUMBA_CACHE_DIR``) is an empty folder: wall seconds and CPU seconds (the
 figure that does not depend on other load), the import of finescale excluded.
