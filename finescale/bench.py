@@ -2,7 +2,9 @@
 
 ``bench golden``: every rate is reported next to the rate of ``x.copy()`` of
 the same array, timed in the same run, because absolute numbers on shared
-machines are noise.  Each case runs on the array as 1-D and shaped 2-D (rows of
+machines are noise; "ratio per CPU s" divides CPU seconds instead (all threads of
+the process; with ``NUMBA_NUM_THREADS=1``, one core's efficiency, which load does not
+change).  Each case runs on the array as 1-D and shaped 2-D (rows of
 1024; ``--elements`` is a multiple of 1024).  Each figure is the best of
 ``--repeat`` runs after one warm-up (which also compiles the numba kernels).
 Where torch and torchao are installed, the 2-D NVFP4 and MXFP4 rows also time
@@ -46,14 +48,17 @@ GOLDEN_CASES = {
 }
 
 
-def best_time(fn, repeat: int) -> float:
+def best_time(fn, repeat: int, cpu: bool = False):
+    """Best wall seconds of ``repeat`` calls after a warm-up; with ``cpu``, also the best
+    CPU seconds of the process (all threads)."""
     fn()
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         best = min(best, time.perf_counter() - t0)
-    return best
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return (best, best_cpu) if cpu else best
 
 
 def torchao_call(fmt: str, x: np.ndarray):
@@ -87,15 +92,16 @@ def bench_golden(n: int, repeat: int, seed: int = 0, cases=None, torchao=True) -
                             unit="case"):
         x = shapes[shape]
         opts, bar, tao = GOLDEN_CASES[name]
-        copy = best_time(x.copy, max(repeat, 5))
-        t = best_time(lambda: golden.quantize(x, **opts).dequantize(),
-                      1 if name == "brute-force" else repeat)
+        copy, copy_cpu = best_time(x.copy, max(repeat, 5), cpu=True)
+        t, cpu = best_time(lambda: golden.quantize(x, **opts).dequantize(),
+                           1 if name == "brute-force" else repeat, cpu=True)
         ref = torchao_call(tao, x) if tao and torchao and x.ndim == 2 else None
         t_ao = best_time(ref, repeat) if ref else None
         ratio = copy / t
         rows.append({"case": name, "shape": shape, "options": opts, "elements": n, "seconds": t,
                      "elements_per_s": n / t, "copy_elements_per_s": n / copy,
                      "ratio_to_copy": ratio, "bar": bar, "pass": ratio >= bar,
+                     "cpu_ratio_to_copy": copy_cpu / cpu,
                      "torchao_elements_per_s": n / t_ao if t_ao else None})
     return rows
 
@@ -183,12 +189,13 @@ def markdown_regress(rows) -> str:
 
 def markdown(rows) -> str:
     lines = ["| case | shape | quantize+dequantize (Melem/s) | numpy copy (Melem/s) | ratio | bar "
-             "| torchao CPU (Melem/s) |", "|---|---|---:|---:|---:|---|---:|"]
+             "| ratio per CPU s | torchao CPU (Melem/s) |",
+             "|---|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         tao = r["torchao_elements_per_s"]
         lines.append(f"| {r['case']} | {r['shape']} | {r['elements_per_s'] / 1e6:.1f} | "
                      f"{r['copy_elements_per_s'] / 1e6:.0f} | {r['ratio_to_copy']:.4f} | "
-                     f"{'>=' if r['pass'] else '<'} {r['bar']} | "
+                     f"{'>=' if r['pass'] else '<'} {r['bar']} | {r['cpu_ratio_to_copy']:.4f} | "
                      f"{'' if tao is None else f'{tao / 1e6:.1f}'} |")
     return "\n".join(lines)
 

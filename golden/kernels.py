@@ -135,6 +135,14 @@ def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
 
 
 @numba.njit(inline="always")
+def row_scratch(xb, xi, cmp):
+    """(cmp[5], thr, ti): a kernel's fast-path flag and the threshold scratch of
+    :func:`fast_row` / :func:`quantize_row_general` (x's float type and its bits)."""
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    return cmp[5], thr, thr.view(xi.dtype)
+
+
+@numba.njit(inline="always")
 def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
     """:func:`fast_row` with :func:`quantize_row_general`'s arguments."""
     fast_row(xirow, d, cmp, grid[8], out, thr, ti)

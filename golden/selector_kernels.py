@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from .kernels import (MAE, MSE, _scale_code, bits, fast_row, quantize_row_general,
+from .kernels import (MAE, MSE, _scale_code, bits, fast_row, quantize_row_general, row_scratch,
                       with_mask)
 from .pool import run_rows
 
@@ -102,9 +102,7 @@ def _k_candidates(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scode
                   pick_out):
     n = xb.shape[1]
     k = max(ms.size, offsets.size)
-    fast = cmp[5]
-    thr = np.empty(max(8, cmp[1].size), xb.dtype)
-    ti = thr.view(xi.dtype)
+    fast, thr, ti = row_scratch(xb, xi, cmp)
     crow = np.empty(n, np.uint8)
     cand = np.empty(k, np.int64)
     for r in range(lo, hi):
@@ -153,9 +151,7 @@ def _predicted(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scodes, 
                pz_code, cmp, grid, zcode, stat, lo_, hi_, out, scode_out, pick_out):
     n = xb.shape[1]
     k = max(ms.size, offsets.size)
-    fast = cmp[5]
-    thr = np.empty(max(8, cmp[1].size), xb.dtype)
-    ti = thr.view(xi.dtype)
+    fast, thr, ti = row_scratch(xb, xi, cmp)
     cand = np.empty(k, np.int64)
     for r in range(lo, hi):
         candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,

@@ -85,7 +85,8 @@ def test_bench_command_reports_ratios(tmp_path, capsys):
     rows = json.loads(js.read_text())
     assert [(r["case"], r["shape"]) for r in rows] == [
         ("abs-max", "1-D"), ("abs-max", "2-D"), ("4o6", "1-D"), ("4o6", "2-D")]
-    assert all(r["ratio_to_copy"] > 0 and r["torchao_elements_per_s"] is None for r in rows)
+    assert all(r["ratio_to_copy"] > 0 and r["cpu_ratio_to_copy"] > 0
+               and r["torchao_elements_per_s"] is None for r in rows)
     assert "| abs-max | 1-D |" in capsys.readouterr().out
 
 
