@@ -12,13 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 #: rows (blocks) a task takes; below ``2 * CHUNK`` rows a call runs on the caller's thread
 CHUNK = 8192
-_POOL: list = []
+_POOL: dict = {}  # process id -> executor (a forked child has none of its parent's threads)
 
 
 def threads() -> int:
     """Worker threads: NUMBA_NUM_THREADS, else the CPUs this process may use."""
     n = os.environ.get("NUMBA_NUM_THREADS")
-    return max(1, int(n) if n else len(os.sched_getaffinity(0)))
+    if n:
+        return max(1, int(n))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def run_rows(kernel, nrows: int, *args) -> None:
@@ -27,10 +29,12 @@ def run_rows(kernel, nrows: int, *args) -> None:
     if nt == 1 or nrows < 2 * CHUNK:
         kernel(0, nrows, *args)
         return
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(nt, thread_name_prefix="finescale-kernel"))
+    pid = os.getpid()
+    if pid not in _POOL:
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(nt, thread_name_prefix="finescale-kernel")
     step = max(CHUNK, -(-nrows // (4 * nt)))  # a few tasks a thread: balance under load
-    jobs = [_POOL[0].submit(kernel, lo, min(nrows, lo + step), *args)
+    jobs = [_POOL[pid].submit(kernel, lo, min(nrows, lo + step), *args)
             for lo in range(0, nrows, step)]
     for j in jobs:
         j.result()

@@ -89,3 +89,27 @@ def test_block_amax_on_bits(dtype):
     got = kernels.block_amax(xb)
     want = [4, 0, np.nan, np.nan, 2 * float(tiny), float(np.finfo(dtype).max)]
     assert np.array_equal(got, np.array(want), equal_nan=True)
+
+
+def _ranges(nrows):
+    """The row ranges run_rows hands out (a Python kernel recording them)."""
+    from finescale.golden import pool
+    seen = []
+    pool.run_rows(lambda lo, hi: seen.append((lo, hi)), nrows)
+    return sorted(seen)
+
+
+def test_run_rows_covers_every_row_once(monkeypatch):
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    for nrows in (0, 5, 16384, 16385, 100_003):
+        ranges = _ranges(nrows)
+        assert [r for lo, hi in ranges for r in range(lo, hi)] == list(range(nrows))
+
+
+def test_run_rows_works_in_a_forked_child(monkeypatch):
+    import multiprocessing
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    _ranges(100_000)  # the parent's pool exists; a forked child has none of its threads
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as p:
+        assert p.apply_async(_ranges, (100_000,)).get(timeout=30)[-1][1] == 100_000
