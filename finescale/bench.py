@@ -2,8 +2,17 @@
 
 ``bench golden``: every rate is reported next to the rate of ``x.copy()`` of
 the same array, timed in the same run, because absolute numbers on shared
-machines are noise.  Each figure is the best of ``--repeat`` runs after one
-warm-up (which also compiles the numba kernels).
+machines are noise; "ratio per CPU s" divides CPU seconds instead (all threads of
+the process; with ``NUMBA_NUM_THREADS=1``, one core's efficiency, which load does not
+change).  Each case runs on the array as 1-D and shaped 2-D (rows of
+1024; ``--elements`` is a multiple of 1024).  Each figure is the best of
+``--repeat`` runs after one warm-up (which also compiles the numba kernels).
+Where torch and torchao are installed, the 2-D NVFP4 and MXFP4 rows also time
+torchao's CPU path (``NVFP4Tensor.to_nvfp4`` with a per-tensor scale /
+``MXTensor.to_mx``, then ``dequantize``) on the same data.
+``--cold`` adds the first call of each case in a fresh process whose numba cache
+(``NUMBA_CACHE_DIR``) is an empty folder: wall seconds and CPU seconds (the
+figure that does not depend on other load), the import of finescale excluded.
 
 ``bench regress``: blocks a second through cocotb + Verilator for one unit of
 every kind (E4M3 scales, blocks of 16, BF16; combinational and pipelined,
@@ -20,51 +29,107 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-#: name -> (quantize options, first bar: minimum ratio to the copy rate)
+#: name -> (quantize options, bar: minimum ratio to the copy rate, torchao format or None)
 GOLDEN_CASES = {
-    "abs-max": (dict(recipe="paper-e4m3"), 0.10),
-    "nvfp4": (dict(recipe="nvfp4"), 0.10),
-    "4o6": (dict(recipe="paper-e4m3-4o6"), 0.04),
-    "brute-force": (dict(recipe="paper-e4m3-bf"), 0.005),
+    "abs-max": (dict(recipe="paper-e4m3"), 0.25, None),
+    "nvfp4": (dict(recipe="nvfp4"), 0.25, "nvfp4"),
+    "mxfp4": (dict(recipe="mxfp4"), 0.25, "mxfp4"),
+    "4o6": (dict(recipe="paper-e4m3-4o6"), 0.12, None),
+    "brute-force": (dict(recipe="paper-e4m3-bf"), 0.02, None),
 }
 
 
-def best_time(fn, repeat: int) -> float:
+def best_time(fn, repeat: int, cpu: bool = False):
+    """Best wall seconds of ``repeat`` calls after a warm-up; with ``cpu``, also the best
+    CPU seconds of the process (all threads)."""
     fn()
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         best = min(best, time.perf_counter() - t0)
-    return best
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return (best, best_cpu) if cpu else best
 
 
-def bench_golden(n: int, repeat: int, seed: int = 0, cases=None) -> list[dict]:
+def torchao_call(fmt: str, x: np.ndarray):
+    """torchao's CPU quantize + dequantize of x as a function, or None without torchao."""
+    try:
+        import torch
+        from torchao.prototype.mx_formats.mx_tensor import MXTensor
+        from torchao.prototype.mx_formats.nvfp4_tensor import (NVFP4Tensor,
+                                                               per_tensor_amax_to_scale)
+    except ImportError:
+        return None
+    t = torch.from_numpy(x)
+    if fmt == "nvfp4":
+        return lambda: NVFP4Tensor.to_nvfp4(
+            t, per_tensor_scale=per_tensor_amax_to_scale(t.abs().max())).dequantize(torch.float32)
+    return lambda: MXTensor.to_mx(t, torch.float4_e2m1fn_x2, 32).dequantize(torch.float32)
+
+
+def bench_golden(n: int, repeat: int, seed: int = 0, cases=None, torchao=True) -> list[dict]:
     from tqdm import tqdm
 
     from finescale import golden
 
-    x = (np.random.default_rng(seed).standard_normal(n) * 0.01).astype(np.float32)
-    x = x.reshape(-1, 1024) if n % 1024 == 0 else x
+    flat = (np.random.default_rng(seed).standard_normal(n) * 0.01).astype(np.float32)
+    shapes = {"1-D": flat, "2-D": flat.reshape(-1, 1024)}
     names = list(cases or GOLDEN_CASES)
     for name in names:  # warm up every case first: kernel compilation, thread pool, page faults
-        golden.quantize(x[:64], **GOLDEN_CASES[name][0]).dequantize()
-    golden.quantize(x, **GOLDEN_CASES[names[0]][0]).dequantize()
-    copy = best_time(x.copy, max(repeat, 5))
+        golden.quantize(flat[:1024], **GOLDEN_CASES[name][0]).dequantize()
     rows = []
-    for name in tqdm(names, desc="bench golden", unit="case"):
-        opts, bar = GOLDEN_CASES[name]
-        t = best_time(lambda: golden.quantize(x, **opts).dequantize(),
-                      1 if name == "brute-force" else repeat)
+    for name, shape in tqdm([(c, s) for c in names for s in shapes], desc="bench golden",
+                            unit="case"):
+        x = shapes[shape]
+        opts, bar, tao = GOLDEN_CASES[name]
+        copy, copy_cpu = best_time(x.copy, max(repeat, 5), cpu=True)
+        t, cpu = best_time(lambda: golden.quantize(x, **opts).dequantize(),
+                           1 if name == "brute-force" else repeat, cpu=True)
+        ref = torchao_call(tao, x) if tao and torchao and x.ndim == 2 else None
+        t_ao = best_time(ref, repeat) if ref else None
         ratio = copy / t
-        rows.append({"case": name, "options": opts, "elements": n, "seconds": t,
+        rows.append({"case": name, "shape": shape, "options": opts, "elements": n, "seconds": t,
                      "elements_per_s": n / t, "copy_elements_per_s": n / copy,
-                     "ratio_to_copy": ratio, "bar": bar, "pass": ratio >= bar})
+                     "ratio_to_copy": ratio, "bar": bar, "pass": ratio >= bar,
+                     "cpu_ratio_to_copy": copy_cpu / cpu,
+                     "torchao_elements_per_s": n / t_ao if t_ao else None})
+    return rows
+
+
+_COLD = """
+import json, sys, time
+import numpy as np
+from finescale import golden
+x = (np.random.default_rng(0).standard_normal(4096) * 0.01).astype(np.float32)
+t, c = time.perf_counter(), time.process_time()
+golden.quantize(x, **json.loads(sys.argv[1])).dequantize()
+print(json.dumps([time.perf_counter() - t, time.process_time() - c]))
+"""
+
+
+def bench_cold(cases=None) -> list[dict]:
+    """First call of each case in a fresh process with an empty numba cache."""
+    from tqdm import tqdm
+
+    rows = []
+    for name in tqdm(list(cases or GOLDEN_CASES), desc="first calls", unit="case"):
+        with tempfile.TemporaryDirectory() as cache:
+            out = subprocess.run([sys.executable, "-c", _COLD, json.dumps(GOLDEN_CASES[name][0])],
+                                 env=dict(os.environ, NUMBA_CACHE_DIR=cache), check=True,
+                                 capture_output=True, text=True).stdout
+        wall, cpu = json.loads(out.splitlines()[-1])
+        rows.append({"case": name, "options": GOLDEN_CASES[name][0], "first_call_s": wall,
+                     "first_call_cpu_s": cpu})
     return rows
 
 
@@ -123,12 +188,22 @@ def markdown_regress(rows) -> str:
 
 
 def markdown(rows) -> str:
-    lines = ["| case | quantize+dequantize (Melem/s) | numpy copy (Melem/s) | ratio | bar |",
-             "|---|---:|---:|---:|---|"]
+    lines = ["| case | shape | quantize+dequantize (Melem/s) | numpy copy (Melem/s) | ratio | bar "
+             "| ratio per CPU s | torchao CPU (Melem/s) |",
+             "|---|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['elements_per_s'] / 1e6:.1f} | "
+        tao = r["torchao_elements_per_s"]
+        lines.append(f"| {r['case']} | {r['shape']} | {r['elements_per_s'] / 1e6:.1f} | "
                      f"{r['copy_elements_per_s'] / 1e6:.0f} | {r['ratio_to_copy']:.4f} | "
-                     f"{'>=' if r['pass'] else '<'} {r['bar']} |")
+                     f"{'>=' if r['pass'] else '<'} {r['bar']} | {r['cpu_ratio_to_copy']:.4f} | "
+                     f"{'' if tao is None else f'{tao / 1e6:.1f}'} |")
+    return "\n".join(lines)
+
+
+def markdown_cold(rows) -> str:
+    lines = ["| case | first call, fresh process, empty cache (s) | CPU s |", "|---|---:|---:|"]
+    lines += [f"| {r['case']} | {r['first_call_s']:.2f} | {r['first_call_cpu_s']:.2f} |"
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -146,6 +221,10 @@ def register(sub) -> None:
     p.add_argument("--per-cycle", action="store_true",
                    help="regress: also run every vector through the per-cycle drivers")
     p.add_argument("--build-dir", default="sim_build/bench", help="regress: build directory")
+    p.add_argument("--cold", action="store_true",
+                   help="golden: also time each case's first call in a fresh process with an "
+                        "empty numba cache")
+    p.add_argument("--no-torchao", action="store_true", help="golden: skip the torchao column")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(func=run)
 
@@ -166,8 +245,16 @@ def run(args) -> int:
         bad = sorted(set(args.cases or ()) - set(GOLDEN_CASES))
         if bad:
             raise ValueError(f"not a golden case: {bad}; choose from {list(GOLDEN_CASES)}")
-        rows = bench_golden(args.elements, args.repeat, cases=args.cases)
+        if args.elements < 1024 or args.elements % 1024:
+            raise ValueError(f"--elements must be a positive multiple of 1024, got "
+                             f"{args.elements}")
+        rows = bench_golden(args.elements, args.repeat, cases=args.cases,
+                            torchao=not args.no_torchao)
         print(markdown(rows))
+        if args.cold:
+            cold = bench_cold(args.cases)
+            print(markdown_cold(cold))
+            rows = rows + cold
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

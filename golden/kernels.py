@@ -2,7 +2,8 @@
 
 All work on blocks laid out as rows of a 2-D array ``xb[nblocks, block]`` with
 one divisor ``d[block] = global * scale`` a row.  Element codes come from
-:func:`rounding.round_one`, so every path rounds exactly as a cast does.
+:func:`fast_row` (the comparator) or :func:`rounding.round_one`, so every path rounds
+exactly as a cast does.
 
 Block errors, two definitions:
 
@@ -24,94 +25,218 @@ import math
 import numba
 import numpy as np
 
-from .rounding import compare_row, round_one
+from .pool import run_rows
+from .rounding import round_one, round_one_inline
 
 METRICS = ("mse", "mae", "max-abs")
 MSE, MAE, MAXABS = range(3)
 
+def bits(x: np.ndarray) -> np.ndarray:
+    """x's IEEE bit patterns as signed integers of its width (a view)."""
+    return x.view(np.int32 if x.dtype.itemsize == 4 else np.int64)
 
-CHUNK = 512  # rows a parallel task takes (one scratch buffer a task)
+
+@numba.njit(cache=True, nogil=True)
+def _block_amax(lo, hi, xi, mask, out):
+    for r in range(lo, hi):
+        m = xi[r, 0] & mask
+        for c in range(1, xi.shape[1]):
+            m = max(m, xi[r, c] & mask)
+        out[r] = m
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
 def block_amax(xb):
-    """max |x| of every row; NaN for a row holding NaN or Inf."""
-    out = np.empty(xb.shape[0], np.float64)
-    for r in numba.prange(xb.shape[0]):
-        m = 0.0
-        bad = False
-        for c in range(xb.shape[1]):
-            a = abs(np.float64(xb[r, c]))
-            bad |= not (a <= np.inf) or a == np.inf
-            m = max(m, a)
-        out[r] = np.nan if bad else m
-    return out
+    """max |x| of every row (float64); NaN for a row holding NaN or Inf.
+
+    The maximum is taken over the bits of ``|x|`` (non-negative floats order as
+    integers, NaN and Inf above every finite value): an integer SIMD reduction.
+    """
+    xi = bits(xb)
+    mask = np.iinfo(xi.dtype).max
+    out = np.empty(xb.shape[0], xi.dtype)
+    run_rows(_block_amax, xb.shape[0], xi, xi.dtype.type(mask), out)
+    amax = out.view(xb.dtype).astype(np.float64)
+    amax[out >= np.array(np.inf, xb.dtype).view(xi.dtype)] = np.nan
+    return amax
 
 
 @numba.njit(inline="always")
-def quantize_row(xrow, d, cmp, grid, zcode, out):
-    """Element codes of one block under divisor d; d == 0 gives signed zeros."""
+def thresholds(d, mids, tie_up, thr, ti):
+    """Integer thresholds of the comparator bank for divisor d (see :func:`fast_row`).
+
+    ``thr`` (x's float type) and ``ti`` (its bits) are one scratch buffer; entries past
+    ``mids.size`` keep the largest integer, which no magnitude exceeds.
+    """
+    for i in range(mids.size):
+        t = mids[i] * d  # exact in float64
+        thr[i] = t  # nearest float of x's type
+        # |x| > t, or |x| >= t on a tie that rounds up  <=>  bits(|x|) > ti[i]
+        if thr[i] > t or (thr[i] == t and tie_up[i]):
+            ti[i] -= 1
+
+
+@numba.njit(inline="always")
+def fast_row(xirow, d, cmp, sbit, out, thr, ti):
+    """Element codes of one block under divisor d (d == 0: signed zeros), where ``cmp[5]``.
+
+    The code is the number of midpoints ``m_k d`` that ``|x|`` exceeds (or reaches,
+    where the tie rounds up), compared on the bits of ``|x|`` (``xirow``: non-negative
+    floats order as integers) against thresholds rounded into x's type: a branch-free
+    integer loop that compiles to SIMD.  ``thr``/``ti`` (8 entries at least) are the
+    scratch of :func:`thresholds`.  Kernels test ``fast = cmp[5]`` themselves, read
+    before their loop, and call :func:`quantize_row_general` otherwise (the test inside
+    an inlined helper, or around this loop, stops the SIMD).
+    """
+    mask = cmp[6]
+    for i in range(8):
+        ti[i] = mask  # the largest integer of x's width: no |x| exceeds it
+    thresholds(d, cmp[1], cmp[2], thr, ti)
+    t0, t1, t2, t3, t4, t5, t6 = ti[0], ti[1], ti[2], ti[3], ti[4], ti[5], ti[6]
+    if d != 0.0:
+        for c in range(xirow.size):
+            v = xirow[c]
+            a = v & mask
+            k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
+                 + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
+            out[c] = np.uint8(k | (sbit if v < 0 else 0))
+    else:  # a zero scale: signed zeros (zero code 0)
+        for c in range(xirow.size):
+            out[c] = np.uint8(sbit if xirow[c] < 0 else 0)
+
+
+@numba.njit(nogil=True)
+def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    """Element codes of one block under divisor d off :func:`fast_row`'s path: a zero divisor,
+    a comparator of more than 7 midpoints or with codes out of magnitude order (midpoints
+    counted, codes looked up), and grids without the comparator (:func:`round_one` per element).
+    """
     (vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc, mode, ovf) = grid
+    n = xrow.size
     if d == 0.0:
-        for c in range(xrow.size):
-            out[c] = zcode | (sbit if np.signbit(xrow[c]) and negz >= 0 else 0)
+        for c in range(n):
+            out[c] = zcode | (sbit if xirow[c] < 0 and negz >= 0 else 0)
     elif cmp[0]:
-        compare_row(xrow, d, cmp[1], cmp[2], cmp[3], cmp[4], out)
+        mids, mags, mask = cmp[1], cmp[3], cmp[6]
+        for i in range(ti.size):
+            ti[i] = mask
+        thresholds(d, mids, cmp[2], thr, ti)
+        for c in range(n):
+            out[c] = 0
+        for i in range(mids.size):
+            t = ti[i]
+            for c in range(n):
+                out[c] += (xirow[c] & mask) > t
+        for c in range(n):
+            out[c] = mags[out[c]] | (sbit if xirow[c] < 0 else 0)
     else:
-        for c in range(xrow.size):
-            out[c] = round_one(xrow[c], d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit,
-                               underc, mode, ovf, 0.0)
+        for c in range(n):
+            out[c] = round_one(np.float64(xrow[c]), d, vals, codes, vlo, vhi, plo, negz, nanc,
+                               infc, sbit, underc, mode, ovf, 0.0)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(inline="always")
+def row_scratch(xb, xi, cmp):
+    """(cmp[5], thr, ti): a kernel's fast-path flag and the threshold scratch of
+    :func:`fast_row` / :func:`quantize_row_general` (x's float type and its bits)."""
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    return cmp[5], thr, thr.view(xi.dtype)
+
+
+@numba.njit(inline="always")
+def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    """:func:`fast_row` with :func:`quantize_row_general`'s arguments."""
+    fast_row(xirow, d, cmp, grid[8], out, thr, ti)
+
+
+# Each kernel comes in two: with fast_row compiled in (cmp[5]) or quantize_row_general.  The
+# wrapper picks one, so only the one a grid needs is compiled, and no test between the two
+# sits inside a loop (it stops the SIMD).  Module-level functions: numba's cache finds them.
+@numba.njit(cache=True, nogil=True)
+def _quantize_rows_fast(lo, hi, xb, xi, d, cmp, grid, zcode, out):
+    thr = np.empty(8, xb.dtype)
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        fast_row(xi[r], d[r], cmp, grid[8], out[r], thr, ti)
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize_rows_general(lo, hi, xb, xi, d, cmp, grid, zcode, out):
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        quantize_row_general(xb[r], xi[r], d[r], cmp, grid, zcode, out[r], thr, ti)
+
+
 def quantize_rows(xb, d, cmp, grid, zcode, out):
     """Element codes of every block (row) under its divisor."""
-    for r in numba.prange(xb.shape[0]):
-        quantize_row(xb[r], d[r], cmp, grid, zcode, out[r])
+    cmp = with_mask(cmp, xb, grid, zcode)
+    run_rows(_quantize_rows_fast if cmp[5] else _quantize_rows_general, xb.shape[0], xb, bits(xb),
+             d, cmp, grid, zcode, out)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+def with_mask(cmp, x, grid, zcode):
+    """The comparator arguments (:func:`rounding.comparator_args`) for the kernels on x:
+    ``cmp[5]`` says whether :func:`fast_row`'s integer fast path applies (at most 7
+    midpoints, codes that count them, zero code 0 with a signed zero), ``cmp[6]`` is the
+    magnitude mask of x's bit width."""
+    use, mids, tie_up, mags, sbit, ident = cmp
+    fast = bool(use and ident and mids.size <= 7 and zcode == 0 and grid[5] >= 0)
+    ints = bits(x).dtype
+    return use, mids, tie_up, mags, sbit, fast, ints.type(np.iinfo(ints).max)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scale_rows(lo, hi, amax, gm, stable, sgrid, pz_code, scodes):
+    (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
+    for r in range(lo, hi):
+        sc = round_one_inline(amax[r], gm[r], svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                              ssbit, sunderc, smode, sovf, 0.0)
+        scodes[r] = pz_code if pz_code >= 0 and stable[sc] == 0.0 else sc
+
+
+def scale_codes(amax, gm, stable, sgrid, pz_code):
+    """RoundSF(amax / gm) of every block (uint8 codes), raised to pz_code where the scale
+    is zero (pz_code >= 0); ``sgrid`` is the scale grid's :meth:`Grid.args`."""
+    out = np.empty(amax.size, np.uint8)
+    run_rows(_scale_rows, amax.size, amax, np.ascontiguousarray(gm, np.float64), stable, sgrid,
+             pz_code, out)
+    return out
+
+
 def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
-    """Fused abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
-    then the block's element codes under divisor g * S; one pass over the blocks."""
-    for r in numba.prange(xb.shape[0]):
-        sc = _scale_code(amax[r], gm[r], stable, sgrid, pz_code)
-        scodes[r] = sc
-        quantize_row(xb[r], g[r] * stable[sc], cmp, grid, zcode, out[r])
+    """Abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
+    then the block's element codes under divisor g * S."""
+    scodes[:] = scale_codes(amax, gm, stable, sgrid, pz_code)
+    quantize_rows(xb, g * stable[scodes], cmp, grid, zcode, out)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp, grid, zcode,
-                  metric, fixed, frac_bits, out, take4, scodes):
-    """Quantize each block under both candidates, keep 4 where its error is strictly lower.
-
-    Candidates: S6 = RoundSF(amax / (g m6)) and S4 = RoundSF(amax / (g m4)), or with
-    ``from6`` S4 = RoundSF(1.5 S6); each raised to ``pz_code`` if zero (pz_code >= 0).
-
-    The error terms are ``X_i - T[code_i]``: with ``fixed``, X_i = floor(|x_i| 2**(F-Eb))
-    and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
-    otherwise X_i = x_i and T[k] = value_k d.
-    """
-    nrows, n = xb.shape
-    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
+def _four_over_six_rows(quantize):
+    """:func:`four_over_six`'s rows with the row quantizer ``quantize`` compiled in."""
+    @numba.njit(inline="always")
+    def rows(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
+             fixed, frac_bits, out, take4, scodes):
+        n = xb.shape[1]
+        thr = np.empty(max(8, cmp[1].size), xb.dtype)
+        ti = thr.view(xi.dtype)
         c4 = np.empty(n, np.uint8)
         xs = np.empty(n, np.float64)
         t6 = np.empty(table.size, np.float64)
         t4 = np.empty(table.size, np.float64)
-        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            s6 = _scale_code(amax[r], g[r] * m6, stable, sgrid, pz_code)
-            s4 = (_scale_code(1.5 * stable[s6], 1.0, stable, sgrid, pz_code) if from6 else
-                  _scale_code(amax[r], g[r] * m4, stable, sgrid, pz_code))
+        for r in range(lo, hi):
+            s6 = s6s[r]
+            s4 = s4s[r]
             d6 = g[r] * stable[s6]
             d4 = g[r] * stable[s4]
             c6 = out[r]
             xr = xb[r]
-            quantize_row(xr, d6, cmp, grid, zcode, c6)
-            quantize_row(xr, d4, cmp, grid, zcode, c4)
+            quantize(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
             scodes[r] = s6
+            take4[r] = False
+            if s4 == s6:  # one candidate: a tie, keep 6
+                continue
+            quantize(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
             if fixed:
                 if amax[r] == 0.0:  # both candidates exact: tie, keep 6
-                    take4[r] = False
                     continue
                 unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
                 for c in range(n):
@@ -130,10 +255,51 @@ def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp
             for c in range(n):
                 e6 = _term(xs[c] - t6[c6[c]], metric, e6)
                 e4 = _term(xs[c] - t4[c4[c]], metric, e4)
-            take4[r] = e4 < e6
             if e4 < e6:
-                c6[:] = c4
+                take4[r] = True
                 scodes[r] = s4
+                for c in range(n):  # a loop: slice assignment compiles numba's shape-error strings
+                    c6[c] = c4[c]
+    return rows
+
+
+_4o6_fast = _four_over_six_rows(_fast_quantize)
+_4o6_general = _four_over_six_rows(quantize_row_general)
+
+
+@numba.njit(cache=True, nogil=True)
+def _four_over_six_fast(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode,
+                        metric, fixed, frac_bits, out, take4, scodes):
+    _4o6_fast(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric, fixed,
+              frac_bits, out, take4, scodes)
+
+
+@numba.njit(cache=True, nogil=True)
+def _four_over_six_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode,
+                           metric, fixed, frac_bits, out, take4, scodes):
+    _4o6_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
+                 fixed, frac_bits, out, take4, scodes)
+
+
+def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp, grid, zcode,
+                  metric, fixed, frac_bits, out, take4, scodes):
+    """Quantize each block under both candidates, keep 4 where its error is strictly lower.
+
+    Candidates: S6 = RoundSF(amax / (g m6)) and S4 = RoundSF(amax / (g m4)), or with
+    ``from6`` S4 = RoundSF(1.5 S6); each raised to ``pz_code`` if zero (pz_code >= 0).
+    Equal candidates are a tie (6 kept) without evaluating the errors.
+
+    The error terms are ``X_i - T[code_i]``: with ``fixed``, X_i = floor(|x_i| 2**(F-Eb))
+    and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
+    otherwise X_i = x_i and T[k] = value_k d.
+    """
+    s6 = scale_codes(amax, g * m6, stable, sgrid, pz_code)
+    s4 = (scale_codes(1.5 * stable[s6], np.ones_like(amax), stable, sgrid, pz_code) if from6
+          else scale_codes(amax, g * m4, stable, sgrid, pz_code))
+    cmp = with_mask(cmp, xb, grid, zcode)
+    run_rows(_four_over_six_fast if cmp[5] else _four_over_six_general, xb.shape[0], xb,
+             bits(xb), amax, g, s6, s4, stable, table, cmp, grid, zcode, metric, fixed,
+             frac_bits, out, take4, scodes)
 
 
 @numba.njit(inline="always")
@@ -145,12 +311,16 @@ def _scale_code(a, gm, stable, sgrid, pz_code):
     return pz_code if pz_code >= 0 and stable[sc] == 0.0 else sc
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def dequantize(codes, table, d, out):
-    """out[r, c] = table[codes[r, c]] * d[r], rounded once to out's dtype."""
-    for r in numba.prange(codes.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _dequantize(lo, hi, codes, table, d, out):
+    for r in range(lo, hi):
         for c in range(codes.shape[1]):
             out[r, c] = table[codes[r, c]] * d[r]
+
+
+def dequantize(codes, table, d, out):
+    """out[r, c] = table[codes[r, c]] * d[r], rounded once to out's dtype."""
+    run_rows(_dequantize, codes.shape[0], codes, table, d, out)
 
 
 @numba.njit(inline="always")
@@ -162,10 +332,10 @@ def _term(e, metric, acc):
     return max(acc, abs(e))
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
 def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcode, metric,
-                prune, best_out, err_out):
-    """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block.
+                prune, best_out, err_out, out):
+    """Index into ``svals`` (ascending scale values) of the minimum-error scale of each block,
+    its error and the block's element codes under it (``out``).
 
     Ties go to the smallest scale.  With ``prune`` the search starts from the
     hint ``start[r]`` (the abs-max candidate) and skips candidates that provably
@@ -179,60 +349,111 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
       best error found;
     * once ``amax < s * g * zero_at`` every element rounds to zero, as for all
       larger scales: that candidate is the last one evaluated;
+    * a candidate whose block maximum alone, at the nearest element value, errs
+      more than the best error is skipped (that term is part of its sum);
     * a candidate whose running error exceeds the best one is abandoned.
 
-    ``cmp`` and ``grid`` are the element rounding (see :func:`quantize_row`).
+    ``start`` may be any index into ``svals``: it changes the work, not the result.
+
+    ``cmp`` and ``grid`` are the element rounding (see :func:`fast_row`).
     """
-    nrows = xb.shape[0]
-    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
-        crow = np.empty(xb.shape[1], np.uint8)
-        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            _search_row(xb[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table, cmp,
-                        grid, zcode, metric, prune, best_out, err_out, r)
+    finite = table[np.isfinite(table)]
+    cmp = with_mask(cmp, xb, grid, zcode)
+    run_rows(_brute_force, xb.shape[0], xb, bits(xb), amax, g, svals, start, mmax, zero_at,
+             table, np.unique(finite[finite >= 0]), cmp, grid, zcode, metric, prune, best_out,
+             err_out, out)
 
 
-@numba.njit(inline="always")
-def _search_row(xrow, crow, am, gr, svals, k0, mmax, zero_at, table, cmp, grid, zcode, metric,
-                prune, best_out, err_out, r):
-    """Brute-force search of one block (see :func:`brute_force`)."""
-    ns = svals.size
-    best = np.inf
-    besti = ns
-    first = 0
-    if prune:
-        best = _candidate_error(xrow, crow, svals[k0] * gr, table, cmp, grid, zcode,
-                                metric, np.inf)
-        besti = k0
-        # first scale whose clipping bound does not exceed best (bound falls with s)
-        lo, hi = 0, ns
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            t = am - mmax * svals[mid] * gr
-            if t > 0 and (t * t if metric == MSE else t) > best:
-                lo = mid + 1
-            else:
-                hi = mid
-        first = lo
-    for k in range(first, ns):
-        s = svals[k] * gr
-        e = _candidate_error(xrow, crow, s, table, cmp, grid, zcode, metric,
-                             best if prune else np.inf)
-        if e < best or (e == best and k < besti):
-            best = e
-            besti = k
-        if prune and am < s * zero_at:
-            break
-    best_out[r] = besti
-    err_out[r] = best
+def _searcher(quantize):
+    """:func:`brute_force`'s per-block search with the row quantizer ``quantize`` compiled in
+    (one variant a quantizer: a test between the two inside the search stops the SIMD)."""
+
+    @numba.njit(inline="always")
+    def candidate_error(xrow, xirow, crow, d, table, cmp, grid, zcode, metric, limit, thr, ti):
+        """Error of the block under divisor d; stops as soon as it exceeds limit."""
+        quantize(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
+        acc = 0.0
+        for c in range(xrow.size):
+            acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
+            if acc > limit:
+                return acc
+        return acc
+
+    @numba.njit(inline="always")
+    def search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, mags, cmp, grid,
+                   zcode, metric, prune, best_out, err_out, r, thr, ti, out):
+        """Brute-force search of one block (see :func:`brute_force`)."""
+        ns = svals.size
+        best = np.inf
+        besti = ns
+        first = 0
+        if prune:
+            best = candidate_error(xrow, xirow, out, svals[k0] * gr, table, cmp, grid, zcode,
+                                   metric, np.inf, thr, ti)
+            besti = k0
+            # first scale whose clipping bound does not exceed best (bound falls with s)
+            lo, hi = 0, ns
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                t = am - mmax * svals[mid] * gr
+                if t > 0 and (t * t if metric == MSE else t) > best:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            first = lo
+        for k in range(first, ns):
+            s = svals[k] * gr
+            lb = -1.0
+            if prune:  # the block maximum's own term, at its nearest value, bounds the error
+                lb = np.inf
+                for v in mags:
+                    lb = min(lb, abs(am - v * s))
+                if metric == MSE:
+                    lb = lb * lb
+            if lb <= best:
+                e = candidate_error(xrow, xirow, crow, s, table, cmp, grid, zcode, metric,
+                                    best if prune else np.inf, thr, ti)
+                if e < best or (e == best and k < besti):  # evaluated in full: crow complete
+                    best = e
+                    besti = k
+                    for c in range(xrow.size):
+                        out[c] = crow[c]
+            if prune and am < s * zero_at:
+                break
+        best_out[r] = besti
+        err_out[r] = best
+
+    return search_row
 
 
-@numba.njit(inline="always")
-def _candidate_error(xrow, crow, d, table, cmp, grid, zcode, metric, limit):
-    """Error of the block under divisor d; stops as soon as it exceeds limit."""
-    quantize_row(xrow, d, cmp, grid, zcode, crow)
-    acc = 0.0
-    for c in range(xrow.size):
-        acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
-        if acc > limit:
-            return acc
-    return acc
+_search_fast = _searcher(_fast_quantize)
+_search_general = _searcher(quantize_row_general)
+
+
+# two kernels, not one testing cmp[5]: only the one a grid needs is compiled (module-level
+# functions, so that numba's cache finds them again)
+@numba.njit(cache=True, nogil=True)
+def _brute_force_fast(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp,
+                      grid, zcode, metric, prune, best_out, err_out, out, thr, crow):
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        _search_fast(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
+                     mags, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
+
+
+@numba.njit(cache=True, nogil=True)
+def _brute_force_general(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp,
+                         grid, zcode, metric, prune, best_out, err_out, out, thr, crow):
+    ti = thr.view(xi.dtype)
+    for r in range(lo, hi):
+        _search_general(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at,
+                        table, mags, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr,
+                        ti, out[r])
+
+
+def _brute_force(lo, hi, xb, *args):
+    """One row range of :func:`brute_force`, with its own scratch."""
+    cmp = args[9]
+    thr = np.empty(max(8, cmp[1].size), xb.dtype)
+    kernel = _brute_force_fast if cmp[5] else _brute_force_general
+    kernel(lo, hi, xb, *args, thr, np.empty(xb.shape[1], np.uint8))

@@ -356,14 +356,16 @@ def _brute_force(b: _Blocks):
     """brute-force: every finite scale code, minimum block error, ties to the smaller scale."""
     rule, sfmt, efmt = b.rule, b.sfmt, b.efmt
     svals, scodes_all = scaling.search_scales(sfmt, rule.prevent_zero, b.floor or 0.0)
-    start = np.searchsorted(svals, sfmt.table[b.select(b.fmt.M)])
+    # the search's first candidate (any index is exact; near abs-max prunes the most)
+    start = np.minimum(np.searchsorted(svals, b.amax / (b.g * b.fmt.M)), svals.size - 1)
     best = np.empty(b.xb.shape[0], np.int64)
     err = np.empty(b.xb.shape[0])
+    ecodes = np.empty(b.xb.shape, np.uint8)
     kernels.brute_force(b.xb, b.amax, b.g, svals, start, b.fmt.candidates[0],
                         scaling.zero_threshold(efmt, rule.rounding), efmt.table, b.cmp, b.egrid,
-                        b.zcode, kernels.METRICS.index(rule.metric), bool(b.prune), best, err)
-    scodes = scodes_all[best]
-    return b.elements(scodes), scodes, None
+                        b.zcode, kernels.METRICS.index(rule.metric), bool(b.prune), best, err,
+                        ecodes)
+    return ecodes, scodes_all[best], None
 
 
 def _selector(b: _Blocks):

@@ -3,7 +3,7 @@
 Blocks are rows of ``xb[nblocks, block]``, as in :mod:`.kernels`.  Each kernel
 computes a block's candidate scale codes, quantizes the block under each
 candidate it needs and keeps one; element codes come from the same
-:func:`kernels.quantize_row` as every other rule.
+:func:`kernels.fast_row` / :func:`kernels.quantize_row_general` as every other rule.
 
 Block errors (``arith``), one definition each, all summed in element order:
 
@@ -26,7 +26,9 @@ import math
 import numba
 import numpy as np
 
-from .kernels import CHUNK, MAE, MSE, _scale_code, quantize_row
+from .kernels import (MAE, MSE, _scale_code, bits, fast_row, quantize_row_general, row_scratch,
+                      with_mask)
+from .pool import run_rows
 
 FLOAT, FIXED, FP16 = range(3)
 
@@ -94,7 +96,42 @@ def candidate_codes(am, gr, ms, up, offsets, svals, scodes, stable, sgrid, pz_co
             out[j] = scodes[p]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
+def _k_candidates(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid,
+                  pz_code, table, cmp, grid, zcode, metric, arith, frac_bits, out, scode_out,
+                  pick_out):
+    n = xb.shape[1]
+    k = max(ms.size, offsets.size)
+    fast, thr, ti = row_scratch(xb, xi, cmp)
+    crow = np.empty(n, np.uint8)
+    cand = np.empty(k, np.int64)
+    for r in range(lo, hi):
+        candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,
+                        m_base, cand)
+        unit = frame_unit(amax[r], frac_bits)
+        best = np.inf
+        bestj = 0
+        for j in range(k):
+            seen = False
+            for i in range(j):
+                seen |= cand[i] == cand[j]
+            if seen:
+                continue
+            s = stable[cand[j]]
+            if fast:  # tested here, not in an inlined helper: that stops the SIMD
+                fast_row(xi[r], g[r] * s, cmp, grid[8], crow, thr, ti)
+            else:
+                quantize_row_general(xb[r], xi[r], g[r] * s, cmp, grid, zcode, crow, thr, ti)
+            e = block_error(xb[r], crow, s, g[r], table, metric, arith, unit)
+            if e < best:
+                best = e
+                bestj = j
+                for c in range(n):  # a loop, not out[r, :] = crow (see kernels.four_over_six)
+                    out[r, c] = crow[c]
+        pick_out[r] = bestj
+        scode_out[r] = cand[bestj]
+
+
 def k_candidates(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, table,
                  cmp, grid, zcode, metric, arith, frac_bits, out, scode_out, pick_out):
     """Lowest block error among the candidates; ties to the earliest in the list.
@@ -103,35 +140,42 @@ def k_candidates(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sg
     scale code, ``out[r]`` the block's element codes under it.  A candidate
     whose scale code equals an earlier one is not evaluated again (same error).
     """
-    nrows, n = xb.shape
+    run_rows(_k_candidates, xb.shape[0], xb, bits(xb), amax, g, ms, up, offsets, m_base, svals,
+             scodes, stable, sgrid, pz_code, table, with_mask(cmp, xb, grid, zcode), grid, zcode,
+             metric, arith,
+             frac_bits, out, scode_out, pick_out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _predicted(lo, hi, xb, xi, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid,
+               pz_code, cmp, grid, zcode, stat, lo_, hi_, out, scode_out, pick_out):
+    n = xb.shape[1]
     k = max(ms.size, offsets.size)
-    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
-        crow = np.empty(n, np.uint8)
-        cand = np.empty(k, np.int64)
-        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,
-                            m_base, cand)
-            unit = frame_unit(amax[r], frac_bits)
-            best = np.inf
-            bestj = 0
-            for j in range(k):
-                seen = False
-                for i in range(j):
-                    seen |= cand[i] == cand[j]
-                if seen:
-                    continue
-                s = stable[cand[j]]
-                quantize_row(xb[r], g[r] * s, cmp, grid, zcode, crow)
-                e = block_error(xb[r], crow, s, g[r], table, metric, arith, unit)
-                if e < best:
-                    best = e
-                    bestj = j
-                    out[r, :] = crow
-            pick_out[r] = bestj
-            scode_out[r] = cand[bestj]
+    fast, thr, ti = row_scratch(xb, xi, cmp)
+    cand = np.empty(k, np.int64)
+    for r in range(lo, hi):
+        candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,
+                        m_base, cand)
+        d0 = g[r] * stable[cand[0]]
+        count = 0
+        for c in range(n):
+            a = abs(np.float64(xb[r, c]))
+            if stat == 0:
+                count += a > lo_ * d0 and a < amax[r]
+            else:
+                count += 100.0 * a >= lo_ * amax[r]  # exact: 24 + 7 bits each side
+        if stat == 1:
+            count -= 1  # the maximum itself
+        j = 1 if count >= hi_ else 0
+        pick_out[r] = j
+        scode_out[r] = cand[j]
+        if fast:  # tested here, not in an inlined helper: that stops the SIMD
+            fast_row(xi[r], g[r] * stable[cand[j]], cmp, grid[8], out[r], thr, ti)
+        else:
+            quantize_row_general(xb[r], xi[r], g[r] * stable[cand[j]], cmp, grid, zcode, out[r],
+                                 thr, ti)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
 def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid, pz_code, cmp,
               grid, zcode, stat, lo, hi, out, scode_out, pick_out):
     """No error unit: a block statistic picks candidate 0 or 1 of the list.
@@ -143,24 +187,7 @@ def predicted(xb, amax, g, ms, up, offsets, m_base, svals, scodes, stable, sgrid
     ``100 |x| >= lo * amax`` (``lo`` a percentage).  The block takes candidate
     1 when the count is at least ``hi`` (and candidate 0 otherwise).
     """
-    nrows, n = xb.shape
-    k = max(ms.size, offsets.size)
-    for ch in numba.prange((nrows + CHUNK - 1) // CHUNK):
-        cand = np.empty(k, np.int64)
-        for r in range(ch * CHUNK, min(nrows, (ch + 1) * CHUNK)):
-            candidate_codes(amax[r], g[r], ms, up, offsets, svals, scodes, stable, sgrid, pz_code,
-                            m_base, cand)
-            d0 = g[r] * stable[cand[0]]
-            count = 0
-            for c in range(n):
-                a = abs(np.float64(xb[r, c]))
-                if stat == 0:
-                    count += a > lo * d0 and a < amax[r]
-                else:
-                    count += 100.0 * a >= lo * amax[r]  # exact: 24 + 7 bits each side
-            if stat == 1:
-                count -= 1  # the maximum itself
-            j = 1 if count >= hi else 0
-            pick_out[r] = j
-            scode_out[r] = cand[j]
-            quantize_row(xb[r], g[r] * stable[cand[j]], cmp, grid, zcode, out[r])
+    run_rows(_predicted, xb.shape[0], xb, bits(xb), amax, g, ms, up, offsets, m_base, svals,
+             scodes, stable, sgrid, pz_code, with_mask(cmp, xb, grid, zcode), grid, zcode, stat,
+             lo, hi, out,
+             scode_out, pick_out)

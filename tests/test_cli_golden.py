@@ -81,11 +81,29 @@ def test_quantize_command_says_empty_and_bad_files(tmp_path, capsys):
 def test_bench_command_reports_ratios(tmp_path, capsys):
     js = tmp_path / "b.json"
     assert cli.main(["bench", "golden", "--elements", "65536", "--repeat", "1",
-                     "--cases", "abs-max", "4o6", "--json", str(js)]) == 0
+                     "--cases", "abs-max", "4o6", "--no-torchao", "--json", str(js)]) == 0
     rows = json.loads(js.read_text())
-    assert [r["case"] for r in rows] == ["abs-max", "4o6"]
-    assert all(r["ratio_to_copy"] > 0 for r in rows)
-    assert "| abs-max |" in capsys.readouterr().out
+    assert [(r["case"], r["shape"]) for r in rows] == [
+        ("abs-max", "1-D"), ("abs-max", "2-D"), ("4o6", "1-D"), ("4o6", "2-D")]
+    assert all(r["ratio_to_copy"] > 0 and r["cpu_ratio_to_copy"] > 0
+               and r["torchao_elements_per_s"] is None for r in rows)
+    assert "| abs-max | 1-D |" in capsys.readouterr().out
+
+
+def test_bench_rejects_elements_not_a_multiple_of_1024(capsys):
+    assert cli.main(["bench", "golden", "--elements", "1000"]) == 1
+    assert "multiple of 1024" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_cold_first_call_runs_in_a_fresh_process(tmp_path, capsys):
+    js = tmp_path / "b.json"
+    assert cli.main(["bench", "golden", "--elements", "65536", "--repeat", "1", "--cases",
+                     "nvfp4", "--no-torchao", "--cold", "--json", str(js)]) == 0
+    cold = [r for r in json.loads(js.read_text()) if "first_call_s" in r]
+    assert [r["case"] for r in cold] == ["nvfp4"]
+    assert cold[0]["first_call_s"] > 0 and cold[0]["first_call_cpu_s"] > 0
+    assert "| nvfp4 |" in capsys.readouterr().out.split("first call")[1]
 
 
 def test_help_lists_commands(capsys):
