@@ -107,7 +107,7 @@ def test_real_models_end_to_end(tmp_path):
     """MiniLM MSE table and SmolLM2 perplexity gaps from the installed packages (llm extra)."""
     pytest.importorskip("transformers")
     args = parse(["--tokens", "256", "--block-sizes", "4", "32", "--recipes", "paper-e4m3",
-                  "--methods", "abs-max", "--scales", "e4m3", "--mask-edges", "0", "0.01",
+                  "--methods", "abs-max", "--scale-formats", "e4m3", "--mask-edges", "0", "0.01",
                   "--out", str(tmp_path)])
     assert validate.run(args) == 0
     for name in ("mse.csv", "mse_overall.csv", "ppl.csv", "mask.csv", "summary.md",

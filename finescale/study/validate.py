@@ -289,7 +289,8 @@ def register(subparsers):
                         "the weights in region A/B/C; default: as trained")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                    help="MSE-study scale rules (default: all)")
-    p.add_argument("--scales", nargs="+", choices=list(SCALES), default=list(SCALES),
+    p.add_argument("--scale-formats", nargs="+",
+                   choices=list(SCALES), default=list(SCALES),
                    help="MSE-study scale formats (default: all)")
     p.add_argument("--sigmas", nargs="+", default=DEFAULT_SIGMAS,
                    help="MSE-study regions as NAME=SIGMA (each tensor rescaled to that std) "
@@ -327,7 +328,7 @@ def run(args) -> int:
     summary = ["# finescale validate", ""]
     total = 0
     if "mse" in args.studies:
-        total += len(sigmas) * len(args.methods) * len(args.scales) * len(args.block_sizes)
+        total += len(sigmas) * len(args.methods) * len(args.scale_formats) * len(args.block_sizes)
     if "ppl" in args.studies:
         total += len(args.recipes) * len(args.block_sizes)
     if "mask" in args.studies:
@@ -337,7 +338,7 @@ def run(args) -> int:
             from finescale.study import realdata
 
             rows, overall = mse_study(realdata.minilm_weights(args.mse_rows), sigmas,
-                                      args.methods, args.scales, args.block_sizes, bar)
+                                      args.methods, args.scale_formats, args.block_sizes, bar)
             write_csv(out / "mse.csv", rows)
             write_csv(out / "mse_overall.csv", overall)
             plot_mse(out / "mse.png", overall)
