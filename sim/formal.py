@@ -49,18 +49,29 @@ def twins(kind: str, block_size: int = 4, scale_format: str = "e4m3"):
         lanes = max(1, block_size // 2)
         return (unit_spec("dot", lanes=lanes, stages=4, **b),
                 unit_spec("dot", lanes=lanes, stages=0, **b))
-    if kind == "dot-acc":
-        return (unit_spec("dot", accumulate=True, stages=4, **b),
-                unit_spec("dot", accumulate=True, stages=1, **b))
+    if kind in ("dot-acc", "dot-fp32"):
+        acc = "fp32" if kind == "dot-fp32" else "kulisch"
+        return (unit_spec("dot", accumulate=acc, stages=4, **b),
+                unit_spec("dot", accumulate=acc, stages=1, **b))
     raise ValueError(f"unknown unit kind {kind!r}; choose from {list(KINDS)}")
 
 
-KINDS = ("scale", "element", "quantizer", "4o6", "dot", "dot-lanes", "dot-acc")
+KINDS = ("scale", "element", "quantizer", "4o6", "dot", "dot-lanes", "dot-acc", "dot-fp32")
+#: where a dot product's state registers sit among its cuts: the cuts before them (the beat
+#: counter before every cut; the partial sum of a block's beats after ``products``; any
+#: other state, the accumulators, after ``products``, ``sum`` and ``scaled``)
+STATE_AFTER = {"beat": (), "partial": ("products",)}
+ACC_STATE_AFTER = ("products", "sum", "scaled")
 COLUMNS = ("kind", "pipelined", "twin", "delay", "result", "method", "seconds")
 
 
-def wrapper(p_side: dict, c_side: dict, delay: int) -> str:
-    """Verilog of ``equiv_top``: P and C side by side, C's outputs delayed ``delay`` cycles."""
+def wrapper(p_side: dict, c_side: dict, delay: int, state=()) -> str:
+    """Verilog of ``equiv_top``: P and C side by side, C's outputs delayed ``delay`` cycles.
+
+    ``state``: (name, width, init, lag) of state registers both hold, exposed as ports of
+    that name (Yosys ``expose``): ``ok`` also needs P's register equal to C's ``lag``
+    cycles earlier (a delay line that ``rst`` loads with ``init``), the strengthening that
+    lets k-induction prove twins with state."""
     ports = {q["name"]: q for q in p_side["ports"]}
     ins = [q for q in p_side["ports"] if q["dir"] == "in"]
     outs = [q for q in p_side["ports"] if q["dir"] == "out"]
@@ -73,8 +84,22 @@ def wrapper(p_side: dict, c_side: dict, delay: int) -> str:
     conn = lambda pre, names: ", ".join(  # noqa: E731
         [f".{q['name']}({q['name']})" for q in ins if q["name"] in names]
         + [f".{q['name']}({pre}{q['name']})" for q in outs])
-    body += [f"  {p_side['top']} p ({conn('p_', ports)});",
-             f"  {c_side['top']} c ({conn('c_', c_ports)});"]
+    sts = [(f"st{i}", name, dict(width=w), init, lag)
+           for i, (name, w, init, lag) in enumerate(state)]
+    for pre in ("p_", "c_"):
+        body += [f"  wire {_rng(q)}{pre}{n};" for n, _, q, _, _ in sts]
+    ex = lambda pre: "".join(f", .\\{name} ({pre}{n})" for n, name, *_ in sts)  # noqa: E731
+    body += [f"  {p_side['top']} p ({conn('p_', ports)}{ex('p_')});",
+             f"  {c_side['top']} c ({conn('c_', c_ports)}{ex('c_')});"]
+    same_state = []
+    for n, _, q, init, lag in sts:  # C's state, ``lag`` cycles late
+        prev = f"c_{n}"
+        for i in range(lag):
+            body.append(f"  reg {_rng(q)}d{i}_{n} = {q['width']}'d{init};")
+            body.append(f"  always @(posedge clk) d{i}_{n} <= rst ? {q['width']}'d{init} : "
+                        f"{prev};")
+            prev = f"d{i}_{n}"
+        same_state.append(f"p_{n} == {prev}")
     for q in outs:  # the delay line of C's outputs
         n = q["name"]
         prev = f"c_{n}"
@@ -86,7 +111,8 @@ def wrapper(p_side: dict, c_side: dict, delay: int) -> str:
         body.append(f"  wire {_rng(q)}q_{n} = {prev};")
     data = [q["name"] for q in outs if q["name"] != "valid_out"]
     same = " && ".join(f"p_{n} == q_{n}" for n in data) or "1"
-    body.append(f"  assign ok = (p_valid_out == q_valid_out) && (!p_valid_out || ({same}));")
+    body.append(f"  assign ok = (p_valid_out == q_valid_out) && (!p_valid_out || ({same}))"
+                + "".join(f" && ({e})" for e in same_state) + ";")
     names = [q["name"] for q in ins] + ["ok"]
     return "\n".join([f"module equiv_top({', '.join(names)});", *decl, "  output ok;", *body,
                       "endmodule", ""])
@@ -117,35 +143,70 @@ def prove(kind: str, workdir, *, block_size: int = 4, scale_format: str = "e4m3"
         row.update(result=result, method=method, seconds=round(time.perf_counter() - t0, 1))
         return row
     ep, ec = emit.emit(p, wd), emit.emit(c, wd)
-    (wd / "equiv_top.v").write_text(wrapper(ep.sidecar, ec.sidecar, d))
-    read = [f"read_verilog -sv {ep.path.name} {ec.path.name} equiv_top.v",
-            "prep -top equiv_top -flatten", "memory_map", "opt_clean", "async2sync"]
-    if p.stateful:  # induction is defeated by unreachable state pairs: a bound from reset
-        depth = 2 * (p.beats + p.latency) + 4
-        (wd / "bmc.ys").write_text("\n".join(read + [
-            f"sat -seq {depth} -prove ok 1 -set-init-zero -set-at 1 rst 1 -verify "
-            "-show-inputs"]) + "\n")
-        try:
-            run_yosys(wd, "bmc.ys", timeout=timeout)
-            row.update(result="bounded", method=f"no difference within {depth} cycles of reset "
-                       "(sat -seq; state across beats/blocks defeats k-induction)")
-        except RuntimeError:
-            row.update(result="FAILED", method=f"counterexample within {depth} cycles")
-        except subprocess.TimeoutExpired:
-            row.update(result="timeout", method=f"sat -seq {depth}: no answer in {timeout} s")
-    else:
-        (wd / "induct.ys").write_text("\n".join(read + [
-            f"sat -tempinduct -prove ok 1 -set-init-zero -maxsteps {maxsteps} -verify "
-            "-show-inputs"]) + "\n")
-        try:
-            run_yosys(wd, "induct.ys", timeout=timeout)
-            row.update(result="proved", method=f"k-induction (sat -tempinduct, <= {maxsteps})")
-        except RuntimeError:
-            row.update(result="FAILED", method="no proof: counterexample or failed induction")
-        except subprocess.TimeoutExpired:
-            row.update(result="timeout", method=f"sat -tempinduct: no answer in {timeout} s")
+    state = shared_state(p, c, ep, ec, wd, timeout) if p.stateful else []
+    (wd / "equiv_top.v").write_text(wrapper(ep.sidecar, ec.sidecar, d, state))
+    expose = [f"expose {top}/w:{name}" for top in (ep.name, ec.name) for name, *_ in state]
+    read = [*_read_twins(ep, ec), *expose, "read_verilog -sv equiv_top.v", "hierarchy -top equiv_top", "proc",
+            "flatten", "memory_map", "opt_clean", "async2sync"]
+    (wd / "induct.ys").write_text("\n".join(read + [
+        f"sat -tempinduct -prove ok 1 -set-init-zero -maxsteps {maxsteps} -verify "
+        "-show-inputs"]) + "\n")
+    how = (f"k-induction (sat -tempinduct, <= {maxsteps}) strengthened with the state "
+           "registers both hold equal, P's lagging C's by the cuts before them: "
+           + ", ".join(f"{n} (+{lag})" for n, _, _, lag in state)) if state else (
+           f"k-induction (sat -tempinduct, <= {maxsteps})")
+    try:
+        run_yosys(wd, "induct.ys", timeout=timeout)
+        row.update(result="proved", method=how)
+    except RuntimeError:
+        row.update(result="FAILED", method="no proof: counterexample or failed induction")
+    except subprocess.TimeoutExpired:
+        row.update(result="timeout", method=f"sat -tempinduct: no answer in {timeout} s")
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
+
+
+def _read_twins(ep, ec) -> list[str]:
+    """Yosys commands: both twins read and each flattened (neither is the top)."""
+    return [f"read_verilog -sv {ep.path.name} {ec.path.name}", "setattr -mod -unset top",
+            "proc", "flatten", "opt_clean"]
+
+
+def registers(netlist: dict, top: str) -> dict:
+    """{name: (width, init)} of the named wires of a flattened module that are wholly the
+    outputs of flip-flops (ports aside)."""
+    mod = netlist["modules"][top]
+    q = {b for cell in mod["cells"].values() if "dff" in cell["type"]
+         for b in cell["connections"].get("Q", [])}
+    out = {}
+    for name, net in mod["netnames"].items():
+        if net.get("hide_name") or name in mod["ports"] or not all(b in q for b in net["bits"]):
+            continue
+        init = net.get("attributes", {}).get("init", "0")
+        out[name] = (len(net["bits"]), int(init.replace("x", "0"), 2) if set(init) <= set("01x")
+                     else 0)
+    return out
+
+
+def shared_state(p, c, ep, ec, wd: Path, timeout) -> list:
+    """(name, width, init, lag) of the registers P and C both hold (the dot product's beat
+    counter, partial sum and accumulators); ``lag``: the cuts before it in P less in C
+    (:data:`STATE_AFTER`)."""
+    from finescale.synth.flow import run_yosys
+
+    (wd / "regs.ys").write_text("\n".join(_read_twins(ep, ec) + ["write_json regs.json"]))
+    run_yosys(wd, "regs.ys", timeout=timeout)
+    net = json.loads((wd / "regs.json").read_text())
+    rp, rc = registers(net, ep.name), registers(net, ec.name)
+    cp, cc = p.build().cuts, c.build().cuts
+    out = []
+    for name in sorted(set(rp) & set(rc)):
+        after = STATE_AFTER.get(name.split(".")[-1], ACC_STATE_AFTER)
+        lag = len(cp & set(after)) - len(cc & set(after))
+        if rp[name] != rc[name] or lag < 0:
+            raise RuntimeError(f"state register {name} differs between the twins")
+        out.append((name, *rp[name], lag))
+    return out
 
 
 def registers_as_wires(verilog: str) -> str:
