@@ -100,6 +100,21 @@ def test_pipelined_unit_equals_its_combinational_twin(kind, tmp_path):
     assert row["delay"] == formal.twins(kind)[0].latency - formal.twins(kind)[1].latency
 
 
+@pytest.mark.parametrize("kind", ["dot-acc", "dot-fp32"])
+def test_accumulating_pipeline_equals_its_twin(kind, tmp_path):
+    """State across blocks: balanced cuts with the accumulator at its lag, and the same
+    next state and outputs for every state once the pipeline registers are wires."""
+    row = formal.prove(kind, tmp_path, block_size=4)
+    assert row["result"] == "proved", row
+    assert "acc +3" in row["method"] and row["delay"] == 3
+
+
+def test_a_state_register_at_the_wrong_lag_is_not_proved(tmp_path, monkeypatch):
+    monkeypatch.setattr(formal, "ACC_STATE_AFTER", ("products", "sum"))
+    row = formal.prove("dot-acc", tmp_path, block_size=4)
+    assert row["result"] == "FAILED" and "unbalanced" in row["method"], row
+
+
 @pytest.mark.slow
 def test_fouroversix_pipeline_equals_its_twin(tmp_path):
     row = formal.prove("4o6", tmp_path, block_size=4)
