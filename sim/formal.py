@@ -301,14 +301,15 @@ def _state_port(port: str, module: dict, names) -> str:
     return f"{same[0]}.{end}" if bits and len(same) == 1 else port
 
 
-def step_wrapper(p_top: str, c_top: str, p_ports: dict, c_ports: dict) -> str:
+def step_wrapper(p_top: str, c_top: str, p_ports: dict, c_ports: dict, *,
+                 tie_rst: bool = True) -> str:
     """Verilog of ``step_top``: P and C with the same inputs, the state inputs (``X.q``)
     among them, ``rst`` low; ``ok`` when every output (next states ``X.d`` too) agrees.
     ``p_ports`` / ``c_ports``: port -> (canonical name, Yosys port); ports of one canonical
     name (a register's aliases) share their input, and the first of them is compared."""
-    esc = lambda n: f"\\{n} " if not re.fullmatch(r"[A-Za-z_]\w*", n) else n  # noqa: E731
     width = {k: len(q["bits"]) for k, q in list(p_ports.values()) + list(c_ports.values())}
-    ins = sorted({k for k, q in p_ports.values() if q["direction"] == "input"} - {"rst"})
+    ins = sorted({k for k, q in p_ports.values() if q["direction"] == "input"}
+                 - ({"rst"} if tie_rst else set()))
     outs = sorted({k for k, q in p_ports.values() if q["direction"] == "output"
                    and not k.endswith(".c")})
     rng = lambda k: f"[{width[k] - 1}:0] "  # noqa: E731
@@ -319,11 +320,13 @@ def step_wrapper(p_top: str, c_top: str, p_ports: dict, c_ports: dict) -> str:
         conn, first = [], {}
         for j, (n, (k, q)) in enumerate(ports.items()):
             if q["direction"] == "input":
-                conn.append(f".{esc(n)}({'1' + chr(39) + 'b0' if k == 'rst' else f'i{ins.index(k)}'})")
-            elif k in outs:
-                lines.append(f"  wire {rng(k)}{side}{j};")
-                conn.append(f".{esc(n)}({side}{j})")
-                first.setdefault(k, f"{side}{j}")
+                conn.append("1'b0" if k not in ins else f"i{ins.index(k)}")
+            else:
+                lines.append(f"  wire {_rng(dict(width=len(q['bits'])))}{side}{j};")
+                conn.append(f"{side}{j}")
+                if k in outs:
+                    first.setdefault(k, f"{side}{j}")
+        # by position (Yosys's port order): an everted register may have a private name
         lines.append(f"  {top} {side} ({', '.join(conn)});")
         same.append(first)
     eq = " && ".join(f"{same[0][k]} == {same[1][k]}" for k in outs) or "1"

@@ -112,6 +112,9 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     (workdir / "equiv_top.v").write_text(
         wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
+    if clocked and _step_equivalent(workdir, top, line, timeout):
+        return ("equivalent (state everted: the same next state and outputs for every state "
+                "and input, miter + sat)")
     sat = (f"sat -tempinduct -prove ok 1 -set-init-zero -seq 1 -maxsteps {depth} "
            "-verify -show-inputs -dump_json cx.json" if clocked else
            "sat -prove ok 1 -verify -show-inputs -dump_json cx.json")
@@ -133,6 +136,31 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
         raise
     return ("equivalent (valid-qualified miter + sat -tempinduct)" if clocked else
             "equivalent (valid-qualified miter + sat, all inputs)")
+
+
+def _step_equivalent(workdir: Path, top: str, line: str, timeout: float) -> bool:
+    """Whether the mutant (``line`` applied to a copy of ``top``) has the unit's next state
+    and outputs for every state and input: every flip-flop everted (``expose
+    -evert-dff``: its output an input, its input an output) in both, one miter."""
+    from .formal import step_wrapper
+
+    try:
+        _yosys(workdir, "evert.ys", _read(top) + [
+            f"copy {top} mutant", line, "pmuxtree", "opt_clean",
+            f"expose -evert-dff {top}/t:*dff* mutant/t:*dff*", "opt_clean",
+            "write_rtlil twins.il", "write_json twins.json"], timeout=timeout)
+        mods = json.loads((workdir / "twins.json").read_text())["modules"]
+        ports = [{n: (n, q) for n, q in mods[t]["ports"].items()} for t in (top, "mutant")]
+        if set(ports[0]) != set(ports[1]):
+            return False
+        (workdir / "step.v").write_text(step_wrapper(top, "mutant", *ports, tie_rst=False))
+        _yosys(workdir, "step.ys", ["read_rtlil twins.il", "read_verilog -sv step.v",
+                                    "hierarchy -top step_top", "proc", "flatten", "opt",
+                                    "opt_merge -share_all", "opt", "sat -prove ok 1 -verify"],
+               timeout=timeout)
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return False
+    return True
 
 
 def counterexample(spec, emitted, workdir: Path) -> dict | None:
