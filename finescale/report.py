@@ -216,7 +216,7 @@ class Report:
         if bad:
             raise RuntimeError(f"regression failed for {', '.join(bad)}")
         sums = {s["kind"]: s for s in self.mutants(sec)}
-        kind = {s.name: mutate.kind_of(s) for s in specs}
+        kind = {s.name: mutate.kind_of(s) for s in self.specs}
         cols = ["name", "vectors", "mismatches", "coverage", "vectors_per_s", "status"]
         sec.tables.insert(table, (
             "cocotb + Verilator against the golden model, per unit: the Verilog file's sha256 "
