@@ -24,7 +24,7 @@ register at its lag (:data:`STATE_AFTER`) and each output at the latency
 difference; and P with its pipeline registers made wires has C's next state and
 outputs for every state and input (each state register everted by ``expose
 -evert-dff``, one combinational miter, ``rst`` tied low: a reset returns P to
-its init state).  The dot product in beats does not pass that step yet.
+its init state).
 The wrapper's ``delay`` is a parameter so a test can show a wrong one fails.
 Results: ``prove.csv`` / ``.json`` / ``.md``.
 """

@@ -100,13 +100,15 @@ def test_pipelined_unit_equals_its_combinational_twin(kind, tmp_path):
     assert row["delay"] == formal.twins(kind)[0].latency - formal.twins(kind)[1].latency
 
 
-@pytest.mark.parametrize("kind", ["dot-acc", "dot-fp32"])
-def test_accumulating_pipeline_equals_its_twin(kind, tmp_path):
-    """State across blocks: balanced cuts with the accumulator at its lag, and the same
+@pytest.mark.parametrize("kind,state", [("dot-acc", "acc +3"), ("dot-fp32", "acc +3"),
+                                        ("dot-lanes", "partial +1")])
+def test_pipeline_with_state_equals_its_twin(kind, state, tmp_path):
+    """State across blocks or beats: balanced cuts with the state at its lag, and the same
     next state and outputs for every state once the pipeline registers are wires."""
     row = formal.prove(kind, tmp_path, block_size=4)
     assert row["result"] == "proved", row
-    assert "acc +3" in row["method"] and row["delay"] == 3
+    assert state in row["method"] and row["delay"] == formal.twins(kind)[0].latency - \
+        formal.twins(kind)[1].latency
 
 
 def test_a_state_register_at_the_wrong_lag_is_not_proved(tmp_path, monkeypatch):
