@@ -31,10 +31,13 @@ STORE = Path(__file__).resolve().parent / "data" / "directed"
 
 def _steps(signal: dict) -> list[int]:
     """A WaveJSON signal's value at each time step ('=' a new value from ``data``, '0'/'1'
-    a one-bit value, '.' the last one; undefined bits read as 0)."""
+    a one-bit value, '.' the last one, '4' first the initial-state column, '4' later the
+    end; undefined bits read as 0)."""
     data, out, k = signal.get("data", []), [], 0
-    for ch in signal["wave"]:
-        if ch == "=":
+    for i, ch in enumerate(signal["wave"]):
+        if ch == "4" and i == 0:  # a sequential model's first column: the initial state
+            k += bool(data)
+        elif ch == "=":
             bits = data[k]
             k += 1
             out.append(int("".join("1" if b == "1" else "0" for b in bits) or "0", 2))

@@ -73,6 +73,16 @@ def test_a_trace_becomes_blocks_of_beats():
     assert cx["scale_a"].tolist() == [1, 4] and cx["b"].dtype == np.uint8
 
 
+def test_a_sequential_trace_skips_its_initial_state_column():
+    """``sat -seq`` / ``-tempinduct`` models start with the initial state ('4', no value)."""
+    spec = mutate.KINDS["dot-acc"]
+    t = {"signal": [{"name": "valid_in", "wave": "41.0"}, {"name": "acc_clear", "wave": "40.1"},
+                    *({"name": n, "wave": "4===", "data": ["", "0101", "0011", "1111"]}
+                      for n in ("a", "b", "scale_a", "scale_b"))]}
+    cx = directed.from_trace(t, spec, spec.sidecar())
+    assert cx["acc_clear"].tolist() == [1, 0, 0] and cx["scale_a"].tolist() == [0, 5, 3]
+
+
 def test_an_accumulating_trace_starts_with_a_clear():
     spec = mutate.KINDS["dot-acc"]
     t = _trace(valid_in=[1], acc_clear=[0], a=[0x2222], b=[0x3333], scale_a=[9], scale_b=[9])
