@@ -189,7 +189,7 @@ class Report:
              ", ".join(sorted({str(s.latency) for s in specs if s.unit == k}))) for k in kinds]))
 
     def regress(self, sec: Section):
-        from finescale.sim import regress
+        from finescale.sim import mutate, regress
 
         specs = getattr(self, "specs", None)
         if not specs:
@@ -208,20 +208,29 @@ class Report:
                                   out=str(self.out / "regress"), progress=False)
         self.regressed = {r["name"]: r for r in rows}
         self.regress_sec = sec
-        cols = ["name", "vectors", "mismatches", "coverage", "vectors_per_s", "status"]
-        sec.tables.append(("cocotb + Verilator against the golden model", cols + ["sha256"],
-                           [[r[c] for c in cols] + [r["sha256"][:12]] for r in rows]))
         bad = [r["name"] for r in rows if r["status"] != "PASS"]
+        table = len(sec.tables)
         sec.paragraphs.append(
             f"{len(rows) - len(bad)}/{len(rows)} units pass, "
             f"{sum(r['vectors'] for r in rows)} vectors checked bit for bit, "
-            f"{sum(r['mismatches'] for r in rows)} mismatches.")
+            f"{sum(r['mismatches'] for r in rows)} mismatches; coverage: goals met of the "
+            "unit's goals (a missed goal fails the unit).")
         if bad:
             raise RuntimeError(f"regression failed for {', '.join(bad)}")
-        self.mutants(sec)
+        sums = {s["kind"]: s for s in self.mutants(sec)}
+        kind = {s.name: mutate.kind_of(s) for s in self.specs}
+        cols = ["name", "vectors", "mismatches", "coverage", "vectors_per_s", "status"]
+        sec.tables.insert(table, (
+            "cocotb + Verilator against the golden model, per unit: the Verilog file's sha256 "
+            "(the file synthesis reads), coverage goals met, and the mutants of the unit's "
+            "kind killed (of the non-equivalent; campaign below)",
+            cols + ["sha256", "mutants killed (kind)"],
+            [[r[c] for c in cols] + [r["sha256"][:12], _killed(sums.get(kind[r["name"]]))]
+             for r in rows]))
 
-    def mutants(self, sec: Section):
-        """Generated mutants of every unit kind through the same testbench (kill rates)."""
+    def mutants(self, sec: Section) -> list[dict]:
+        """Generated mutants of every unit kind through the same testbench (kill rates);
+        returns the campaign's summary rows."""
         from finescale.sim import mutate
 
         n = 50 if self.full else 8
@@ -242,6 +251,7 @@ class Report:
             + ("" if self.full else "  Quick mode does not try to prove survivors equivalent "
                "(`finescale mutate` or `finescale report --full` does), so the rate is a lower "
                "bound."))
+        return sums
 
     def same_file(self, synth_rows) -> None:
         """In the regression section: per synthesized unit, whether the Verilog synthesized
@@ -420,6 +430,13 @@ class Report:
             {"stages": [{"title": s.title, "status": s.status, "seconds": s.seconds}
                         for s in sections], "seconds": seconds}, indent=2))
         return [page, md]
+
+
+def _killed(summary) -> str:
+    """'killed/non-equivalent' of a mutation campaign's summary row ('-' when none ran)."""
+    if summary is None:
+        return "-"
+    return f"{summary['killed']}/{summary['mutants'] - summary['equivalent']} ({summary['kind']})"
 
 
 def area_per_element(rows) -> dict:

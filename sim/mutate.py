@@ -38,18 +38,19 @@ KINDS = {
     "dot-lanes": unit_spec("dot", scale_format="e4m3", block_size=8, lanes=4),
     # headroom 2: the stimulus can wrap the accumulator (the sticky overflow flag)
     "dot-acc": unit_spec("dot", scale_format="e4m3", block_size=4, accumulate=True, headroom=2),
+    "dot-fp32": unit_spec("dot", scale_format="e4m3", block_size=4, accumulate="fp32"),
 }
 COLUMNS = ("kind", "name", "mutant", "mutation", "killed", "mismatches", "verdict")
 SUMMARY = ("kind", "name", "mutants", "killed", "equivalent", "survivors", "kill_rate",
-           "build_s", "run_s", "prove_s")
+           "run_s", "prove_s")
 
 
 def kind_of(spec) -> str:
-    """The unit kind of a spec as the campaign names it (dot split into plain/lanes/acc)."""
+    """The unit kind of a spec as the campaign names it (dot split into plain/lanes/acc/fp32)."""
     if spec.unit != "dot":
         return spec.unit
     if spec.params["accumulate"]:
-        return "dot-acc"
+        return "dot-fp32" if spec.params["accumulate"] == "fp32" else "dot-acc"
     return "dot-lanes" if spec.params["lanes"] < spec.params["block_size"] else "dot"
 
 
@@ -97,21 +98,33 @@ def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
 
 def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
                      depth: int = 12, timeout: float = 60) -> str:
-    """Yosys's verdict on ``mutation`` vs the unit: 'equivalent (...)' when proved,
-    else 'differs' (a counterexample, its inputs in ``workdir/yosys.log``) or
+    """Yosys's verdict on ``mutation`` vs the unit, compared as the scoreboard compares
+    them (:func:`.formal.wrapper`: ``valid_out`` every cycle, the data outputs while it
+    is high): 'equivalent (...)' when proved, else 'differs' (a counterexample: its inputs
+    in ``workdir/yosys.log`` and, as a WaveJSON trace, ``workdir/cx.json``) or
     'unproved (...)' (induction failed, or no answer in ``timeout`` seconds)."""
+    from .formal import wrapper
+
     top = emitted.name
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(emitted.path, workdir / "unit.v")
+    (workdir / "cx.json").unlink(missing_ok=True)
+    (workdir / "equiv_top.v").write_text(
+        wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
-    sat = (f"sat -tempinduct -prove-asserts -set-init-zero -seq 1 -maxsteps {depth} "
-           "-verify -show-inputs miter" if clocked else
-           "sat -prove-asserts -verify -show-inputs miter")
+    if clocked and _step_equivalent(workdir, top, line, timeout):
+        return ("equivalent (state everted: the same next state and outputs for every state "
+                "and input, miter + sat)")
+    sat = (f"sat -tempinduct -prove ok 1 -set-init-zero -seq 1 -maxsteps {depth} "
+           "-verify -show-inputs -dump_json cx.json" if clocked else
+           "sat -prove ok 1 -verify -show-inputs -dump_json cx.json")
     try:
         _yosys(workdir, "prove.ys", _read(top) + [
-            f"copy {top} mutant", line, "pmuxtree", "opt_clean",
-            f"miter -equiv -flatten -make_assert {top} mutant miter", "hierarchy -top miter",
-            sat], timeout=timeout)
+            f"copy {top} mutant", line, "pmuxtree", "opt_clean", "read_verilog -sv equiv_top.v",
+            "hierarchy -top equiv_top", "flatten", "async2sync",
+            # the logic both copies share is built once: SAT sees the mutated cone
+            "opt", "opt_merge -share_all", "opt", sat],
+            timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"unproved (no SAT answer in {timeout:.0f} s)"
     except RuntimeError as exc:
@@ -121,14 +134,68 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
                 return f"unproved (no difference within {depth} cycles, induction failed)"
             return "differs (Yosys found a counterexample the stimulus misses)"
         raise
-    return ("equivalent (miter + sat -tempinduct)" if clocked else
-            "equivalent (miter + sat, all inputs)")
+    return ("equivalent (valid-qualified miter + sat -tempinduct)" if clocked else
+            "equivalent (valid-qualified miter + sat, all inputs)")
+
+
+def _step_equivalent(workdir: Path, top: str, line: str, timeout: float) -> bool:
+    """Whether the mutant (``line`` applied to a copy of ``top``) has the unit's next state
+    and outputs for every state and input: every flip-flop everted (``expose
+    -evert-dff``: its output an input, its input an output) in both, one miter."""
+    from .formal import step_wrapper
+
+    try:
+        _yosys(workdir, "evert.ys", _read(top) + [
+            f"copy {top} mutant", line, "pmuxtree", "opt_clean",
+            f"expose -evert-dff {top}/t:*dff* mutant/t:*dff*", "opt_clean",
+            "write_rtlil twins.il", "write_json twins.json"], timeout=timeout)
+        mods = json.loads((workdir / "twins.json").read_text())["modules"]
+        ports = [{n: (n, q) for n, q in mods[t]["ports"].items()} for t in (top, "mutant")]
+        if set(ports[0]) != set(ports[1]):
+            return False
+        (workdir / "step.v").write_text(step_wrapper(top, "mutant", *ports, tie_rst=False))
+        _yosys(workdir, "step.ys", ["read_rtlil twins.il", "read_verilog -sv step.v",
+                                    "hierarchy -top step_top", "proc", "flatten", "opt",
+                                    "opt_merge -share_all", "opt", "sat -prove ok 1 -verify"],
+               timeout=timeout)
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def counterexample(spec, emitted, workdir: Path) -> dict | None:
+    """The unit inputs of the SAT counterexample :func:`prove_equivalent` left in
+    ``workdir`` (:func:`.directed.from_trace`), None when there is none."""
+    from . import directed
+    path = workdir / "cx.json"
+    if not path.exists():
+        return None
+    return directed.from_trace(json.loads(path.read_text()), spec, emitted.sidecar)
+
+
+def _run_bundle(bundle, ids, *, sim, seed, vectors, build_root, store=None) -> list[dict]:
+    """The mutant testbench on the bundle, mutants ``ids`` (0, the unit as emitted, first)."""
+    from . import runner
+
+    rep = runner.run_unit(verilog=bundle, sim=sim, seed=seed, vectors=vectors,
+                          build_root=build_root, test_module="finescale.sim.mutant_tb",
+                          extra_env={"FINESCALE_MUTANTS": ",".join(map(str, [0, *ids])),
+                                     **({"FINESCALE_DIRECTED": str(store)} if store else {})})
+    if not rep["passed"]:
+        raise RuntimeError(f"{bundle.name}: the unmutated bundle fails the regression: "
+                           f"{rep['first_mismatches'] or rep['protocol_errors']}")
+    return rep["mutants"]
 
 
 def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="verilator",
-             prove=True) -> tuple[list[dict], dict]:
-    """The campaign on one unit: (a row per mutant, the unit's summary)."""
-    from . import runner
+             prove=True, learn=False, store=None) -> tuple[list[dict], dict]:
+    """The campaign on one unit: (a row per mutant, the unit's summary).
+
+    ``learn``: a survivor's SAT counterexample (when the unit as built agrees with the
+    golden model on it) is added to the unit's directed vectors (:mod:`.directed`, in
+    ``store``), and the survivors run again with them: a mutant killed then has the verdict
+    'killed (directed: SAT counterexample)'."""
+    from . import directed
 
     kind = kind_of(spec)
     wd = workdir / spec.name
@@ -138,24 +205,37 @@ def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="veril
     t0 = time.perf_counter()
     muts = list_mutations(em, wd / "yosys", n, seed)
     bundle = build_bundle(em, wd / "yosys", muts)
-    rep = runner.run_unit(verilog=bundle, sim=sim, seed=seed, vectors=vectors,
-                          build_root=wd / "sim", test_module="finescale.sim.mutant_tb",
-                          extra_env={"FINESCALE_MUTANTS": ",".join(
-                              str(k) for k in range(len(muts) + 1))})
-    if not rep["passed"]:
-        raise RuntimeError(f"{spec.name}: the unmutated bundle fails the regression: "
-                           f"{rep['first_mismatches'] or rep['protocol_errors']}")
+    run = dict(sim=sim, seed=seed, vectors=vectors, build_root=wd / "sim", store=store)
+    first = _run_bundle(bundle, range(1, len(muts) + 1), **run)
     t1 = time.perf_counter()
-    rows = []
-    for r in rep["mutants"][1:]:
-        k = r["mutant"]
-        verdict = "killed" if r["killed"] else None
-        if verdict is None:
-            verdict = (prove_equivalent(em, wd / "prove" / str(k), muts[k - 1],
-                                        clocked=spec.clocked) if prove else "survived")
-        rows.append({"kind": kind, "name": spec.name, "mutant": k, "mutation": muts[k - 1],
-                     "killed": r["killed"], "mismatches": r["mismatches"],
-                     "verdict": verdict})
+    rows = [{"kind": kind, "name": spec.name, "mutant": r["mutant"],
+             "mutation": muts[r["mutant"] - 1], "killed": r["killed"],
+             "mismatches": r["mismatches"], "verdict": "killed" if r["killed"] else "survived"}
+            for r in first[1:]]
+    learnt = []
+    for row in rows:
+        if row["killed"] or not prove:
+            continue
+        pdir = wd / "prove" / str(row["mutant"])
+        row["verdict"] = prove_equivalent(em, pdir, row["mutation"], clocked=spec.clocked)
+        cx = counterexample(spec, em, pdir) if row["verdict"].startswith("differs") else None
+        if cx is not None and learn:
+            if not directed.agrees(spec, cx):
+                row["verdict"] += "; its counterexample is outside the golden model's domain"
+                continue
+            directed.learn(spec, cx, f"seed {seed} mutant {row['mutant']}: {row['mutation']}",
+                           store)
+            learnt.append(row)
+    if learnt:  # the survivors again, the learnt vectors now in the stimulus
+        again = {r["mutant"]: r for r in _run_bundle(bundle, [r["mutant"] for r in learnt],
+                                                     **run)[1:]}
+        for row in learnt:
+            r = again[row["mutant"]]
+            if r["killed"]:
+                row.update(killed=True, mismatches=r["mismatches"],
+                           verdict="killed (directed: SAT counterexample)")
+            else:
+                row["verdict"] += "; its counterexample, as vectors, does not kill it"
     t2 = time.perf_counter()
     killed = sum(r["killed"] for r in rows)
     equiv = sum(r["verdict"].startswith("equivalent") for r in rows)
@@ -163,8 +243,7 @@ def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="veril
     summary = {"kind": kind, "name": spec.name, "mutants": len(rows), "killed": killed,
                "equivalent": equiv, "survivors": len(rows) - killed - equiv,
                "kill_rate": round(killed / live, 4) if live else 1.0,
-               "build_s": round(rep["build_s"], 1), "run_s": round(t1 - t0, 1),
-               "prove_s": round(t2 - t1, 1)}
+               "run_s": round(t1 - t0, 1), "prove_s": round(t2 - t1, 1)}
     return rows, summary
 
 
@@ -189,7 +268,7 @@ def write_tables(rows, summaries, out: Path) -> None:
 
 
 def campaign(kinds=None, *, mutants=50, seed=1, vectors=300, out="results/mutate",
-             workdir="sim_build/mutate", progress=True, prove=True):
+             workdir="sim_build/mutate", progress=True, prove=True, learn=False):
     """The campaign over ``kinds`` (all of :data:`KINDS` when None); returns (rows, summaries)."""
     kinds = list(kinds or KINDS)
     unknown = [k for k in kinds if k not in KINDS]
@@ -198,7 +277,7 @@ def campaign(kinds=None, *, mutants=50, seed=1, vectors=300, out="results/mutate
     rows, sums = [], []
     for k in tqdm(kinds, desc="mutate", unit="unit", disable=not progress):
         r, s = run_kind(KINDS[k], n=mutants, seed=seed, vectors=vectors,
-                        workdir=Path(workdir).resolve(), prove=prove)
+                        workdir=Path(workdir).resolve(), prove=prove, learn=learn)
         rows += r
         sums.append(s)
         write_tables(rows, sums, Path(out))
@@ -213,6 +292,9 @@ def register(subparsers) -> None:
     p.add_argument("--mutants", type=int, default=50, help="mutants a unit kind")
     p.add_argument("--seed", type=int, default=1, help="mutation and stimulus seed")
     p.add_argument("--vectors", type=int, default=300, help="random vectors (plus sweeps)")
+    p.add_argument("--learn", action="store_true",
+                   help="add each survivor's SAT counterexample to the unit's directed vectors "
+                   "(sim/data/directed/) and run the survivors again")
     p.add_argument("--out", default="results/mutate", help="where the CSV/JSON/Markdown go")
     p.add_argument("--build-dir", default="sim_build/mutate", help="Yosys and Verilator work")
     p.set_defaults(func=run)
@@ -222,6 +304,7 @@ def run(args) -> int:
     if args.mutants < 1 or args.vectors < 1:
         raise ValueError("--mutants and --vectors must be positive")
     rows, sums = campaign(args.unit, mutants=args.mutants, seed=args.seed,
-                          vectors=args.vectors, out=args.out, workdir=args.build_dir)
+                          vectors=args.vectors, out=args.out, workdir=args.build_dir,
+                          learn=args.learn)
     print((Path(args.out) / "mutate.md").read_text(), end="")
     return 1 if any(s["survivors"] for s in sums) else 0

@@ -284,6 +284,18 @@ def extreme_ratios(rng, n: int, block_size: int, sfmt, input_format="bf16"):
 
 
 def for_spec(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
+    """:func:`generated` inputs, then the unit's directed vectors learnt from SAT
+    counterexamples of mutants (:func:`.directed.vectors`), if it has any."""
+    from . import directed
+
+    inputs = generated(spec, rng, n, full=full)
+    extra = directed.vectors(spec, inputs)
+    if extra is None:
+        return inputs
+    return {p: np.concatenate([v, extra[p]]) for p, v in inputs.items()}
+
+
+def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]:
     """Inputs for one unit: ``n`` random vectors plus the sweeps its ports allow.
 
     Starts from ``spec.random_inputs`` (which fixes the ports, shapes and

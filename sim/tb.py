@@ -145,10 +145,11 @@ class TB:
         per_chunk = max(1, depth // (2 * beats))  # a gap before a beat at most: rows <= depth
         cycles = count = 0
         t0, c0 = time.perf_counter(), time.process_time()
-        spent = {"write_s": 0.0, "simulate_s": 0.0, "read_s": 0.0}
+        spent = {"write_s": 0.0, "simulate_s": 0.0, "read_s": 0.0,  # wall, and CPU:
+                 "write_cpu_s": 0.0, "simulate_cpu_s": 0.0, "read_cpu_s": 0.0}
         for b0 in range(0, n, per_chunk):
             nb = min(per_chunk, n - b0)
-            t_chunk = time.perf_counter()
+            t_chunk, c_chunk = time.perf_counter(), time.process_time()
             rows, valid = harness.schedule(nb, beats, rng, gap)
             src = rows + b0 * beats
             for p in ["cycle", *self.data_out]:  # no stale responses
@@ -157,8 +158,9 @@ class TB:
             for p in self.data_in:
                 Path(harness.stim_file(p)).write_bytes(
                     harness.hex_lines(beat_rows[p][src], self.widths[p]))
-            t_sim = time.perf_counter()
+            t_sim, c_sim = time.perf_counter(), time.process_time()
             spent["write_s"] += t_sim - t_chunk
+            spent["write_cpu_s"] += c_sim - c_chunk
             dut.h_rows.value = len(rows)
             await FallingEdge(dut.clk)
             dut.h_start.value = 1
@@ -173,8 +175,9 @@ class TB:
                 dut.h_free.value = 0
                 await Timer(5, unit="ns")
                 self.clock.start(start_high=False)
-            t_read = time.perf_counter()
+            t_read, c_read = time.perf_counter(), time.process_time()
             spent["simulate_s"] += t_read - t_sim
+            spent["simulate_cpu_s"] += c_read - c_sim
             k = unsigned(dut.h_count.value)
             count, cycles = count + k, cycles + len(rows) + lat + 2
             if k != nb:
@@ -190,6 +193,7 @@ class TB:
             for p in self.data_out:
                 got[p].append(harness.read_responses(p, self.widths[p], self.lanes[p]))
             spent["read_s"] += time.perf_counter() - t_read
+            spent["read_cpu_s"] += time.process_time() - c_read
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         for p, v in got.items():  # responses missing (an error above): zeros, so they mismatch
             short = n - sum(len(c) for c in v)

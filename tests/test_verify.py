@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from finescale.hw import emit
-from finescale.sim import formal, mutate
+from finescale.sim import directed, formal, mutate, stimulus
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,62 @@ def test_an_equivalence_proof_can_fail(scale_campaign, tmp_path):
     em = emit.emit(spec, tmp_path / "rtl")
     verdict = mutate.prove_equivalent(em, tmp_path / "p", killed["mutation"], clocked=False)
     assert verdict.startswith("differs"), verdict
+    # its SAT model, read back as unit inputs, is stimulus the golden model and the unit agree on
+    cx = mutate.counterexample(spec, em, tmp_path / "p")
+    assert cx is not None and set(cx) == {"x"} and cx["x"].shape == (1, 4)
+    assert directed.agrees(spec, cx)
+
+
+def _trace(**signals):
+    """A WaveJSON trace as Yosys's ``sat -dump_json`` writes it (one-bit signals as 0/1)."""
+    return {"signal": [{"name": n, "wave": "".join(str(v) for v in vals) + "4"}
+                       if n in ("valid_in", "rst", "acc_clear") else
+                       {"name": n, "wave": "=" * len(vals) + "4",
+                        "data": [format(v, "016b") for v in vals] + [""]}
+                       for n, vals in signals.items()]}
+
+
+def test_a_trace_becomes_blocks_of_beats():
+    """Steps with valid_in high and rst low, two beats (two lanes each) a block; the scale
+    codes read at the block's first beat."""
+    spec = mutate.KINDS["dot-lanes"]  # block 8 in beats of 4 lanes
+    side = spec.sidecar()
+    a = [0x4321, 0x8765, 0xFFFF, 0xCBA9, 0x0FED, 0x1111]
+    t = _trace(rst=[0, 0, 0, 0, 0, 1], valid_in=[1, 1, 0, 1, 1, 1], a=a, b=a,
+               scale_a=[1, 2, 3, 4, 5, 6], scale_b=[7, 7, 7, 7, 7, 7])
+    cx = directed.from_trace(t, spec, side)
+    assert cx["a"].tolist() == [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14, 15, 0]]
+    assert cx["scale_a"].tolist() == [1, 4] and cx["b"].dtype == np.uint8
+
+
+def test_a_sequential_trace_skips_its_initial_state_column():
+    """``sat -seq`` / ``-tempinduct`` models start with the initial state ('4', no value)."""
+    spec = mutate.KINDS["dot-acc"]
+    t = {"signal": [{"name": "valid_in", "wave": "41.0"}, {"name": "acc_clear", "wave": "40.1"},
+                    *({"name": n, "wave": "4===", "data": ["", "0101", "0011", "1111"]}
+                      for n in ("a", "b", "scale_a", "scale_b"))]}
+    cx = directed.from_trace(t, spec, spec.sidecar())
+    assert cx["acc_clear"].tolist() == [1, 0, 0] and cx["scale_a"].tolist() == [0, 5, 3]
+
+
+def test_an_accumulating_trace_starts_with_a_clear():
+    spec = mutate.KINDS["dot-acc"]
+    t = _trace(valid_in=[1], acc_clear=[0], a=[0x2222], b=[0x3333], scale_a=[9], scale_b=[9])
+    cx = directed.from_trace(t, spec, spec.sidecar())
+    assert cx["acc_clear"].tolist() == [1, 0] and cx["a"].tolist() == [[0] * 4, [2] * 4]
+    assert directed.from_trace(_trace(valid_in=[0], acc_clear=[0], a=[1], b=[1], scale_a=[1],
+                                      scale_b=[1]), spec, spec.sidecar()) is None
+
+
+def test_learnt_vectors_are_appended_to_the_stimulus(tmp_path, monkeypatch):
+    spec = mutate.KINDS["dot"]
+    monkeypatch.setenv("FINESCALE_DIRECTED", str(tmp_path))
+    base = stimulus.for_spec(spec, np.random.default_rng(3), 20)
+    cx = {"a": np.array([[14, 3, 12, 6]], np.uint8), "b": np.array([[7, 3, 4, 7]], np.uint8),
+          "scale_a": np.array([1], np.uint8), "scale_b": np.array([1], np.uint8)}
+    assert directed.learn(spec, cx, "a test") and not directed.learn(spec, cx, "again")
+    got = stimulus.for_spec(spec, np.random.default_rng(3), 20)
+    assert all(np.array_equal(got[p], np.concatenate([base[p], cx[p]])) for p in cx)
 
 
 @pytest.mark.parametrize("kind", ["scale", "element", "quantizer", "dot"])
@@ -51,6 +108,23 @@ def test_pipelined_unit_equals_its_combinational_twin(kind, tmp_path):
     row = formal.prove(kind, tmp_path, block_size=4)
     assert row["result"] == "proved", row
     assert row["delay"] == formal.twins(kind)[0].latency - formal.twins(kind)[1].latency
+
+
+@pytest.mark.parametrize("kind,state", [("dot-acc", "acc +3"), ("dot-fp32", "acc +3"),
+                                        ("dot-lanes", "partial +1")])
+def test_pipeline_with_state_equals_its_twin(kind, state, tmp_path):
+    """State across blocks or beats: balanced cuts with the state at its lag, and the same
+    next state and outputs for every state once the pipeline registers are wires."""
+    row = formal.prove(kind, tmp_path, block_size=4)
+    assert row["result"] == "proved", row
+    assert state in row["method"] and row["delay"] == formal.twins(kind)[0].latency - \
+        formal.twins(kind)[1].latency
+
+
+def test_a_state_register_at_the_wrong_lag_is_not_proved(tmp_path, monkeypatch):
+    monkeypatch.setattr(formal, "ACC_STATE_AFTER", ("products", "sum"))
+    row = formal.prove("dot-acc", tmp_path, block_size=4)
+    assert row["result"] == "FAILED" and "unbalanced" in row["method"], row
 
 
 @pytest.mark.slow
