@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from typing import Callable
 
 import ml_dtypes
@@ -24,6 +25,7 @@ from amaranth.hdl import Elaboratable, Shape
 from amaranth.lib import data, wiring
 
 from finescale import golden
+from finescale.golden import selectors
 from finescale.golden.rounding import round_to_grid
 
 __all__ = ["UnitSpec", "UNITS", "matrix", "spec", "formatscope_dp32"]
@@ -199,6 +201,21 @@ def _build_4o6(p):
                        pipelined=p["pipelined"])
 
 
+def ref_selector(p, inputs):
+    """The golden selector; ``choice`` is the index of the M it took."""
+    q = _quantize(p, inputs)
+    index = np.zeros(256, np.uint8)
+    ms = np.array(selectors.parse(p["method"]).ms, int)
+    index[ms] = np.arange(len(ms))
+    return {"scale": q.scale_codes[:, 0], "codes": q.element_codes, "choice": index[q.choice[:, 0]]}
+
+
+def _build_selector(p):
+    from .selector import CandidateSearch
+    return CandidateSearch(**{k: p[k] for k in ("method", "scale_format", "block_size",
+                                                "input_format", "prevent_zero", "pipelined")})
+
+
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
 _SCALE = dict(_BLOCK, method=None, prevent_zero=False)
 
@@ -208,6 +225,7 @@ UNITS: dict[str, Unit] = {
     "quantizer": Unit(_build_quantizer, _SCALE, ref_quantizer, stim_x),
     "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8),
                 ref_4o6, stim_x),
+    "selector": Unit(_build_selector, dict(_SCALE, method="kc-m6_4-up"), ref_selector, stim_x),
     "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, lanes=None, accumulate=False,
                                  headroom=16, stages=None), ref_dot, stim_dot),
 }
@@ -276,7 +294,7 @@ class UnitSpec:
         if "input_format" in p:
             parts.append(p["input_format"])
         if "method" in p:
-            parts.append(_TAGS[p["method"]])
+            parts.append(_TAGS.get(p["method"]) or re.sub(r"\W", "_", p["method"]))
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
@@ -367,6 +385,8 @@ def _variants(unit, fmt):
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
     if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
         return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
+    if unit == "selector":  # the front's cheap point (kc-m6_4-up), E4M3 only
+        return [{}] if fmt == "e4m3" else []
     return [{}]
 
 
