@@ -266,10 +266,16 @@ def test_synth_area_read_from_results(tmp_path):
         dict(unit="4o6", sky130_um2=3000.0,
              params=dict(scale_format="e4m3", block_size=4, metric="mae")),
         dict(unit="4o6", sky130_um2=9000.0,
-             params=dict(scale_format="e4m3", block_size=4, pipelined=True))]}
+             params=dict(scale_format="e4m3", block_size=4, pipelined=True)),
+        dict(unit="selector", sky130_um2=4900.0,
+             params=dict(scale_format="e4m3", block_size=4, method="kc-m6_4-up"))]}
     (tmp_path / "synth.json").write_text(__import__("json").dumps(doc))
-    assert fsel.synth_area(tmp_path) == {("abs-max", "e4m3", 4): 1000.0,
-                                         ("4o6", "e4m3", 4): 5000.0}
+    want = {("abs-max", "e4m3", 4): 1000.0, ("4o6", "e4m3", 4): 5000.0,
+            ("kc-m6_4-up", "e4m3", 4): 4900.0}
+    assert fsel.synth_area(tmp_path) == fsel.synth_area(doc["rows"]) == want
+    # measured cost on one footing: the selector against 4o6, both synthesized
+    assert fsel._costs("kc-m6_4-up", "4o6", 4, want, "e4m3") == (4900 / 4, 5000 / 4, "synthesis")
+    assert fsel._costs("kc-m6_4_3-up", "4o6", 4, want, "e4m3")[2] == "model"
 
 
 def test_weights_mse_rescales_and_skips(monkeypatch):

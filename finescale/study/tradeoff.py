@@ -6,6 +6,11 @@ synthesis rows (sky130 um^2 of the quantizer for the rule plus the dot-product
 unit, per element; when the liberty has timing, the area at the common clock between
 boundary registers, as ``finescale.report.area_per_element`` picks it).  :func:`pareto` marks the configurations no other one beats
 on both, and :func:`advice` turns the table into the "what to choose" paragraph.
+
+Rule ``nvfp4`` is the industry default: E4M3 abs-max block scales under NVFP4's FP32
+per-tensor scale (``hierarchical="tensor"``), E4M3 only.  ``bits_per_element`` is the
+second cost axis, storage: element bits + scale bits / block size + the per-tensor
+scale's 32 bits amortised over the tensor (:func:`bits_per_element`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 from finescale.study import mse as study
 
 FORMATS = ("e4m3", "ue5m3", "e8m0")
-RULES = ("abs-max", "pz", "4o6", "bf")
+RULES = ("abs-max", "pz", "4o6", "bf", "nvfp4")
 BLOCKS = (4, 8, 16, 32)
 
 #: rule -> quantize options; E8M0 scales use the OCP rule (floor) for abs-max
@@ -24,12 +29,15 @@ RULE_OPTIONS = {
     "pz": dict(method="abs-max", prevent_zero=True),
     "4o6": dict(method="4o6"),
     "bf": dict(method="brute-force"),
+    "nvfp4": dict(method="abs-max", hierarchical="tensor"),
 }
 
 
 def rule_options(rule: str, scale: str) -> dict | None:
     """quantize options of a rule for a scale format; None where the pair is moot."""
     opts = dict(RULE_OPTIONS[rule], scale=scale)
+    if rule == "nvfp4" and scale != "e4m3":
+        return None  # NVFP4 is E4M3 scales under an FP32 per-tensor scale
     if scale == "e8m0":
         if rule == "pz":
             return None  # E8M0 has no zero scale to prevent
@@ -53,14 +61,23 @@ def accuracy(sigma: float, *, formats=FORMATS, rules=RULES, blocks=BLOCKS, nbloc
     for f, r, b in tqdm(combos, desc="accuracy", unit="config", disable=not progress):
         opts = rule_options(r, f)
         x = study.sample(0, sigma, b, nblocks, seed)
-        stats, _ = study.measure(x, study.Method(r, "paper-e4m3", opts), b)
+        stats, q = study.measure(x, study.Method(r, "paper-e4m3", opts), b)
         row = dict(scale_format=f, rule=r, block_size=b, sigma=sigma,
                    rel_mse=stats["mse"] / sigma ** 2, rel_mse_se=stats["mse_se"] / sigma ** 2,
-                   zero_scale_share=stats["zero_scale_share"])
+                   zero_scale_share=stats["zero_scale_share"], bits_per_element=bits_per_element(q))
         if weights:
             row["weights_rel_mse"] = weights_rel_mse(weights, b, opts)
         rows.append(row)
     return rows
+
+
+def bits_per_element(q) -> float:
+    """Storage of a quantized tensor per element: its element codes, block scale codes and
+    FP32 per-tensor (or per-row) scales, in bits."""
+    n = q.element_codes.size
+    g = 0 if q.global_scale is None else np.size(q.global_scale)
+    return (q.element.bits * n + q.scale.bits * q.scale_codes.size
+            + 8 * np.dtype(np.float32).itemsize * g) / n
 
 
 def weights_rel_mse(weights: dict, block: int, opts: dict) -> float:
