@@ -238,6 +238,21 @@ def test_pareto_marks_a_constructed_front():
                      "kc-m8_6_4_3": True, "brute-force": False}
 
 
+def test_front_prices_with_synthesis_where_given():
+    def row(sel, mse):
+        return dict(selector=sel, scale_format="e4m3", block_size=4, sigma=0.01, region="B",
+                    mse_rel=mse)
+    rows = [row("abs-max", 0.05), row("kc-m6_4-mae", 0.02), row("4o6", 0.03),
+            row("kc-m8_6_4_3", 0.01)]
+    area = {("abs-max", "e4m3", 4): 2.0, ("kc-m8_6_4_3", "e4m3", 4): 4.0}  # um^2 a block
+    assert fsel.cost_per_element("kc-m6_4-mae", 4) > 1.0  # the model prices it above 1 / element
+    fr = {p["selector"]: p for p in fsel.front(rows, area=area)}
+    assert {k: (p["cost_per_element"], p["cost_source"]) for k, p in fr.items()
+            if p["cost_source"] == "synthesis"} == {"abs-max": (0.5, "synthesis"),
+                                                    "kc-m8_6_4_3": (1.0, "synthesis")}
+    assert {k for k, p in fr.items() if p["pareto"]} == {"abs-max", "kc-m8_6_4_3"}
+
+
 def test_cli_quick_tiny_grid(tmp_path):
     out = tmp_path / "sel"
     rc = cli.main(["selectors", "--quick", "--sigmas", "0.002", "0.03", "4", "--blocks", "200",

@@ -45,7 +45,8 @@ SELECTORS = (
     "abs-max", "4o6", "brute-force",
     "kc-m6_4-float", "kc-m6_4-mae", "kc-m6_4-maxabs", "kc-m6_4-f6", "kc-m6_4-f4",
     "kc-m6_4-fp16",
-    "kc-m6_4-up", "kc-m6_4_3-up", "kc-m6_4_3-up-seq", "kc-m6_4_3-up-mae-f6", "kc-m6_4_3",
+    "kc-m6_4-up", "kc-m6_4-up-f6", "kc-m6_4_3-up", "kc-m6_4_3-up-f6", "kc-m6_4_3-up-seq",
+    "kc-m6_4_3-up-mae-f6", "kc-m6_4_3",
     "kc-m8_6_4_3", "kc-m8_6_4_3-seq", "kc-o0_1_2_3",
     "pg1-m6_4", "pg1-m6_4-up", "ps67_1-m6_4",
 )
