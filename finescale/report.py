@@ -275,8 +275,8 @@ class Report:
         blocks = None if self.full else [4, 16]
         chosen = designs.select(designs.from_rtl_dir(self.out / "rtl"), block_sizes=blocks)
         if not self.full:  # the plain dot product (no beats, no accumulator); 4o6, selector at 4 only
-            chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit
-                      and not (d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)]
+            chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit and not (
+                d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)]
         text, nand2, label = study.load_liberty(None)
         timed = sta.has_timing(text) and sta.available()
         common = study.COMMON_CLOCK_NS if timed else None
@@ -380,7 +380,7 @@ class Report:
             "the E4M3 abs-max quantizer's (the per-tensor multiply is not in the RTL: a lower "
             "bound).  Bits per element: 4 (E2M1) + 8 / block size (the scale code) + 32 over "
             "the tensor's elements for a per-tensor scale (here the sampled tensor).")
-        area_x = ("area_per_element", "area per element: quantizer + dot product (sky130 um^2; "
+        area_x = ("area_per_element", "area per element: quantizer + dot product (sky130 um^2;\n"
                   "at the common clock with boundary registers when timed)")
         bits_x = ("bits_per_element", "storage, bits per element (codes + scales)")
         panels = [(area_x, "rel_mse", f"MSE / sigma^2 at sigma = {sigma:.3g}"),

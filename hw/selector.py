@@ -26,7 +26,7 @@ from finescale.golden import scaling
 from finescale.golden import selectors as gsel
 
 from .element import ElementQuantizer
-from .fouroversix import METRICS, BlockError
+from .fouroversix import METRICS, BlockError, amax_front
 from .pipeline import check_flag, cut
 from .scale import BlockAmax, ScaleRound, split_divisor
 
@@ -91,16 +91,10 @@ class CandidateSearch(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         reg = self.pipelined
-        m.submodules.amax = amax = self.amax_unit
-        m.d.comb += amax.x.eq(self.x)
-        amax1 = cut(m, amax.amax, name="amax1", registered=reg)
-        x1 = cut(m, self.x, name="x1", registered=reg)
-        valid1 = cut(m, self.valid_in, name="valid1", registered=reg)
-        amax2 = cut(m, amax1, name="amax2", registered=reg)
-        x2 = cut(m, x1, name="x2", registered=reg)
-        valid2 = cut(m, valid1, name="valid2", registered=reg)
+        amax1, amax2, x2, valid2 = amax_front(m, self, registered=reg)
         scales, codes, errors, prev = [], [], [], None
-        for j, (rnd, q, err) in enumerate(zip(*(d.values() for d in (self.rounders, self.quantizers, self.errors)))):
+        parts = zip(self.rounders.values(), self.quantizers.values(), self.errors.values())
+        for j, (rnd, q, err) in enumerate(parts):
             m.submodules[f"round{j}"] = rnd
             m.submodules[f"quant{j}"] = q
             m.submodules[f"error{j}"] = err
