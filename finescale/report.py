@@ -274,7 +274,7 @@ class Report:
             raise _Skip("no RTL was generated")
         blocks = None if self.full else [4, 16]
         chosen = designs.select(designs.from_rtl_dir(self.out / "rtl"), block_sizes=blocks)
-        if not self.full:  # the plain dot product (no beats, no accumulator); 4o6, selector at 4 only
+        if not self.full:  # the plain dot product (no accumulator, no beats); 4o6, selector: 4
             chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit and not (
                 d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)]
         text, nand2, label = study.load_liberty(None)

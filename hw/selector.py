@@ -6,10 +6,10 @@ candidate.  With ``-up`` each candidate is raised to at least one code above the
 before it (``c_j = max(RoundSF(amax / M_j), min(c_{j-1} + 1, last))``).  Built from
 4-over-6's parts::
 
-    x ─► BlockAmax ─┬─► ScaleRound(M_0) ─────────────► c_0 ─► ElementQuantizer ─► BlockError ─► e_0 ─┐
-                    ├─► ScaleRound(M_1) ─► max(., c_0 + 1) ─► c_1 ─► ElementQuantizer ─► BlockError ─► e_1 ─┤ first
-                    └─► ...                                                                                   ┘ minimum
-           (cut 1)                                        (cut 2)                                       (cut 3)
+    x ─► BlockAmax ─┬─► ScaleRound(M_0) ───────────────────► c_0 ─► EQ ─► BlockError ─► e_0 ─┐
+                    ├─► ScaleRound(M_1) ─► max(., c_0 + 1) ─► c_1 ─► EQ ─► BlockError ─► e_1 ─┤
+                    └─► ...                         (EQ: ElementQuantizer)           minimum ┘
+           (cut 1)                                 (cut 2)                              (cut 3)
 
 ``kc-m6_4`` is :class:`~finescale.hw.fouroversix.FourOverSix` (the same ports and
 decisions).  ``choice`` is the index of the winning candidate.  Latency 0, or 3 with
