@@ -255,9 +255,16 @@ def test_front_prices_with_synthesis_where_given():
 
 def test_cli_quick_tiny_grid(tmp_path):
     out = tmp_path / "sel"
+    synth = []  # two synthesis runs, merged
+    runs = [("4o6", {}, 4), ("selector", {"method": "kc-m6_4-up"}, 8)]
+    for i, (unit, extra, b) in enumerate(runs):
+        synth.append(tmp_path / f"synth{i}.json")
+        synth[-1].write_text(__import__("json").dumps({"rows": [dict(
+            unit=unit, sky130_um2=1000.0 + i, params=dict(scale_format="e4m3", block_size=b,
+                                                         **extra))]}))
     rc = cli.main(["selectors", "--quick", "--sigmas", "0.002", "0.03", "4", "--blocks", "200",
                    "--block-sizes", "4", "8", "--selectors", "kc-m6_4-up", "pg1-m6_4",
-                   "--weight-rows", "2", "--out", str(out)])
+                   "--weight-rows", "2", "--out", str(out), "--synth", *map(str, synth)])
     assert rc == 0
     with open(out / "selectors.csv") as f:
         rows = list(csv.DictReader(f))
@@ -269,7 +276,8 @@ def test_cli_quick_tiny_grid(tmp_path):
     assert len(rows) == 5 * 2 * 4
     for name in {r["selector"] for r in rows}:  # every selector is a method= name
         golden.quantize(np.zeros((1, 4), np.float32), block_size=4, method=name)
-    assert all(r["area_um2"] == "" for r in rows)  # no synthesis results given
+    assert {(r["selector"], r["block_size"], r["area_um2"]) for r in rows if r["area_um2"]} == {
+        ("4o6", "4", "1000"), ("kc-m6_4-up", "8", "1001")}  # empty where nothing was synthesized
     for f in ("pareto.png", "target.md", "decisions.csv", "bf_offsets.csv", "front.csv"):
         assert (out / f).is_file()
 

@@ -424,8 +424,8 @@ def register(subparsers):
                    help="blocks a point (default 20000, quick 2000)")
     p.add_argument("--weight-rows", type=int, default=None,
                    help="MiniLM: first N output rows of each tensor (default: quick 64, else all)")
-    p.add_argument("--synth", type=Path, default=None,
-                   help="synth.json (or its folder) of `finescale synth` for area_um2")
+    p.add_argument("--synth", type=Path, nargs="+", default=None,
+                   help="synth.json files (or their folders) of `finescale synth` for area_um2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/selectors"))
     p.set_defaults(func=run)
@@ -452,9 +452,9 @@ def _run(args) -> int:
     nblocks = args.blocks or (2000 if args.quick else 20000)
     fmts = args.scale_formats or (["e4m3"] if args.quick else ["e4m3", "ue5m3"])
     cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
+    area = {k: v for path in args.synth or [] for k, v in synth_area(path).items()}
     res = write_study(args.out, sigmas, tuple(args.block_sizes), args.selectors, fmts, nblocks,
-                      seed=args.seed, area=synth_area(args.synth) if args.synth else None,
-                      weight_rows=cap)
+                      seed=args.seed, area=area or None, weight_rows=cap)
     print(f"selectors: {len(res['names'])} selectors x {len(fmts)} formats x "
           f"{len(args.block_sizes)} block sizes x {len(sigmas)} sigmas, {nblocks} blocks a point: "
           f"{time.perf_counter() - t0:.0f} s")
