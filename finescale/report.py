@@ -111,6 +111,7 @@ class Report:
         self.study_rows = []
         self.area = {}  # (format, rule, block) -> area per element
         self.weights = None
+        self.synth_rows = []
         self.failed = []
 
     def stage(self, title, fn):
@@ -180,9 +181,9 @@ class Report:
         self.specs = specs
         sec.paragraphs.append(
             f"{len(specs)} units of the default matrix (scale formats E4M3, UE5M3, E8M0; block "
-            "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, dot "
-            "product whole-block, in 4-lane beats and accumulating) written as Verilog with JSON "
-            "sidecars to rtl/.")
+            "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, the "
+            "kc-m6_4-up selector (E4M3), dot product whole-block, in 4-lane beats and "
+            "accumulating) written as Verilog with JSON sidecars to rtl/.")
         kinds = sorted({s.unit for s in specs})
         sec.tables.append(("Units", ["unit", "parameter sets", "latency"], [
             (k, sum(s.unit == k for s in specs),
@@ -285,9 +286,9 @@ class Report:
             raise _Skip("no RTL was generated")
         blocks = None if self.full else [4, 16]
         chosen = designs.select(designs.from_rtl_dir(self.out / "rtl"), block_sizes=blocks)
-        if not self.full:  # the plain dot product (no beats, no accumulator); 4o6 at 4 only
-            chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit
-                      and not (d.unit == "4o6" and study.lanes(d.params) > 4)]
+        if not self.full:  # the plain dot product (no accumulator, no beats); 4o6, selector: 4
+            chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit and not (
+                d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)]
         text, nand2, label = study.load_liberty(None)
         timed = sta.has_timing(text) and sta.available()
         common = study.COMMON_CLOCK_NS if timed else None
@@ -296,14 +297,16 @@ class Report:
                          clocks_ns=[common] if timed else [], fastest=timed and self.full,
                          place=self.full, common_ns=common)
         self.same_file(rows)
+        self.synth_rows = rows
         heads = study.headlines(rows)
         d = self.out / "synth"
         study.write_tables(rows, heads, d, liberty_label=label, wall_s=time.perf_counter() - t0)
         figs = plots.write_all(rows, d)
         sec.paragraphs.append(
             f"{len(rows)} designs synthesized with Yosys and ABC onto {label}."
-            + ("" if self.full else " Quick mode: block sizes 4 and 16 (the 4-over-6 unit at 4 "
-               "only: it takes minutes at 16), the plain dot product only, sky130 area and depth "
+            + ("" if self.full else " Quick mode: block sizes 4 and 16 (the 4-over-6 and "
+               "selector units at 4 only: they take minutes at 16), the plain dot product only, "
+               "sky130 area and depth "
                "and one timed mapping at the common clock; --full synthesizes the whole matrix "
                "in every currency, with the fastest mapping and FPGA place and route."))
         if timed:
@@ -376,33 +379,43 @@ class Report:
         write_csv(self.out / "tradeoff.csv", rows)
         has_w = any("weights_rel_mse" in r for r in rows)
         header = ["scale", "rule", "block", "MSE/sigma^2", "zero scales"] + (
-            ["weights rel. MSE"] if has_w else []) + ["um^2 / element", "Pareto"]
+            ["weights rel. MSE"] if has_w else []) + ["um^2 / element", "bits / element",
+                                                      "Pareto"]
         sec.tables.append((f"Accuracy at sigma = {sigma:.4g} (region B) and area", header, [
             [r["scale_format"], r["rule"], r["block_size"], _fmt(r["rel_mse"]),
              f"{r['zero_scale_share']:.1%}"] + ([_fmt(r.get("weights_rel_mse"))] if has_w else [])
-            + [_fmt_area(r["area_per_element"]), "yes" if r["pareto"] else ""] for r in rows]))
+            + [_fmt_area(r["area_per_element"]), f"{r['bits_per_element']:.3f}",
+               "yes" if r["pareto"] else ""] for r in rows]))
         sec.paragraphs.append(tradeoff.advice(rows))
-        fig, axes = plt.subplots(1, 2 if has_w else 1, figsize=(13 if has_w else 7, 5),
-                                 squeeze=False)
-        for ax, key, label in zip(axes[0], ["rel_mse", "weights_rel_mse"],
-                                  [f"MSE / sigma^2 at sigma = {sigma:.3g}", "relative MSE, weights"]):
-            pts = [r for r in rows if r.get("area_per_element") and r.get(key) is not None]
+        sec.paragraphs.append(
+            "nvfp4: E4M3 abs-max block scales under NVFP4's FP32 per-tensor scale; its area is "
+            "the E4M3 abs-max quantizer's (the per-tensor multiply is not in the RTL: a lower "
+            "bound).  Bits per element: 4 (E2M1) + 8 / block size (the scale code) + 32 over "
+            "the tensor's elements for a per-tensor scale (here the sampled tensor).")
+        area_x = ("area_per_element", "area per element: quantizer + dot product (sky130 um^2;\n"
+                  "at the common clock with boundary registers when timed)")
+        bits_x = ("bits_per_element", "storage, bits per element (codes + scales)")
+        panels = [(area_x, "rel_mse", f"MSE / sigma^2 at sigma = {sigma:.3g}"),
+                  (bits_x, "rel_mse", f"MSE / sigma^2 at sigma = {sigma:.3g}")]
+        if has_w:
+            panels.insert(1, (area_x, "weights_rel_mse", "relative MSE, weights"))
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+        for ax, ((xkey, xlabel), key, label) in zip(axes[0], panels):
+            pts = [r for r in rows if r.get(xkey) and r.get(key) is not None]
             for f, marker in zip(tradeoff.FORMATS, "osD"):
-                for rule, color in zip(tradeoff.RULES, ["C0", "C1", "C2", "C3"]):
+                for rule, color in zip(tradeoff.RULES, ["C0", "C1", "C2", "C3", "C4"]):
                     sel = [r for r in pts if r["scale_format"] == f and r["rule"] == rule]
                     if sel:
-                        ax.scatter([r["area_per_element"] for r in sel], [r[key] for r in sel],
+                        ax.scatter([r[xkey] for r in sel], [r[key] for r in sel],
                                    marker=marker, color=color, label=f"{f} {rule}", s=40)
                         for r in sel:
-                            ax.annotate(str(r["block_size"]), (r["area_per_element"], r[key]),
+                            ax.annotate(str(r["block_size"]), (r[xkey], r[key]),
                                         fontsize=7, xytext=(3, 3), textcoords="offset points")
-            front = sorted((r for r in pts if r["pareto"]), key=lambda r: r["area_per_element"])
-            if front and key == "rel_mse":
-                ax.step([r["area_per_element"] for r in front], [r[key] for r in front],
+            front = sorted((r for r in pts if r["pareto"]), key=lambda r: r[xkey])
+            if front and key == "rel_mse" and xkey == "area_per_element":
+                ax.step([r[xkey] for r in front], [r[key] for r in front],
                         where="post", color="k", lw=0.8, label="Pareto front")
-            ax.set(xscale="log", yscale="log", xlabel="area per element: quantizer + dot "
-                   "product (sky130 um^2; at the common clock with boundary registers when timed)",
-                   ylabel=label)
+            ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=label)
             ax.grid(alpha=0.3, which="both")
         if axes[0][0].get_legend_handles_labels()[0]:
             axes[0][0].legend(fontsize=7, ncol=2)
@@ -413,6 +426,34 @@ class Report:
         fig.savefig(self.out / "pareto.png", dpi=110)
         plt.close(fig)
         sec.images.append(("Pareto plot: accuracy vs area per element", "pareto.png"))
+
+    def selectors(self, sec: Section):
+        from finescale.study import selectors as fsel
+
+        d = self.out / "selectors"
+        area = fsel.synth_area(self.synth_rows)
+        sigmas = tuple(np.geomspace(0.0005, 0.05, 25 if self.full else 9).tolist())
+        blocks = fsel.BLOCKS if self.full else (4, 16)
+        names = fsel.SELECTORS if self.full else fsel.REPORT_SELECTORS
+        nblocks = 10000 if self.full else 1000
+        res = fsel.write_study(d, sigmas, blocks, names, ["e4m3"], nblocks, seed=self.seed,
+                               area=area, weight_rows=None, extras=self.full, progress=False)
+        sec.paragraphs.append(
+            f"{len(res['names'])} scale selectors (method= names of the golden model), E4M3 "
+            f"scales, {len(sigmas)} sigmas in [0.0005, 0.05], {nblocks} N(0, sigma^2) blocks "
+            f"a point, block sizes {', '.join(map(str, blocks))}.  Cost: sky130 area of the "
+            "combinational unit from this run's synthesis where the unit was synthesized "
+            f"({len(area)} points), the parts model elsewhere.  Files: selectors/ "
+            "(selectors.csv, front.csv, target.csv, target.md).")
+        sec.tables.append(("Against the target (dominate 4o6, close half its gap to brute force "
+                           "in region B at blocks of 4 and 16)",
+                           ["selector", "cost / 4o6", "cost from", "B/C points worse",
+                            "gap closed B4", "gap closed B16", "meets"],
+                           [(t["selector"], f"{t['cost_vs_4o6']:.2f}", t["cost_source"],
+                             f"{t['bc_worse']}/{t['bc_points']}", _fmt(t.get("gap_closed_b4")),
+                             _fmt(t.get("gap_closed_b16")), "yes" if t["meets"] else "no")
+                            for t in sorted(res["target"], key=lambda t: t["cost_vs_4o6"])]))
+        sec.images.append(("Selectors: area per element vs region-B MSE", "selectors/pareto.png"))
 
     # -- assembly ----------------------------------------------------------------------------
     def write(self, seconds: float) -> list[Path]:
@@ -460,6 +501,8 @@ def area_per_element(rows) -> dict:
             continue
         if kind == "quantizer":
             out[f, "abs-max", b] = (a + dot) / b
+            if f == "e4m3":  # NVFP4: the same block unit; the per-tensor multiply not priced
+                out[f, "nvfp4", b] = out[f, "abs-max", b]
             if ("scale-pz", f, b) in area and ("scale", f, b) in area:
                 pz = a + area["scale-pz", f, b] - area["scale", f, b]
                 out[f, "pz", b] = (pz + dot) / b
@@ -499,7 +542,8 @@ def run(args) -> int:
               ("Regression: RTL vs golden model", rep.regress),
               ("Synthesis: area and logic depth", rep.synth),
               ("Real weights", rep.real_weights),
-              ("Accuracy vs area", rep.tradeoff)]
+              ("Accuracy vs area", rep.tradeoff),
+              ("Scale selectors", rep.selectors)]
     t0 = time.perf_counter()
     with tqdm(stages, desc="report", unit="stage") as bar:
         for title, fn in bar:

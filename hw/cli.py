@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "rtl", help="generate Verilog (+ JSON sidecars) of the quantization datapaths",
         description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--unit", help="scale | element | quantizer | 4o6 | dot")
+    p.add_argument("--unit", help="scale | element | quantizer | 4o6 | selector | dot")
     p.add_argument("--all", action="store_true", help="emit the whole matrix (see --matrix)")
     p.add_argument("--matrix", default="default", choices=["default", "all"],
                    help="which matrix --all emits")
@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--input-format", default="bf16", choices=["bf16", "fp32"])
     p.add_argument("--method", default=None,
-                   help="scale rule: abs-max | mx (default: mx for e8m0, else abs-max)")
+                   help="scale rule: abs-max | mx (default: mx for e8m0, else abs-max); "
+                        "selector: kc-m<M>_<M>..[-up][-mae][-f<F>] (default kc-m6_4-up)")
     p.add_argument("--prevent-zero", action="store_true")
     p.add_argument("--metric", default=None, help="4o6 block error: mse | mae")
     p.add_argument("--error-frac-bits", type=int, default=None, help="4o6 fixed-point F")

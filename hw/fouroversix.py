@@ -38,7 +38,7 @@ from .floats import fields, leading_one, unpack
 from .pipeline import check_flag, cut
 from .scale import BlockAmax, ScaleRound
 
-__all__ = ["BlockError", "FourOverSix", "METRICS"]
+__all__ = ["BlockError", "FourOverSix", "METRICS", "amax_front"]
 
 METRICS = ("mse", "mae")
 
@@ -123,6 +123,20 @@ class BlockError(wiring.Component):
         return m
 
 
+def amax_front(m, unit, *, registered: bool):
+    """Cuts 1 and 2 of a candidate search: ``unit.amax_unit`` on ``unit.x``; returns the amax
+    after cut 1 (for the ScaleRounds), and the amax, block and valid after cut 2."""
+    m.submodules.amax = amax = unit.amax_unit
+    m.d.comb += amax.x.eq(unit.x)
+    amax1 = cut(m, amax.amax, name="amax1", registered=registered)
+    x1 = cut(m, unit.x, name="x1", registered=registered)
+    valid1 = cut(m, unit.valid_in, name="valid1", registered=registered)
+    amax2 = cut(m, amax1, name="amax2", registered=registered)
+    x2 = cut(m, x1, name="x2", registered=registered)
+    valid2 = cut(m, valid1, name="valid2", registered=registered)
+    return amax1, amax2, x2, valid2
+
+
 class FourOverSix(wiring.Component):
     """Block in; scale code, element codes and the choice (1 = M=4) out.
 
@@ -164,14 +178,7 @@ class FourOverSix(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         reg = self.pipelined
-        m.submodules.amax = amax = self.amax_unit
-        m.d.comb += amax.x.eq(self.x)
-        amax1 = cut(m, amax.amax, name="amax1", registered=reg)
-        x1 = cut(m, self.x, name="x1", registered=reg)
-        valid1 = cut(m, self.valid_in, name="valid1", registered=reg)
-        amax2 = cut(m, amax1, name="amax2", registered=reg)
-        x2 = cut(m, x1, name="x2", registered=reg)
-        valid2 = cut(m, valid1, name="valid2", registered=reg)
+        amax1, amax2, x2, valid2 = amax_front(m, self, registered=reg)
         scale, codes, error = {}, {}, {}
         for M in self.candidates:
             m.submodules[f"round{M}"] = rnd = self.rounders[M]

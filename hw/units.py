@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import gc
 import itertools
+import re
 import warnings
 from typing import Callable
 
@@ -75,6 +76,12 @@ def _build_4o6(p):
                        pipelined=p["pipelined"])
 
 
+def _build_selector(p):
+    from .selector import CandidateSearch
+    return CandidateSearch(**{k: p[k] for k in ("method", "scale_format", "block_size",
+                                                "input_format", "prevent_zero", "pipelined")})
+
+
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
 _SCALE = dict(_BLOCK, method=None, prevent_zero=False)
 
@@ -85,6 +92,7 @@ UNITS: dict[str, Unit] = {
     "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8)),
     "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, lanes=None, accumulate=False,
                                  headroom=16, stages=None)),
+    "selector": Unit(_build_selector, dict(_SCALE, method="kc-m6_4-up")),
 }
 
 
@@ -149,7 +157,7 @@ class UnitSpec:
         if "input_format" in p:
             parts.append(p["input_format"])
         if "method" in p:
-            parts.append(p["method"].replace("-", ""))  # a Verilog-safe tag of the rule
+            parts.append(re.sub(r"\W", "", p["method"]))  # a Verilog-safe tag of the rule
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
@@ -246,6 +254,8 @@ def _variants(unit, fmt):
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
     if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
         return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
+    if unit == "selector":  # the front's cheap point (kc-m6_4-up), E4M3 only
+        return [{}] if fmt == "e4m3" else []
     return [{}]
 
 

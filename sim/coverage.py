@@ -22,6 +22,7 @@ import functools
 import numpy as np
 
 from finescale import golden
+from finescale.golden import selectors
 
 from .stimulus import input_dtype, overflow_run, scale_classes, scale_values, to_bits
 
@@ -51,11 +52,11 @@ def measure(spec, inputs: dict, outputs: dict) -> dict[str, list]:
     if "choice" in outputs:
         choice = np.asarray(outputs["choice"]).astype(int)
         cov["choice"] = np.unique(choice).tolist()
-        if "scale" in outputs:
+        if spec.unit == "4o6" and "scale" in outputs:  # a selector's choice is an index
             cls = scale_classes(_scale_format(spec), np.asarray(outputs["scale"]))
             cov["choice_by_class"] = sorted({f"{4 if c else 6}@{k}"
                                              for c, k in zip(choice, cls)})
-        if "x" in inputs:
+        if "x" in inputs and spec.unit == "4o6":
             cov["ties"] = ["tie"] if fouroversix_ties(spec, np.asarray(inputs["x"])).any() else []
     if "result" in outputs:  # FP32 result of the dot product
         bits = np.asarray(outputs["result"], np.uint64).astype(np.uint32)
@@ -149,7 +150,9 @@ def goals(spec, outputs: set[str]) -> dict[str, list]:
             params.get("method", "abs-max"), bool(params.get("prevent_zero"))))
     if "codes" in outputs:
         g["element_codes"] = list(range(16))
-    if "choice" in outputs:
+    if "choice" in outputs and spec.unit == "selector":  # every candidate wins somewhere
+        g["choice"] = list(range(selectors.parse(params["method"]).k))
+    elif "choice" in outputs:
         g["choice"] = [0, 1]
         g["choice_by_class"] = sorted(
             [f"6@{c}" for c in g["scale_classes"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from finescale import golden
+from finescale.golden import selectors
 from finescale.golden.rounding import round_to_grid
 
 __all__ = ["REFERENCES", "STIMULUS", "decode_x", "random_blocks", "finite_scale_codes"]
@@ -137,7 +138,16 @@ def ref_4o6(p, inputs):
             "choice": (q.choice[:, 0] == 4).astype(np.uint8)}
 
 
+def ref_selector(p, inputs):
+    """The golden selector; ``choice`` is the index of the M it took."""
+    q = _quantize(p, inputs)
+    index = np.zeros(256, np.uint8)
+    ms = np.array(selectors.parse(p["method"]).ms, int)
+    index[ms] = np.arange(len(ms))
+    return {"scale": q.scale_codes[:, 0], "codes": q.element_codes, "choice": index[q.choice[:, 0]]}
+
+
 REFERENCES = {"scale": ref_scale, "element": ref_element, "quantizer": ref_quantizer,
-              "4o6": ref_4o6, "dot": ref_dot}
+              "4o6": ref_4o6, "selector": ref_selector, "dot": ref_dot}
 STIMULUS = {"scale": stim_x, "element": stim_element, "quantizer": stim_x, "4o6": stim_x,
-            "dot": stim_dot}
+            "selector": stim_x, "dot": stim_dot}

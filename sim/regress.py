@@ -117,8 +117,8 @@ def register(subparsers) -> None:
                       help="every parameter set, many vectors, exhaustive sweeps")
     p.add_argument("--sim", choices=runner.SIMULATORS, default="verilator")
     p.add_argument("--unit", action="append", default=[],
-                   help="unit kind (scale, element, quantizer, 4o6, dot) or whole top name; "
-                   "repeatable")
+                   help="unit kind (scale, element, quantizer, 4o6, selector, dot) or whole top "
+                        "name; repeatable")
     p.add_argument("--verilog", action="append", default=[], metavar="FILE.v",
                    help="regress this Verilog file (its sidecar FILE.json beside it gives the "
                    "unit, parameters, ports and latency); repeatable")

@@ -24,7 +24,8 @@ def test_report_runs_and_writes_every_file(report):
     assert code == 0, (out / "errors.log").read_text() if (out / "errors.log").exists() else ""
     for name in ["index.html", "summary.md", "report.json", "tradeoff.csv", "pareto.png",
                  "study/study.csv", "study/mse.png", "study/clip_mse.png", "study/theory.png",
-                 "rtl/manifest.json", "regress/regress.csv", "mutate/mutate.md"]:
+                 "rtl/manifest.json", "regress/regress.csv", "mutate/mutate.md",
+                 "selectors/selectors.csv", "selectors/pareto.png", "selectors/target.md"]:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     stages = {s["title"]: s["status"] for s in json.loads((out / "report.json").read_text())
               ["stages"]}
@@ -50,13 +51,19 @@ def test_tables_hold_the_expected_rows(report):
         for b in ("4", "8", "16", "32"):
             assert (f, "abs-max", b) in keys and (f, "4o6", b) in keys and (f, "bf", b) in keys
     assert ("e8m0", "pz", "4") not in keys  # E8M0 has no zero scale to prevent
+    assert {k for k in keys if k[1] == "nvfp4"} == {("e4m3", "nvfp4", b)
+                                                   for b in ("4", "8", "16", "32")}
+    bits = {(r["rule"], r["block_size"]): float(r["bits_per_element"]) for r in rows}
+    assert bits["abs-max", "4"] == 4 + 8 / 4 and bits["abs-max", "32"] == 4 + 8 / 32
+    assert 4 + 8 / 16 < bits["nvfp4", "16"] < 4 + 8 / 16 + 0.01  # + 32 bits over the tensor
     if liberty.available():
         assert any(r["area_per_element"] for r in rows)
         assert any(r["pareto"] == "True" for r in rows)
     regress = list(csv.DictReader(open(out / "regress" / "regress.csv")))
     assert regress and all(r["status"] == "PASS" and r["mismatches"] == "0" for r in regress)
-    assert {r["unit"] for r in regress} == {"scale", "element", "quantizer", "4o6", "dot"}
-    assert len(regress) == 15  # one parameter set a unit kind and scale format, no more
+    assert {r["unit"] for r in regress} == {"scale", "element", "quantizer", "4o6", "dot",
+                                            "selector"}
+    assert len(regress) == 16  # one parameter set a unit kind and scale format (selector: E4M3)
     for r in regress:  # the file regressed is the emitted file synthesis reads
         text = (out / "rtl" / f"{r['name']}.v").read_text()
         assert r["sha256"] == hashlib.sha256(text.encode()).hexdigest()
@@ -67,3 +74,9 @@ def test_tables_hold_the_expected_rows(report):
     assert "Most accurate buildable configuration" in md and "region" in md
     if liberty.available():
         assert "passed regression on the identical file" in md
+    sel = list(csv.DictReader(open(out / "selectors" / "selectors.csv")))
+    measured = {(r["selector"], r["block_size"]) for r in sel if r["area_um2"]}
+    if liberty.available():  # the quick synthesis prices 4o6 and kc-m6_4-up at blocks of 4
+        assert {("4o6", "4"), ("kc-m6_4-up", "4"), ("abs-max", "4")} <= measured
+    assert not any(r["area_um2"] for r in sel if r["selector"] in ("brute-force", "pg1-m6_4-up"))
+    assert "Scale selectors" in md and "gap closed B16" in md

@@ -239,11 +239,33 @@ def test_pareto_marks_a_constructed_front():
                      "kc-m8_6_4_3": True, "brute-force": False}
 
 
+def test_front_prices_with_synthesis_where_given():
+    def row(sel, mse):
+        return dict(selector=sel, scale_format="e4m3", block_size=4, sigma=0.01, region="B",
+                    mse_rel=mse)
+    rows = [row("abs-max", 0.05), row("kc-m6_4-mae", 0.02), row("4o6", 0.03),
+            row("kc-m8_6_4_3", 0.01)]
+    area = {("abs-max", "e4m3", 4): 2.0, ("kc-m8_6_4_3", "e4m3", 4): 4.0}  # um^2 a block
+    assert fsel.cost_per_element("kc-m6_4-mae", 4) > 1.0  # the model prices it above 1 / element
+    fr = {p["selector"]: p for p in fsel.front(rows, area=area)}
+    assert {k: (p["cost_per_element"], p["cost_source"]) for k, p in fr.items()
+            if p["cost_source"] == "synthesis"} == {"abs-max": (0.5, "synthesis"),
+                                                    "kc-m8_6_4_3": (1.0, "synthesis")}
+    assert {k for k, p in fr.items() if p["pareto"]} == {"abs-max", "kc-m8_6_4_3"}
+
+
 def test_cli_quick_tiny_grid(tmp_path):
     out = tmp_path / "sel"
+    synth = []  # two synthesis runs, merged
+    runs = [("4o6", {}, 4), ("selector", {"method": "kc-m6_4-up"}, 8)]
+    for i, (unit, extra, b) in enumerate(runs):
+        synth.append(tmp_path / f"synth{i}.json")
+        synth[-1].write_text(__import__("json").dumps({"rows": [dict(
+            unit=unit, sky130_um2=1000.0 + i, params=dict(scale_format="e4m3", block_size=b,
+                                                         **extra))]}))
     rc = cli.main(["selectors", "--quick", "--sigmas", "0.002", "0.03", "4", "--blocks", "200",
                    "--block-sizes", "4", "8", "--selectors", "kc-m6_4-up", "pg1-m6_4",
-                   "--weight-rows", "2", "--out", str(out)])
+                   "--weight-rows", "2", "--out", str(out), "--synth", *map(str, synth)])
     assert rc == 0
     with open(out / "selectors.csv") as f:
         rows = list(csv.DictReader(f))
@@ -255,7 +277,8 @@ def test_cli_quick_tiny_grid(tmp_path):
     assert len(rows) == 5 * 2 * 4
     for name in {r["selector"] for r in rows}:  # every selector is a method= name
         golden.quantize(np.zeros((1, 4), np.float32), block_size=4, method=name)
-    assert all(r["area_um2"] == "" for r in rows)  # no synthesis results given
+    assert {(r["selector"], r["block_size"], r["area_um2"]) for r in rows if r["area_um2"]} == {
+        ("4o6", "4", "1000"), ("kc-m6_4-up", "8", "1001")}  # empty where nothing was synthesized
     for f in ("pareto.png", "target.md", "decisions.csv", "bf_offsets.csv", "front.csv"):
         assert (out / f).is_file()
 
@@ -267,10 +290,16 @@ def test_synth_area_read_from_results(tmp_path):
         dict(unit="4o6", sky130_um2=3000.0,
              params=dict(scale_format="e4m3", block_size=4, metric="mae")),
         dict(unit="4o6", sky130_um2=9000.0,
-             params=dict(scale_format="e4m3", block_size=4, pipelined=True))]}
+             params=dict(scale_format="e4m3", block_size=4, pipelined=True)),
+        dict(unit="selector", sky130_um2=4900.0,
+             params=dict(scale_format="e4m3", block_size=4, method="kc-m6_4-up"))]}
     (tmp_path / "synth.json").write_text(__import__("json").dumps(doc))
-    assert fsel.synth_area(tmp_path) == {("abs-max", "e4m3", 4): 1000.0,
-                                         ("4o6", "e4m3", 4): 5000.0}
+    want = {("abs-max", "e4m3", 4): 1000.0, ("4o6", "e4m3", 4): 5000.0,
+            ("kc-m6_4-up", "e4m3", 4): 4900.0}
+    assert fsel.synth_area(tmp_path) == fsel.synth_area(doc["rows"]) == want
+    # measured cost on one footing: the selector against 4o6, both synthesized
+    assert fsel._costs("kc-m6_4-up", "4o6", 4, want, "e4m3") == (4900 / 4, 5000 / 4, "synthesis")
+    assert fsel._costs("kc-m6_4_3-up", "4o6", 4, want, "e4m3")[2] == "model"
 
 
 def test_weights_mse_rescales_and_skips(monkeypatch):

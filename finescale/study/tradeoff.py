@@ -6,21 +6,29 @@ synthesis rows (sky130 um^2 of the quantizer for the rule plus the dot-product
 unit, per element; when the liberty has timing, the area at the common clock between
 boundary registers, as ``finescale.report.area_per_element`` picks it).  :func:`pareto` marks the configurations no other one beats
 on both, and :func:`advice` turns the table into the "what to choose" paragraph.
+
+Rule ``nvfp4`` is the industry default: E4M3 abs-max block scales under NVFP4's FP32
+per-tensor scale (``hierarchical="tensor"``), E4M3 only.  ``bits_per_element`` is the
+second cost axis, storage: element bits + scale bits / block size + the per-tensor
+scale's 32 bits amortised over the tensor (:func:`bits_per_element`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from finescale.golden import blockformat, formats as _formats
+from finescale.golden import blockformat, formats as _formats, recipes
 from finescale.study import mse as study
 
 FORMATS = blockformat.SCALE_FORMATS
-RULES = ("abs-max", "pz", "4o6", "bf")
+RULES = ("abs-max", "pz", "4o6", "bf", "nvfp4")
 BLOCKS = (4, 8, 16, 32)
 
-#: rule -> quantize options (:data:`finescale.golden.blockformat.LABELS`)
-RULE_OPTIONS = {r: blockformat.LABELS[r] for r in RULES}
+#: rule -> quantize options (:data:`finescale.golden.blockformat.LABELS`; ``nvfp4``: the
+#: recipe's E4M3 abs-max under the FP32 per-tensor scale)
+RULE_OPTIONS = {**{r: blockformat.LABELS[r] for r in RULES if r in blockformat.LABELS},
+                "nvfp4": {k: v for k, v in recipes.RECIPES["nvfp4"].items()
+                          if k in ("method", "hierarchical")}}
 
 
 def rule_options(rule: str, scale: str) -> dict | None:
@@ -28,6 +36,8 @@ def rule_options(rule: str, scale: str) -> dict | None:
     format without zero (E8M0) has no zero scale to prevent, and a power-of-two one uses the
     OCP rule (floor) for abs-max."""
     opts = dict(RULE_OPTIONS[rule], scale=scale)
+    if rule == "nvfp4" and scale != recipes.RECIPES["nvfp4"]["scale"]:
+        return None  # NVFP4 is E4M3 scales under an FP32 per-tensor scale
     if opts.get("prevent_zero") and _formats.get(scale).zero_code is None:
         return None
     if opts["method"] == "abs-max":
@@ -50,14 +60,23 @@ def accuracy(sigma: float, *, formats=FORMATS, rules=RULES, blocks=BLOCKS, nbloc
     for f, r, b in tqdm(combos, desc="accuracy", unit="config", disable=not progress):
         opts = rule_options(r, f)
         x = study.sample(0, sigma, b, nblocks, seed)
-        stats, _ = study.measure(x, study.Method(r, "paper-e4m3", opts), b)
+        stats, q = study.measure(x, study.Method(r, "paper-e4m3", opts), b)
         row = dict(scale_format=f, rule=r, block_size=b, sigma=sigma,
                    rel_mse=stats["mse"] / sigma ** 2, rel_mse_se=stats["mse_se"] / sigma ** 2,
-                   zero_scale_share=stats["zero_scale_share"])
+                   zero_scale_share=stats["zero_scale_share"], bits_per_element=bits_per_element(q))
         if weights:
             row["weights_rel_mse"] = weights_rel_mse(weights, b, opts)
         rows.append(row)
     return rows
+
+
+def bits_per_element(q) -> float:
+    """Storage of a quantized tensor per element: its element codes, block scale codes and
+    FP32 per-tensor (or per-row) scales, in bits."""
+    n = q.element_codes.size
+    g = 0 if q.global_scale is None else np.size(q.global_scale)
+    return (q.element.bits * n + q.scale.bits * q.scale_codes.size
+            + 8 * np.dtype(np.float32).itemsize * g) / n
 
 
 def weights_rel_mse(weights: dict, block: int, opts: dict) -> float:

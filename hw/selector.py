@@ -1,0 +1,129 @@
+"""k-candidate scale selectors (``method="kc-m<M>_<M>...[-up][-mse|-mae][-f<F>]"``) in RTL.
+
+The golden rule (:mod:`finescale.golden.selectors`): quantize the block under each
+candidate scale RoundSF(amax / M_j), keep the lowest block error, ties to the earliest
+candidate.  With ``-up`` each candidate is raised to at least one code above the one
+before it (``c_j = max(RoundSF(amax / M_j), min(c_{j-1} + 1, last))``).  Built from
+4-over-6's parts::
+
+    x ─► BlockAmax ─┬─► ScaleRound(M_0) ───────────────────► c_0 ─► EQ ─► BlockError ─► e_0 ─┐
+                    ├─► ScaleRound(M_1) ─► max(., c_0 + 1) ─► c_1 ─► EQ ─► BlockError ─► e_1 ─┤
+                    └─► ...                         (EQ: ElementQuantizer)           minimum ┘
+           (cut 1)                                 (cut 2)                              (cut 3)
+
+``kc-m6_4`` is :class:`~finescale.hw.fouroversix.FourOverSix` (the same ports and
+decisions).  ``choice`` is the index of the winning candidate.  Latency 0, or 3 with
+``pipelined``, a new block every cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from finescale.golden import scaling
+from finescale.golden import selectors as gsel
+
+from .element import ElementQuantizer
+from .fouroversix import METRICS, BlockError, FourOverSix, amax_front
+from .pipeline import check_flag, cut
+from .scale import BlockAmax, ScaleRound, split_divisor
+
+__all__ = ["CandidateSearch", "check_method"]
+
+
+def check_method(method) -> gsel.Selector:
+    """The parsed selector, refused unless the RTL builds it (k candidates by M, fixed point)."""
+    sel = gsel.parse(method)
+    if sel.kind != "search" or not sel.ms:
+        raise ValueError(f"selector RTL builds k-candidate searches by M (kc-m..), not {method!r}")
+    if sel.error != "fixed" or sel.metric not in METRICS or sel.sequential:
+        raise ValueError(f"selector RTL builds fixed-point {'/'.join(METRICS)} errors, one unit a "
+                         f"candidate, not {method!r}")
+    for M in sel.ms:
+        if M != int(M):
+            raise ValueError(f"selector RTL: M must be 2**j or 3 * 2**j, got {M}")
+        split_divisor(int(M))
+    return sel
+
+
+class CandidateSearch(wiring.Component):
+    """Block in; scale code, element codes and the winning candidate's index out.
+
+    Members
+    -------
+    valid_in: In(1), valid_out: Out(1).
+    x: In(ArrayLayout(16 or 32, block_size)).
+    scale: Out(8); codes: Out(ArrayLayout(4, block_size)); choice: Out(bits of k - 1).
+    """
+
+    def __init__(self, *, method: str = "kc-m6_4-up", scale_format: str = "e4m3",
+                 block_size: int = 16, input_format: str = "bf16", prevent_zero: bool = False,
+                 pipelined: bool = False):
+        self.sel = check_method(method)
+        self.pipelined = check_flag("pipelined", pipelined)
+        self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
+        self.rounders, self.quantizers, self.errors = {}, {}, {}
+        for j, M in enumerate(self.sel.ms):
+            self.rounders[j] = ScaleRound(scale_format=scale_format, input_format=input_format,
+                                          M=int(M), prevent_zero=prevent_zero)
+            q = ElementQuantizer(scale_format=scale_format, block_size=block_size,
+                                 input_format=input_format)
+            self.quantizers[j] = q
+            self.errors[j] = BlockError(quantizer=q, metric=self.sel.metric,
+                                        error_frac_bits=self.sel.frac_bits)
+        sfmt = self.quantizers[0].sfmt
+        floor = sfmt.min_subnormal if prevent_zero and sfmt.zero_code is not None else 0.0
+        _, codes = scaling.search_scales(sfmt, floor > 0, floor)
+        if self.sel.up and any(int(b) != int(a) + 1 for a, b in zip(codes, codes[1:])):
+            raise ValueError(f"-up needs ascending consecutive scale codes; {sfmt.name} has none")
+        self.last_code = int(codes[-1])
+        q = self.quantizers[0]
+        super().__init__({"valid_in": In(1), "x": In(q.x.shape()), "valid_out": Out(1),
+                          "scale": Out(8), "codes": Out(q.codes.shape()),
+                          "choice": Out(max(1, (self.sel.k - 1).bit_length()))})
+
+    #: the cuts of 4-over-6's drawing, which the search shares (amax, scales, outputs)
+    CUTS = FourOverSix.CUTS
+    latency = FourOverSix.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        reg = self.pipelined
+        amax1, amax2, x2, valid2 = amax_front(m, self, registered=reg)
+        scales, codes, errors, prev = [], [], [], None
+        parts = zip(self.rounders.values(), self.quantizers.values(), self.errors.values())
+        for j, (rnd, q, err) in enumerate(parts):
+            m.submodules[f"round{j}"] = rnd
+            m.submodules[f"quant{j}"] = q
+            m.submodules[f"error{j}"] = err
+            m.d.comb += rnd.amax.eq(amax1)
+            code = rnd.scale
+            if self.sel.up and prev is not None:  # at least `up` codes above the previous one
+                step = Signal(9, name=f"step{j}")
+                m.d.comb += step.eq(prev + self.sel.up)
+                raised = Mux(step >= self.last_code, self.last_code, step)
+                code = Mux(rnd.scale > raised, rnd.scale, raised)
+            prev = Signal(8, name=f"cand{j}")
+            m.d.comb += prev.eq(code)
+            scale = cut(m, prev, name=f"scale{j}_2", registered=reg)
+            m.d.comb += [q.x.eq(x2), q.scale.eq(scale), q.valid_in.eq(valid2),
+                         err.x.eq(x2), err.amax.eq(amax2), err.codes.eq(q.codes),
+                         err.scale.eq(scale)]
+            scales.append(scale)
+            codes.append(q.codes.as_value())
+            errors.append(err.error)
+        best_e, best_s, best_c, pick = errors[0], scales[0], codes[0], 0
+        for j in range(1, len(errors)):  # strictly lower wins: ties keep the earlier candidate
+            take = Signal(name=f"take{j}")
+            m.d.comb += take.eq(errors[j] < best_e)
+            best_e, best_s = Mux(take, errors[j], best_e), Mux(take, scales[j], best_s)
+            best_c, pick = Mux(take, codes[j], best_c), Mux(take, j, pick)
+        m.d.comb += [
+            self.choice.eq(cut(m, pick, name="choice3", registered=reg)),
+            self.scale.eq(cut(m, best_s, name="scale3", registered=reg)),
+            self.codes.eq(cut(m, best_c, name="codes3", registered=reg)),
+            self.valid_out.eq(cut(m, valid2, name="valid3", registered=reg)),
+        ]
+        return m
