@@ -6,7 +6,8 @@ import pytest
 from finescale import golden
 from finescale.hw.selector import check_method
 from finescale.hw.simulate import simulate
-from finescale.hw.units import decode_x, spec
+from finescale.hw.units import spec
+from finescale.sim.references import decode_x
 
 SEED = 20261129
 
