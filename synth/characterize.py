@@ -60,7 +60,7 @@ SETTINGS = {
 #: offsets tried (``search_ns`` in ``offset_step_ns`` steps, and a reference far from the
 #: edge), the clock-to-Q pushout that still passes (10 %), the Q load (pF), the time step
 FLOP_SETTINGS = {
-    "version": 1, "search_ns": (-1.0, 1.5), "steps": (11, 11), "reference_ns": 2.0,
+    "version": 1, "search_ns": (-0.75, 0.75), "steps": (7, 5), "reference_ns": 2.0,
     "pushout": 0.1, "load_pf": 0.005, "tstep_ns": 0.02, "settle_ns": 1.5, "constraint_grid": 1,
 }
 
