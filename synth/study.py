@@ -295,8 +295,9 @@ def headlines(rows) -> list[dict]:
 # ---------------------------------------------------------------------------------- tables
 
 _MD_COLUMNS = ["name", "sky130_um2", "um2_at_clock", "delay_ps", "slack_ps", "fastest_ps",
-               "fmax_mhz", "nand2_eq", "um2_per_lane", "depth_cells", "latency", "transistors",
-               "ice40_lut4", "ice40_fmax_mhz", "ecp5_lut4", "ecp5_fmax_mhz"]
+               "fastest_um2", "fmax_mhz", "startpoint", "endpoint", "nand2_eq", "um2_per_lane",
+               "depth_cells", "latency", "transistors", "ice40_lut4", "ice40_fmax_mhz",
+               "ecp5_lut4", "ecp5_fmax_mhz"]
 
 
 def _fmt(v) -> str:
