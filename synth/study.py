@@ -251,9 +251,10 @@ def headlines(rows) -> list[dict]:
         if pairs:
             out.append({"question": question, "ratio": _ratio(pairs, key)[0],
                         "pairs": len(pairs), "metric": key})
-        if timed and pairs and all("delay_ps" in r for pair in pairs for r in pair):
-            for metric, what in (("um2_at_clock", "area at the common clock"),
-                                 ("delay_ps", "delay")):
+        for metric, what in (("um2_at_clock", "area at the common clock"),
+                             ("delay_ps", "delay at the common clock"),
+                             ("fastest_ps", "delay of the fastest mapping")):
+            if timed and pairs and all(metric in r for pair in pairs for r in pair):
                 out.append({"question": f"{question}, {what}", "ratio": _ratio(pairs, metric)[0],
                             "pairs": len(pairs), "metric": metric})
 
@@ -296,8 +297,9 @@ def headlines(rows) -> list[dict]:
 # ---------------------------------------------------------------------------------- tables
 
 _MD_COLUMNS = ["name", "sky130_um2", "um2_at_clock", "delay_ps", "slack_ps", "fastest_ps",
-               "fmax_mhz", "nand2_eq", "um2_per_lane", "depth_cells", "latency", "transistors",
-               "ice40_lut4", "ice40_fmax_mhz", "ecp5_lut4", "ecp5_fmax_mhz"]
+               "fastest_um2", "fmax_mhz", "startpoint", "endpoint", "nand2_eq", "um2_per_lane",
+               "depth_cells", "latency", "transistors", "ice40_lut4", "ice40_fmax_mhz",
+               "ecp5_lut4", "ecp5_fmax_mhz"]
 
 
 def _fmt(v) -> str:

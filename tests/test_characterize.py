@@ -203,3 +203,106 @@ def test_fo4_from_tables_within_20_percent_of_ngspice(inv_run):
     fall = ch.lookup(TABLES[key + ("cell_fall",)], rise_slew, load)
     assert rise == pytest.approx(fo4["fo4rise"], rel=0.2)
     assert fall == pytest.approx(fo4["fo4fall"], rel=0.2)
+
+
+# ---------------------------------------------------------------- flip-flops
+
+def test_constraint_value_interpolates_the_pushout_limit():
+    # offsets descending pass; the reference (last) switches after 0.30 ns: limit 0.33 ns
+    offsets = [-0.2, -0.1, 0.0, 0.1, 0.2, 2.0]
+    delays = [np.nan, 0.50, 0.36, 0.32, 0.30, 0.30]
+    ok = [False, True, True, True, True, True]
+    value, fail, ok_at = ch.constraint_value(offsets, delays, ok, pushout=0.1)
+    assert (fail, ok_at) == (0.0, 0.1)
+    assert value == pytest.approx(0.1 + (0.0 - 0.1) * (0.33 - 0.32) / (0.36 - 0.32))
+    # no pushout (removal): the first offset of the all-pass run
+    assert ch.constraint_value(offsets, delays, ok, pushout=None)[0] == -0.1
+    # a pass below a failure does not count: the all-pass run starts above it
+    assert ch.constraint_value(offsets, delays, [True, False, True, True, True, True],
+                               pushout=None)[0] == 0.0
+
+
+def test_constraint_value_rejects_a_search_that_misses_the_boundary():
+    with pytest.raises(ValueError, match="widen"):
+        ch.constraint_value([0.0, 0.1, 2.0], [0.3, 0.3, 0.3], [True] * 3, pushout=0.1)
+    with pytest.raises(ValueError, match="largest"):
+        ch.constraint_value([0.0, 0.1, 2.0], [0.3, 0.9, 0.3], [True] * 3, pushout=0.1)
+    with pytest.raises(ValueError, match="reference"):
+        ch.constraint_value([0.0, 0.1, 2.0], [0.3, 0.3, 0.3], [True, True, False], pushout=0.1)
+
+
+def _constraints(cell: str) -> dict:
+    """timing_type -> (pin, edge) -> value (ns) of a committed flop's scalar constraints."""
+    out = {}
+    for pin in _pins(cell).values():
+        for t in pin["groups"]:
+            if t["name"] == "timing" and t["attrs"]["timing_type"].endswith("_rising"):
+                for g in t["groups"]:
+                    out.setdefault(t["attrs"]["timing_type"], {})[(pin["args"][0], g["name"])] = \
+                        float(ch.numbers(g["attrs"]["values"])[0])
+    return out
+
+
+@pytest.mark.parametrize("cell", ["dfxtp_1", "dfrtp_1"])
+def test_flip_flops_have_clock_to_q(cell):
+    """Clock-to-Q tables over clock slew x load, positive; pin capacitances; dfrtp's clear arc."""
+    prefix = f"{LIBRARY}__{cell}"
+    for name in ("cell_rise", "cell_fall", "rise_transition", "fall_transition"):
+        i1, i2, v = TABLES[(prefix, "Q", "CLK", "rising_edge", name)]
+        assert v.shape == (len(i1), len(i2)) and (v > 0).all()
+    pins = {"CLK", "D"} | ({"RESET_B"} if cell == "dfrtp_1" else set())
+    for pin in pins:
+        assert 0.0005 < float(_pins(cell)[pin]["attrs"]["capacitance"]) < 0.02, pin
+    if cell == "dfrtp_1":
+        for name in ("cell_fall", "fall_transition"):
+            assert (TABLES[(prefix, "Q", "RESET_B", "clear", name)][2] > 0).all()
+
+
+def test_dfxtp_setup_and_hold_window():
+    """setup + hold (the window D must be stable around the edge) is positive and shorter than
+    the clock-to-Q; each lies within the searched offsets."""
+    prefix = f"{LIBRARY}__dfxtp_1"
+    c2q = min(TABLES[(prefix, "Q", "CLK", "rising_edge", n)][2][0, 0]
+              for n in ("cell_rise", "cell_fall"))
+    cons = _constraints("dfxtp_1")
+    lo, hi = ch.FLOP_SETTINGS["search_ns"]
+    for edge in ("rise_constraint", "fall_constraint"):
+        setup, hold = cons["setup_rising"][("D", edge)], cons["hold_rising"][("D", edge)]
+        assert 0 < setup + hold < c2q, (edge, setup, hold)
+        assert lo < setup < hi and lo < hold < hi
+
+
+def _cap(cell: str, pin: str, edge: str) -> float:
+    return float(_pins(cell)[pin]["attrs"][f"{edge}_capacitance"])
+
+
+@pytest.mark.skipif(shutil.which("sta") is None, reason="OpenSTA ('sta') is not installed")
+def test_opensta_register_path_is_clock_to_q_plus_logic_plus_setup(tmp_path):
+    """dfxtp_1 -> inv_1 -> inv_1 -> dfxtp_1 on the committed library: OpenSTA's delay equals the
+    test's own sum of the tables (clock-to-Q at the ideal clock's zero slew, each stage at its
+    driver's output slew and the edge's pin capacitance of its load, the scalar setup)."""
+    from finescale.synth import sta
+    p = LIBRARY + "__"
+    (tmp_path / "cells.lib").write_text(TEXT)
+    (tmp_path / "r2r.v").write_text(
+        f"module r2r(clk);\n  input clk;\n  wire q1, q2, n1, n2;\n"
+        f"  {p}dfxtp_1 ff1 (.CLK(clk), .D(q2), .Q(q1));\n  {p}inv_1 u1 (.A(q1), .Y(n1));\n"
+        f"  {p}inv_1 u2 (.A(n1), .Y(n2));\n  {p}dfxtp_1 ff2 (.CLK(clk), .D(n2), .Q(q2));\n"
+        "endmodule\n")
+    got = sta.time_netlist(tmp_path, "r2r.v", "r2r", liberty=TEXT, period_ps=10000.0)
+    ff, inv = (f"{p}dfxtp_1", "Q", "CLK", "rising_edge"), (f"{p}inv_1", "Y", "A", "combinational")
+    setup = _constraints("dfxtp_1")["setup_rising"]
+    worst = 0.0
+    for q in ("rise", "fall"):
+        load = _cap("inv_1", "A", q)
+        t = ch.lookup(TABLES[ff + (f"cell_{q}",)], 0.0, load)
+        slew = ch.lookup(TABLES[ff + (f"{q}_transition",)], 0.0, load)
+        edge = q
+        for load_pin in (("inv_1", "A"), ("dfxtp_1", "D")):
+            edge = "fall" if edge == "rise" else "rise"
+            load = _cap(*load_pin, edge)
+            t, slew = (t + ch.lookup(TABLES[inv + (f"cell_{edge}",)], slew, load),
+                       ch.lookup(TABLES[inv + (f"{edge}_transition",)], slew, load))
+        worst = max(worst, t + setup[("D", f"{edge}_constraint")])
+    assert got["startpoint"].startswith("ff1 ") and got["endpoint"].startswith("ff2 ")
+    assert got["delay_ps"] == pytest.approx(worst * 1e3, abs=0.05)
