@@ -174,6 +174,18 @@ def test_kc_m6_4_is_4o6(metric, frac):
     assert np.array_equal(a.choice, b.choice)
 
 
+def test_study_sets_selectors_against_the_hardware_4o6():
+    """The study's 4o6 is the RTL unit's rule (fixed point, F = 8), i.e. kc-m6_4, not the
+    library default's exact error, which decides differently on some blocks."""
+    x = blocks(4, 4000, seed=5)
+    hw = fsel._method("4o6").quantize(x, 4, "e4m3")
+    kc = golden.quantize(x, block_size=4, method="kc-m6_4")
+    exact = golden.quantize(x, block_size=4, method="4o6")
+    assert np.array_equal(hw.scale_codes, kc.scale_codes)
+    assert np.array_equal(hw.element_codes, kc.element_codes)
+    assert not np.array_equal(exact.scale_codes, kc.scale_codes)  # the two rules differ here
+
+
 def test_sequential_makes_the_same_decisions():
     x = blocks(16, 500, seed=4)
     a = golden.quantize(x, block_size=16, method="kc-m8_6_4_3")
