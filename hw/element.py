@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from finescale.golden import formats
 
 from .floats import fields, unpack
-from .pipeline import check_flag, cut
+from .pipeline import Cuts, check_flag, cut
 from .scale import block_port, check_block_size, input_fields, scale_fmt
 
 __all__ = ["ElementQuantizer", "midpoints"]
@@ -49,7 +49,7 @@ def midpoints(efmt: formats.Format):
     return c, t, ge, [int(v) for v in codes]
 
 
-class ElementQuantizer(wiring.Component):
+class ElementQuantizer(Cuts, wiring.Component):
     """Block of BF16 / FP32 values and a scale code in, E2M1 codes out.
 
     Combinational core; with ``pipelined`` the codes are registered (latency 1).
@@ -79,11 +79,6 @@ class ElementQuantizer(wiring.Component):
 
     #: the one cut: the codes register
     CUTS = ("codes_reg",)
-
-    @property
-    def latency(self) -> int:
-        """Cycles from ``x`` / ``scale`` to ``codes``: one a cut when pipelined."""
-        return len(self.CUTS) if self.pipelined else 0
 
     def elaborate(self, platform):
         m = Module()

@@ -35,7 +35,7 @@ from finescale.golden.blockformat import BlockFormat
 
 from .element import ElementQuantizer
 from .floats import fields, leading_one, unpack
-from .pipeline import check_flag, cut
+from .pipeline import Cuts, check_flag, cut
 from .scale import BlockAmax, ScaleRound
 
 __all__ = ["BlockError", "FourOverSix", "METRICS", "amax_front"]
@@ -137,7 +137,7 @@ def amax_front(m, unit, *, registered: bool):
     return amax1, amax2, x2, valid2
 
 
-class FourOverSix(wiring.Component):
+class FourOverSix(Cuts, wiring.Component):
     """Block in; scale code, element codes and the choice (1 = M=4) out.
 
     Members
@@ -169,11 +169,6 @@ class FourOverSix(wiring.Component):
 
     #: the cuts of the drawing: after the amax tree, after the scales, at the outputs
     CUTS = ("amax", "scales", "outputs")
-
-    @property
-    def latency(self) -> int:
-        """Cycles from ``x`` to the outputs: one a cut when pipelined."""
-        return len(self.CUTS) if self.pipelined else 0
 
     def elaborate(self, platform):
         m = Module()

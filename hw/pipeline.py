@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Signal
 
-__all__ = ["cut", "check_flag"]
+__all__ = ["cut", "check_flag", "Cuts"]
 
 
 def cut(m, value, *, name: str, registered: bool):
@@ -20,6 +20,17 @@ def cut(m, value, *, name: str, registered: bool):
     domain = m.d.sync if registered else m.d.comb
     domain += sig.eq(value)
     return sig
+
+
+class Cuts:
+    """Mixin of a unit whose pipelined variant registers at each of its ``CUTS``."""
+
+    CUTS: tuple = ()
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the inputs to the outputs: one a cut when pipelined, none otherwise."""
+        return len(self.CUTS) if self.pipelined else 0
 
 
 def check_flag(name: str, value) -> bool:

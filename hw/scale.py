@@ -29,7 +29,7 @@ from finescale.golden import formats
 from finescale.golden.blockformat import BlockFormat, Rule
 
 from .floats import Rounder, fields, magnitude, unpack
-from .pipeline import check_flag, cut
+from .pipeline import Cuts, check_flag, cut
 
 __all__ = ["BlockAmax", "ScaleRound", "ScaleUnit", "RULES", "check_block_size",
            "scale_fmt", "input_fields", "block_port"]
@@ -160,7 +160,7 @@ class ScaleRound(wiring.Component):
         return m
 
 
-class ScaleUnit(wiring.Component):
+class ScaleUnit(Cuts, wiring.Component):
     """Scale-selection unit: block in, scale code out.
 
     ``x -> BlockAmax -> | -> ScaleRound -> | -> scale``; each ``|`` is a
@@ -190,11 +190,6 @@ class ScaleUnit(wiring.Component):
 
     #: the cuts, in datapath order: after the amax tree, after rounding
     CUTS = ("amax1", "scale2")
-
-    @property
-    def latency(self) -> int:
-        """Cycles from ``x`` to ``scale``: one a cut when pipelined."""
-        return len(self.CUTS) if self.pipelined else 0
 
     def elaborate(self, platform):
         m = Module()

@@ -27,7 +27,7 @@ from finescale.golden import selectors as gsel
 
 from .element import ElementQuantizer
 from .fouroversix import METRICS, BlockError, FourOverSix, amax_front
-from .pipeline import check_flag, cut
+from .pipeline import Cuts, check_flag, cut
 from .scale import BlockAmax, ScaleRound, split_divisor
 
 __all__ = ["CandidateSearch", "check_method"]
@@ -48,7 +48,7 @@ def check_method(method) -> gsel.Selector:
     return sel
 
 
-class CandidateSearch(wiring.Component):
+class CandidateSearch(Cuts, wiring.Component):
     """Block in; scale code, element codes and the winning candidate's index out.
 
     Members
@@ -86,7 +86,6 @@ class CandidateSearch(wiring.Component):
 
     #: the cuts of 4-over-6's drawing, which the search shares (amax, scales, outputs)
     CUTS = FourOverSix.CUTS
-    latency = FourOverSix.latency
 
     def elaborate(self, platform):
         m = Module()
