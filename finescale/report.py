@@ -431,13 +431,14 @@ class Report:
         from finescale.study import selectors as fsel
 
         d = self.out / "selectors"
-        area = fsel.synth_area(self.synth_rows)
+        costs = fsel.synth_costs(self.synth_rows)
+        area = costs["sky130_um2"]
         sigmas = tuple(np.geomspace(0.0005, 0.05, 25 if self.full else 9).tolist())
         blocks = fsel.BLOCKS if self.full else (4, 16)
         names = fsel.SELECTORS if self.full else fsel.REPORT_SELECTORS
         nblocks = 10000 if self.full else 1000
         res = fsel.write_study(d, sigmas, blocks, names, ["e4m3"], nblocks, seed=self.seed,
-                               area=area, delay=fsel.synth_area(self.synth_rows, "delay_ps"),
+                               area=area, delay=costs["delay_ps"],
                                weight_rows=None, extras=self.full, progress=False)
         sec.paragraphs.append(
             f"{len(res['names'])} scale selectors (method= names of the golden model), E4M3 "

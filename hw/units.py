@@ -96,7 +96,6 @@ UNITS: dict[str, Unit] = {
 }
 
 
-
 _DESCRIPTIONS: dict[str, tuple] = {}
 
 

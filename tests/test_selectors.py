@@ -295,7 +295,7 @@ def test_cli_quick_tiny_grid(tmp_path):
         assert (out / f).is_file()
 
 
-def test_synth_area_read_from_results(tmp_path):
+def test_synth_costs_read_from_results(tmp_path):
     doc = {"rows": [
         dict(unit="quantizer", sky130_um2=1000.0, params=dict(scale_format="e4m3", block_size=4)),
         dict(unit="4o6", sky130_um2=5000.0, params=dict(scale_format="e4m3", block_size=4)),
@@ -308,9 +308,10 @@ def test_synth_area_read_from_results(tmp_path):
     (tmp_path / "synth.json").write_text(__import__("json").dumps(doc))
     want = {("abs-max", "e4m3", 4): 1000.0, ("4o6", "e4m3", 4): 5000.0,
             ("kc-m6_4-up", "e4m3", 4): 4900.0}
-    assert fsel.synth_area(tmp_path) == fsel.synth_area(doc["rows"]) == want
+    assert fsel.synth_costs(tmp_path) == fsel.synth_costs(doc["rows"])
+    assert fsel.synth_costs(tmp_path)["sky130_um2"] == want
     doc["rows"][-1]["delay_ps"] = 2345.0  # a timed selector: its delay read the same way
-    assert fsel.synth_area(doc["rows"], "delay_ps") == {("kc-m6_4-up", "e4m3", 4): 2345.0}
+    assert fsel.synth_costs(doc["rows"])["delay_ps"] == {("kc-m6_4-up", "e4m3", 4): 2345.0}
     # measured cost on one footing: the selector against 4o6, both synthesized
     assert fsel._costs("kc-m6_4-up", "4o6", 4, want, "e4m3") == (4900 / 4, 5000 / 4, "synthesis")
     assert fsel._costs("kc-m6_4_3-up", "4o6", 4, want, "e4m3")[2] == "model"

@@ -246,29 +246,36 @@ def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
             for c in tqdm(combos, desc="MiniLM weights", unit="config", mininterval=1.0)}
 
 
-def synth_area(path, column="sky130_um2") -> dict:
-    """(selector, format, block) -> sky130 um^2 of the abs-max quantizer, the 4o6 unit and the
-    selector units in a synth.json (``path``: the file, its folder, or its rows); another
-    ``column`` of the synthesis rows (``delay_ps``: OpenSTA's register-to-register delay at
-    the common clock) the same way.
+#: the synthesis columns a selector's cost is read from: area of the bare unit, and OpenSTA's
+#: register-to-register delay at the common clock (when the synthesis was timed)
+SYNTH_COLUMNS = ("sky130_um2", "delay_ps")
 
-    Combinational BF16 units with default options only (4o6: MSE, 8 fractional bits).
+
+def synth_costs(path) -> dict:
+    """{column: {(selector, format, block): value}} of the abs-max quantizer, the 4o6 unit and
+    the selector units in a synth.json (``path``: the file, its folder, or its rows), for each
+    of :data:`SYNTH_COLUMNS`.
+
+    Combinational BF16 units with default options only (4o6: the hardware rule the study
+    compares with, :data:`HARDWARE_4O6`, MSE).
     """
     if isinstance(path, (str, Path)):
         path = Path(path)
         path = json.loads((path / "synth.json" if path.is_dir() else path).read_text())["rows"]
-    area = {}
+    costs = {c: {} for c in SYNTH_COLUMNS}
     for r in path:
         p = r.get("params", {})
         if p.get("pipelined") or p.get("input_format", "bf16") != "bf16" or p.get("prevent_zero"):
             continue
         rule = {"quantizer": "abs-max", "4o6": "4o6",
                 "selector": p.get("method")}.get(r.get("unit"))
-        if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get("error_frac_bits", 8) != 8):
+        if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get(
+                "error_frac_bits", 8) != HARDWARE_4O6["error_frac_bits"]):
             continue
-        if rule and r.get(column) is not None:
-            area[rule, p.get("scale_format"), p.get("block_size")] = float(r[column])
-    return area
+        for c in SYNTH_COLUMNS:
+            if rule and r.get(c) is not None:
+                costs[c][rule, p.get("scale_format"), p.get("block_size")] = float(r[c])
+    return costs
 
 
 # ------------------------------------------------------------------------- the front
@@ -461,8 +468,11 @@ def _run(args) -> int:
     nblocks = args.blocks or (2000 if args.quick else 20000)
     fmts = args.scale_formats or (["e4m3"] if args.quick else ["e4m3", "ue5m3"])
     cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
-    area = {k: v for path in args.synth or [] for k, v in synth_area(path).items()}
-    delay = {k: v for path in args.synth or [] for k, v in synth_area(path, "delay_ps").items()}
+    area, delay = {}, {}
+    for path in args.synth or []:
+        costs = synth_costs(path)
+        area.update(costs["sky130_um2"])
+        delay.update(costs["delay_ps"])
     res = write_study(args.out, sigmas, tuple(args.block_sizes), args.selectors, fmts, nblocks,
                       seed=args.seed, area=area or None, delay=delay or None, weight_rows=cap)
     print(f"selectors: {len(res['names'])} selectors x {len(fmts)} formats x "
