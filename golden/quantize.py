@@ -322,8 +322,10 @@ class _Blocks:
         return ecodes, scodes
 
 
-def _choice(take4):
-    return np.where(take4, 4, 6).astype(np.uint8)
+def _choice(b: _Blocks, take4):
+    """4-over-6's choice a block: the M it took (the element format's two largest values)."""
+    m6, m4 = b.fmt.candidates
+    return np.where(take4, m4, m6).astype(np.uint8)
 
 
 def _abs_max(b: _Blocks):
@@ -349,7 +351,7 @@ def _four_over_six(b: _Blocks):
                           b.cmp, b.egrid, b.zcode, kernels.METRICS.index(rule.metric),
                           rule.error_arith == "fixed", int(rule.error_frac_bits), ecodes, take4,
                           scodes)
-    return ecodes, scodes, _choice(take4)
+    return ecodes, scodes, _choice(b, take4)
 
 
 def _brute_force(b: _Blocks):
@@ -390,7 +392,7 @@ def _f32(b: _Blocks):
         xs, am, g32, e32, b.efmt, b.sfmt, method=rule.name, M=b.fmt.M,
         M4=b.fmt.candidates[1], opts=b.opts, pz_code=b.pz_code,
         tensor_amax=b.tensor_amax, C=b.tensor_const)
-    return ecodes, scodes, None if take4 is None else _choice(take4)
+    return ecodes, scodes, None if take4 is None else _choice(b, take4)
 
 
 #: the function of each rule (any other name is a selector)
