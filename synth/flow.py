@@ -75,6 +75,34 @@ def ff_cells(liberty: str) -> list[str]:
             if re.search(r"\b(ff|latch)\s*\(", body)]
 
 
+def load_lines(unit: str) -> list[str]:
+    """Yosys lines: the saved source (``design -save src``) elaborated with ``unit`` on top."""
+    return ["design -load src", f"hierarchy -check -top {unit}", "proc"]
+
+
+def generic_lines(unit: str, flatten: bool = True) -> list[str]:
+    """Yosys lines: ``synth`` with our ABC script (``flatten=False`` keeps the submodules)."""
+    return [f"synth{' -flatten' if flatten else ''} -noabc -top {unit}",
+            f"abc -script {ABC_SCRIPT}", "opt -fast"]
+
+
+def asic_lines(timed: bool = False, delay: float | None = None) -> list[str]:
+    """Yosys lines: flip-flops and logic mapped to ``cells.lib``; ``timed`` with
+    :data:`TIMING_ABC_SCRIPT` at the target ``delay`` ps (None: the fastest mapping)."""
+    target = f"-D {delay:.0f} " if delay is not None else ""
+    abc_script = TIMING_ABC_SCRIPT if timed else ABC_SCRIPT
+    return ["dfflibmap -liberty cells.lib",
+            f"abc {target}-script {abc_script} -liberty cells.lib", "opt_clean -purge"]
+
+
+def netlist_lines(name: str) -> list[str]:
+    """Yosys lines writing the mapped netlist ``name`` for OpenSTA, whose 2019 Verilog reader
+    takes no concatenation on an assign's left side: undefined bits to 0, every net split to
+    bits, buffers-as-assigns gone."""
+    return ["setundef -zero", "splitnets", "opt_clean -purge",
+            f"write_verilog -noattr -noexpr -simple-lhs {name}"]
+
+
 def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False,
            timing: dict[str, float | None] | None = None, place_top: str | None = None,
            bounded: bool = True) -> str:
@@ -87,19 +115,7 @@ def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False
     is mapped to each FPGA too, its netlist written as ``<fpga>_pnr.json`` for nextpnr.
     ``bounded=False`` maps the unit itself for timing (its own registers are the boundary)."""
     delete_ffs = " ".join(f"t:{c}" for c in ff_cells(liberty))
-    abc = f"abc -script {ABC_SCRIPT}"
-
-    def asic(timed: bool = False, delay: float | None = None) -> list[str]:
-        target = f"-D {delay:.0f} " if delay is not None else ""
-        abc_script = TIMING_ABC_SCRIPT if timed else ABC_SCRIPT
-        return ["dfflibmap -liberty cells.lib",
-                f"abc {target}-script {abc_script} -liberty cells.lib", "opt_clean -purge"]
-
-    def generic(unit: str, flatten: bool = True) -> list[str]:  # ``synth``, with our ABC script
-        return [f"synth{' -flatten' if flatten else ''} -noabc -top {unit}", abc, "opt -fast"]
-
-    def load(unit: str) -> list[str]:
-        return ["design -load src", f"hierarchy -check -top {unit}", "proc"]
+    abc, asic, generic, load = f"abc -script {ABC_SCRIPT}", asic_lines, generic_lines, load_lines
 
     lines = ["read_liberty -lib cells.lib", "read_verilog design.v", "design -save src",
              *load(top), *generic(top), *asic(),
@@ -114,10 +130,7 @@ def script(top: str, liberty: str, *, full: bool = True, hierarchy: bool = False
     for label, delay in (timing or {}).items():
         lines += [*load(wrapped), *generic(wrapped), *asic(True, delay),
                   f"tee -q -o t_{label}.json stat -json -liberty cells.lib -top {wrapped}",
-                  # OpenSTA's 2019 Verilog reader takes no concatenation on an assign's left
-                  # side: undefined bits to 0, every net split to bits, buffers-as-assigns gone
-                  "setundef -zero", "splitnets", "opt_clean -purge",
-                  f"write_verilog -noattr -noexpr -simple-lhs t_{label}.v"]
+                  *netlist_lines(f"t_{label}.v")]
     if full:
         lines += [*load(top), *generic(top), f"{abc} -g cmos2",
                   "tee -q -o cmos.json stat -json -tech cmos"]

@@ -72,6 +72,21 @@ def script(liberty_file: str, netlist_file: str, top: str, *, period_ps: float |
     return "\n".join(lines) + "\n"
 
 
+#: one pin of a ``report_checks`` path: increment, arrival, edge, pin, cell (or ``in``/``out``)
+_POINT = re.compile(r"^\s*(-?[0-9.]+)\s+(-?[0-9.]+)\s+[\^v]\s+(\S+)\s+\((\S+)\)\s*$", re.M)
+
+
+def path_points(text: str, *, unit_ps: float) -> list[dict]:
+    """The pins of a ``report_checks`` path up to its data arrival time, in order: ``pin``
+    (hierarchical, ``/``-separated), ``cell`` and the pin's ``incr_ps`` and ``arrival_ps``."""
+    arrival = re.search(r"^\s*-?[0-9.]+\s+data arrival time", text, re.M)
+    if arrival is None:
+        raise RuntimeError("OpenSTA report: no data arrival time")
+    return [{"pin": m[3], "cell": m[4], "incr_ps": float(m[1]) * unit_ps,
+             "arrival_ps": float(m[2]) * unit_ps}
+            for m in _POINT.finditer(text[:arrival.start()])]
+
+
 def parse_report(text: str, *, period_ps: float | None, unit_ps: float) -> dict:
     """Critical path of a ``report_checks`` text: delay and slack in ps, start and end points."""
     start = re.search(r"^Startpoint:\s*(.+?)\s*$", text, re.M)
@@ -92,8 +107,10 @@ def parse_report(text: str, *, period_ps: float | None, unit_ps: float) -> dict:
 
 
 def time_netlist(workdir, netlist: str, top: str, *, liberty_file: str = "cells.lib",
-                 liberty: str, period_ps: float | None, io_paths: bool = False) -> dict:
-    """Run OpenSTA in ``workdir`` (holding the liberty and the netlist); the critical path."""
+                 liberty: str, period_ps: float | None, io_paths: bool = False,
+                 points: bool = False) -> dict:
+    """Run OpenSTA in ``workdir`` (holding the liberty and the netlist); the critical path,
+    with its pins (:func:`path_points`) as ``points`` if asked."""
     unit = time_unit_ps(liberty)
     tcl = Path(workdir) / f"{Path(netlist).stem}.sta.tcl"
     tcl.write_text(script(liberty_file, netlist, top, period_ps=period_ps, unit_ps=unit,
@@ -106,7 +123,10 @@ def time_netlist(workdir, netlist: str, top: str, *, liberty_file: str = "cells.
     if proc.returncode != 0 or re.search(r"^Error", text, re.M):
         tail = " / ".join(text.strip().splitlines()[-3:])
         raise RuntimeError(f"OpenSTA failed on {netlist}: {tail}")
-    return parse_report(text, period_ps=period_ps, unit_ps=unit)
+    out = parse_report(text, period_ps=period_ps, unit_ps=unit)
+    if points:
+        out["points"] = path_points(text, unit_ps=unit)
+    return out
 
 
 @functools.lru_cache(maxsize=8)

