@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import flow, sta
+from . import flow, reports, sta
 
 #: ABC's stand-alone binary (Debian package ``berkeley-abc``)
 ABC = "berkeley-abc"
@@ -105,16 +105,10 @@ def cross_check(design: flow.Design, liberty: str) -> dict:
 def run(designs, liberty: str, out) -> list[dict]:
     """:func:`cross_check` on every combinational design (no clock) of ``designs``;
     ``cross_check.csv`` in ``out``."""
-    import csv
     chosen = [d for d in designs if d.sidecar.get("clock") is None]
     if not chosen:
         raise ValueError("no combinational design among those chosen (the cross-check times "
                          "designs without a clock)")
     rows = [cross_check(d, liberty) for d in chosen]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "cross_check.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    reports.write_csv(Path(out) / "cross_check.csv", rows)
     return rows

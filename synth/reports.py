@@ -1,9 +1,22 @@
-"""Parsing of the reports one Yosys run writes: ``stat -json`` (liberty, cmos, FPGA) and ``ltp``."""
+"""Parsing of the reports one Yosys run writes: ``stat -json`` (liberty, cmos, FPGA) and ``ltp``;
+and :func:`write_csv`, the table the stage and cross-check reports write."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+from pathlib import Path
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    """``rows`` (dicts with the same keys) as a CSV file at ``path``, its folder made."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 _LTP = re.compile(r"Longest topological path in \S+ \(length=(\d+)\)")
 

@@ -16,7 +16,6 @@ of the flat one the synthesis study reports.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import tempfile
@@ -270,11 +269,7 @@ def write_dp32(ours: dict, out: Path, *, liberty_label: str, peer: dict | None =
     ``flat``: design -> the flat timed mappings (:func:`flow.synthesize`'s ``timing``)."""
     rows = dp32_rows(ours, peer)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "stages.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    reports.write_csv(out / "stages.csv", rows)
     (out / "stages.json").write_text(json.dumps({"ours": ours, "formatscope": peer,
                                                  "flat": flat, "rows": rows}, indent=1))
     clock = f"{ours['clock_ns']:g} ns"
