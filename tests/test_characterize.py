@@ -258,18 +258,38 @@ def test_flip_flops_have_clock_to_q(cell):
             assert (TABLES[(prefix, "Q", "RESET_B", "clear", name)][2] > 0).all()
 
 
-def test_dfxtp_setup_and_hold_window():
+@pytest.mark.parametrize("cell", ["dfxtp_1", "dfrtp_1"])
+def test_setup_and_hold_window(cell):
     """setup + hold (the window D must be stable around the edge) is positive and shorter than
     the clock-to-Q; each lies within the searched offsets."""
-    prefix = f"{LIBRARY}__dfxtp_1"
+    prefix = f"{LIBRARY}__{cell}"
     c2q = min(TABLES[(prefix, "Q", "CLK", "rising_edge", n)][2][0, 0]
               for n in ("cell_rise", "cell_fall"))
-    cons = _constraints("dfxtp_1")
+    cons = _constraints(cell)
     lo, hi = ch.FLOP_SETTINGS["search_ns"]
     for edge in ("rise_constraint", "fall_constraint"):
         setup, hold = cons["setup_rising"][("D", edge)], cons["hold_rising"][("D", edge)]
         assert 0 < setup + hold < c2q, (edge, setup, hold)
         assert lo < setup < hi and lo < hold < hi
+
+
+def test_dfrtp_recovery_and_removal_window():
+    """The clear's release: recovery (before the clock edge) + removal (after it) is the window
+    RESET_B must not rise in: positive, each end within the search (removal rounds up to a
+    fine step: no push-out to interpolate).  Every constraint arc of constraint_checks is in
+    the committed library."""
+    cons = _constraints("dfrtp_1")
+    assert {(kind, pin, f"{edge}_constraint") for pin, kind, edge in ch.constraint_checks("dfrtp_1")} \
+        == {(kind, pin, edge) for kind, arcs in cons.items() for pin, edge in arcs}
+    lo, hi = ch.FLOP_SETTINGS["search_ns"]
+    recovery = cons["recovery_rising"][("RESET_B", "rise_constraint")]
+    removal = cons["removal_rising"][("RESET_B", "rise_constraint")]
+    assert 0 < recovery + removal, (recovery, removal)
+    assert lo < recovery < hi and lo < removal < hi
+
+
+def test_header_names_no_missing_measurement():
+    assert "NOT IN THIS VERSION" not in ch.COMMITTED.read_text()[:2000]
 
 
 def _cap(cell: str, pin: str, edge: str) -> float:
