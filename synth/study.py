@@ -284,13 +284,13 @@ def headlines(rows) -> list[dict]:
     dot = [r for r in rows if kind(r) == "dot"]
     add("accumulating / plain dot product",
         paired(rows, lambda r: kind(r) == "dot (accumulating)", lambda r: r in dot,
-               ignore={"accumulate", "stages", "headroom"}))
+               ignore={"accumulate", "stages", "headroom"}), timed=True)
     add("FP32-accumulating / plain dot product",
         paired(rows, lambda r: kind(r) == "dot (FP32-accumulating)", lambda r: r in dot,
-               ignore={"accumulate", "stages", "headroom"}))
+               ignore={"accumulate", "stages", "headroom"}), timed=True)
     add("4-lane / full-width dot product (same block size)",
         paired(rows, lambda r: kind(r) == "dot (4 lanes)", lambda r: r in dot,
-               ignore={"lanes"}))
+               ignore={"lanes"}), timed=True)
     return out
 
 
