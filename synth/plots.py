@@ -185,6 +185,40 @@ def area_vs_clock(rows, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def dp32_stages(rows, path: Path, *, clock: str) -> Path:
+    """FormatScope's DP32 stage by stage (:func:`finescale.synth.stages.dp32_rows`, total row
+    last): area per stage (ours, its RTL in our flow, its published breakdown) and each stage's
+    share of the critical path, both mapped at ``clock``."""
+    stages, total = rows[:-1], rows[-1]
+    peer = "fs_clock_um2" in total
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2))
+    sides = [("clock_um2", f"ours at {clock}")] + (
+        [("fs_clock_um2", f"FormatScope RTL at {clock}")] if peer else []) + [
+        ("published_um2", "FormatScope published (unconstrained)")]
+    width = 0.8 / len(sides)
+    for k, (key, label) in enumerate(sides):
+        ax.bar([i + k * width for i in range(len(stages))], [r[key] for r in stages], width,
+               label=label, color=f"C{k}")
+    ax.set_xticks([i + width * (len(sides) - 1) / 2 for i in range(len(stages))],
+                  [r["stage"] for r in stages], rotation=20, ha="right", fontsize=7)
+    ax.set(ylabel="sky130 um^2", title="area per stage")
+    ax.legend(fontsize=7)
+    bars = [("clock_path_ps", "ours")] + ([("fs_clock_path_ps", "FormatScope RTL")] if peer else [])
+    for k, (key, label) in enumerate(bars):
+        left = 0.0
+        for i, r in enumerate(stages):
+            bx.barh(k, r[key] / 1e3, left=left, color=f"C{i + 2}",
+                    label=r["stage"] if k == 0 else None)
+            left += r[key] / 1e3
+    bx.set_yticks(range(len(bars)), [b[1] for b in bars])
+    bx.set(xlabel="critical path (ns), port at the clock edge to the total register",
+           title=f"critical path by stage, mapped for {clock}")
+    bx.legend(fontsize=6, loc="lower right")
+    fig.suptitle("FormatScope's DP32 stage by stage (stage modules kept; Yosys 0.70 + ABC, "
+                 "OpenSTA, characterized sky130 hd tt, pre-layout)", fontsize=9)
+    return _save(fig, path)
+
+
 def write_all(rows, out: Path) -> list[Path]:
     made = [area_vs_block_size(rows, out / "area_vs_block_size.png"),
             area_vs_block_size(rows, out / "area_per_lane.png", per_lane=True),

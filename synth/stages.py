@@ -265,7 +265,8 @@ def dp32_rows(ours: dict, peer: dict | None = None) -> list[dict]:
 
 def write_dp32(ours: dict, out: Path, *, liberty_label: str, peer: dict | None = None,
                flat: dict | None = None) -> list[dict]:
-    """``stages.csv``, ``stages.json`` and ``stages.md`` of the DP32 breakdown in ``out``;
+    """``stages.csv``, ``stages.json``, ``stages.md`` and ``stages.png`` of the DP32 breakdown in
+    ``out``;
     ``flat``: design -> the flat timed mappings (:func:`flow.synthesize`'s ``timing``)."""
     rows = dp32_rows(ours, peer)
     out = Path(out)
@@ -304,6 +305,8 @@ def write_dp32(ours: dict, out: Path, *, liberty_label: str, peer: dict | None =
             md.append(f"| {name} | {at['um2']:.0f} | {at['delay_ps']:.0f} | {fast['um2']:.0f} | "
                       f"{fast['delay_ps']:.0f} |")
     (out / "stages.md").write_text("\n".join(md) + "\n")
+    from . import plots
+    plots.dp32_stages(rows, out / "stages.png", clock=clock)
     return rows
 
 

@@ -93,3 +93,24 @@ def test_stage_delays_add_up_to_the_critical_path():
         assert s["path_ps"]["(top)"] > FLOP["setup"] * 1e3
         # the stage areas add up to the flat stat of the same mapping
         assert sum(s["um2"].values()) == pytest.approx(m["um2_total"], abs=1e-6)
+
+
+@needs_sta
+@pytest.mark.slow
+def test_dp32_stages_cover_the_unit(tmp_path):
+    """Our DP32 in FormatScope's scope (a minute of Yosys): every stage charged, the stage
+    areas add up to Yosys's own total, the stage delays to the critical path, and the path runs
+    through the products, the tree and the accumulator into the total register."""
+    rows = stages.run_dp32(tmp_path)
+    got = {r["stage"]: r for r in rows}
+    md = (tmp_path / "stages.md").read_text()
+    assert len(rows) == len(stages.DP32_STAGES) + 1 and all(f"| {r['stage']} |" in md for r in rows)
+    import json
+    ours = json.loads((tmp_path / "stages.json").read_text())["ours"]
+    for name in ("area", "clock"):
+        assert got["total"][f"{name}_um2"] == pytest.approx(ours[name]["um2_total"], abs=1e-6)
+        assert got["total"][f"{name}_path_ps"] == pytest.approx(ours[name]["delay_ps"], abs=0.05)
+        for stage in ("lane products", "block adder tree", "alignment and add",
+                      "normalise and round"):
+            assert got[stage][f"{name}_path_ps"] > 0, (name, stage)
+    assert got["total"]["clock_path_ps"] <= 36.6e3
