@@ -161,9 +161,14 @@ def area_vs_clock(rows, path: Path) -> Path | None:
     kinds = sorted({r["unit"] for r in curves})
     fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
-        for r in (r for r in curves if r["unit"] == kind):
-            color = f"C{FORMATS.index(r.get('scale_format'))}" if r.get("scale_format") in FORMATS \
-                else "k"
+        mine = [r for r in curves if r["unit"] == kind]
+        variants = sorted({_variant(r) for r in mine})
+        for r in mine:  # colour by format, or by variant where the panel has one format
+            if len({r.get("scale_format") for r in mine}) == 1:
+                color = f"C{variants.index(_variant(r))}"
+            else:
+                color = f"C{FORMATS.index(r.get('scale_format'))}" \
+                    if r.get("scale_format") in FORMATS else "k"
             pts = sorted((t["clock_ns"], a["um2"], a["slack_ps"] >= 0)
                          for t in r["timing"].values() if "clock_ns" in t
                          for a in [at_clock(r["timing"], t["clock_ns"])])
