@@ -7,14 +7,15 @@ import pathlib
 
 import pytest
 
-from finescale.hw import cli, emit
+from finescale.cli import rtl
+from finescale.hw import emit
 from finescale.hw.lint import lint, verilator_path
 from finescale.hw.units import UNITS, matrix, spec
 
 
 def run_rtl(*argv):
     parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
+    rtl.register(parser.add_subparsers())
     args = parser.parse_args(["rtl", *argv])
     return args.func(args)
 
@@ -90,7 +91,7 @@ LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
 @pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")
 @pytest.mark.parametrize("s", LINT_SPECS, ids=lambda s: s.name)
 def test_verilog_lints_clean(tmp_path, s):
-    cli.write_unit(s, tmp_path)
+    emit.emit(s, tmp_path)
     ok, out = lint(tmp_path / f"{s.name}.v")
     assert ok, out
 

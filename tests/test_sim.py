@@ -13,6 +13,7 @@ import pytest
 from finescale import golden
 from finescale.hw import emit
 from finescale.hw.units import UnitSpec
+from finescale.cli import regress as cli_regress
 from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
 
 
@@ -199,7 +200,7 @@ def test_quick_regression(spec, build_root):
 
 def _regress_cli(*argv):
     parser = argparse.ArgumentParser()
-    regress.register(parser.add_subparsers())
+    cli_regress.register(parser.add_subparsers())
     args = parser.parse_args(["regress", *argv])
     return args.func(args)
 

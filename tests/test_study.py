@@ -148,7 +148,7 @@ def test_parse_method():
 
 
 def test_cli_quick_writes_csv_and_plots(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.study.mse"})
+    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.cli.study"})
     out = tmp_path / "study"
     rc = cli.main(["study", "--quick", "--sigmas", "0.001", "0.04", "5", "--blocks", "400",
                    "--out", str(out)])
@@ -165,7 +165,7 @@ def test_cli_quick_writes_csv_and_plots(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_scale_format_and_bad_method(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.study.mse"})
+    monkeypatch.setattr(cli, "COMMANDS", {"study": "finescale.cli.study"})
     rc = cli.main(["study", "--sigmas", "0.005", "0.02", "2", "--blocks", "200",
                    "--block-sizes", "8", "--methods", "abs-max", "bf", "--scale-format", "ue5m3",
                    "--out", str(tmp_path)])

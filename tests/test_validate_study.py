@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from finescale import golden
+from finescale.cli import validate as cli_validate
 from finescale.study import validate
 
 
 def parse(argv):
     p = argparse.ArgumentParser()
-    validate.register(p.add_subparsers(dest="command"))
+    cli_validate.register(p.add_subparsers(dest="command"))
     return p.parse_args(["validate"] + argv)
 
 
@@ -24,11 +25,11 @@ def test_defaults_and_bad_arguments():
         with pytest.raises(ValueError, match="NAME=SIGMA"):
             validate.parse_sigmas(bad)
     with pytest.raises(ValueError, match="unknown recipe"):
-        validate.run(parse(["--recipes", "nope", "--out", "unused"]))
+        cli_validate.run(parse(["--recipes", "nope", "--out", "unused"]))
     with pytest.raises(ValueError, match="weight-sigma"):
-        validate.run(parse(["--weight-sigma", "0", "--out", "unused"]))
+        cli_validate.run(parse(["--weight-sigma", "0", "--out", "unused"]))
     with pytest.raises(ValueError, match="mask-edges"):
-        validate.run(parse(["--studies", "mask", "--mask-edges", "0.1", "--out", "unused"]))
+        cli_validate.run(parse(["--studies", "mask", "--mask-edges", "0.1", "--out", "unused"]))
 
 
 def test_scheme_options_are_quantize_options():
@@ -109,7 +110,7 @@ def test_real_models_end_to_end(tmp_path):
     args = parse(["--tokens", "256", "--block-sizes", "4", "32", "--recipes", "paper-e4m3",
                   "--methods", "abs-max", "--scale-formats", "e4m3", "--mask-edges", "0", "0.01",
                   "--out", str(tmp_path)])
-    assert validate.run(args) == 0
+    assert cli_validate.run(args) == 0
     for name in ("mse.csv", "mse_overall.csv", "ppl.csv", "mask.csv", "summary.md",
                  "mse.png", "ppl.png", "mask.png"):
         assert (tmp_path / name).stat().st_size > 0

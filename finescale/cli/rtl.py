@@ -14,7 +14,9 @@ import pathlib
 
 from tqdm import tqdm
 
-__all__ = ["register", "run", "write_unit"]
+from finescale.hw.emit import emit
+
+__all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
@@ -50,14 +52,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def write_unit(spec, out: pathlib.Path) -> dict:
-    """Write ``<top>.v`` and ``<top>.json`` for ``spec``; return the sidecar."""
-    from .emit import emit
-    return emit(spec, out).sidecar
-
-
 def _one_spec(args):
-    from .units import UNITS, UnitSpec
+    from finescale.hw.units import UNITS, UnitSpec
 
     if args.unit not in UNITS:
         raise ValueError(f"--unit must be one of {list(UNITS)}, not {args.unit!r}")
@@ -79,7 +75,7 @@ def _one_spec(args):
 
 
 def run(args) -> int:
-    from .units import matrix
+    from finescale.hw.units import matrix
 
     if args.all == bool(args.unit):
         raise ValueError("give either --unit or --all")
@@ -88,7 +84,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for spec in tqdm(specs, desc="rtl", unit="unit", disable=len(specs) < 2):
-        write_unit(spec, out)
+        emit(spec, out)
         names.append(spec.name)
     manifest = out / "manifest.json"
     known = json.loads(manifest.read_text()) if manifest.exists() and not args.all else []
