@@ -439,7 +439,7 @@ class Report:
                                area=area, delay=costs["delay_ps"],
                                weight_rows=None, extras=self.full, progress=False)
         sec.paragraphs.append(
-            f"{len(res['names'])} scale selectors (method= names of the golden model), E4M3 "
+            f"{len(res['names'])} scale selectors (rule= names of the golden model), E4M3 "
             f"scales, {len(sigmas)} sigmas in [0.0005, 0.05], {nblocks} N(0, sigma^2) blocks "
             f"a point, block sizes {', '.join(map(str, blocks))}.  Cost: sky130 area of the "
             "combinational unit from this run's synthesis where the unit was synthesized "

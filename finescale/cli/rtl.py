@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--scale-format", default="e4m3", help="scale format (golden format name)")
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--input-format", default="bf16", choices=["bf16", "fp32"])
-    p.add_argument("--method", default=None,
+    p.add_argument("--rule", default=None,
                    help="scale rule: abs-max | mx (default: mx for e8m0, else abs-max); "
                         "selector: kc-m<M>_<M>..[-up][-mae][-f<F>] (default kc-m6_4-up)")
     p.add_argument("--prevent-zero", action="store_true")
@@ -59,13 +59,13 @@ def _one_spec(args):
         raise ValueError(f"--unit must be one of {list(UNITS)}, not {args.unit!r}")
     defaults = UNITS[args.unit].defaults
     given = {"scale_format": args.scale_format, "block_size": args.block_size,
-             "input_format": args.input_format, "method": args.method,
+             "input_format": args.input_format, "rule": args.rule,
              "prevent_zero": args.prevent_zero, "metric": args.metric,
              "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined or None,
              "lanes": args.lanes, "accumulate": args.accumulate,
              "headroom": args.headroom, "stages": args.stages}
     params = {k: v for k, v in given.items() if k in defaults and v is not None}
-    for k in ("method", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",
+    for k in ("rule", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",
               "headroom", "stages"):
         if given[k] is not None and k not in defaults:
             raise ValueError(f"--{k.replace('_', '-')} does not apply to unit {args.unit!r}")

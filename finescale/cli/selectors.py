@@ -20,7 +20,7 @@ def register(subparsers):
     p.add_argument("--quick", action="store_true",
                    help="13 sigmas x 2000 blocks, E4M3 only (about a minute)")
     p.add_argument("--selectors", nargs="+", default=list(SELECTORS), metavar="NAME",
-                   help="method names (abs-max, 4o6 and brute-force are always added)")
+                   help="rule names (abs-max, 4o6 and brute-force are always added)")
     p.add_argument("--scale-formats", nargs="+", default=None,
                    help="default: e4m3 (quick) or e4m3 ue5m3")
     p.add_argument("--block-sizes", nargs="+", type=int, default=list(BLOCKS))

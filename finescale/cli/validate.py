@@ -12,7 +12,7 @@ from pathlib import Path
 from finescale.study import validate as library
 from finescale import golden
 from finescale.study.validate import (
-    DEFAULT_RECIPES, DEFAULT_SIGMAS, METHODS, SCALES, STUDIES, mask_study, mse_study,
+    DEFAULT_RECIPES, DEFAULT_SIGMAS, RULES, SCALES, STUDIES, mask_study, mse_study,
     parse_sigmas, pivot, plot_mask, plot_mse, plot_ppl, ppl_study, token_windows, write_csv)
 
 
@@ -32,7 +32,7 @@ def register(subparsers):
                    help="quantize each MLP weight rescaled by the power of two that brings its "
                         "std nearest this value (exact, undone after quantization), to place "
                         "the weights in region A/B/C; default: as trained")
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+    p.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES),
                    help="MSE-study scale rules (default: all)")
     p.add_argument("--scale-formats", nargs="+",
                    choices=list(SCALES), default=list(SCALES),
@@ -73,7 +73,7 @@ def run(args) -> int:
     summary = ["# finescale validate", ""]
     total = 0
     if "mse" in args.studies:
-        total += len(sigmas) * len(args.methods) * len(args.scale_formats) * len(args.block_sizes)
+        total += len(sigmas) * len(args.rules) * len(args.scale_formats) * len(args.block_sizes)
     if "ppl" in args.studies:
         total += len(args.recipes) * len(args.block_sizes)
     if "mask" in args.studies:
@@ -83,7 +83,7 @@ def run(args) -> int:
             from finescale.study import realdata
 
             rows, overall = mse_study(realdata.minilm_weights(args.mse_rows), sigmas,
-                                      args.methods, args.scale_formats, args.block_sizes, bar)
+                                      args.rules, args.scale_formats, args.block_sizes, bar)
             write_csv(out / "mse.csv", rows)
             write_csv(out / "mse_overall.csv", overall)
             plot_mse(out / "mse.png", overall)
@@ -92,7 +92,7 @@ def run(args) -> int:
             for region, _ in sigmas:
                 summary += [f"### region {region}", "",
                             pivot([r for r in overall if r["region"] == region],
-                                  lambda r: f"{r['method']} / {r['scale']}", "rel_mse",
+                                  lambda r: f"{r['rule']} / {r['scale_format']}", "rel_mse",
                                   lambda v: f"{v:.4g}"), ""]
         model = windows = base = None
         if "ppl" in args.studies or "mask" in args.studies:

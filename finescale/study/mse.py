@@ -1,7 +1,7 @@
 """The "Finer is better" numerical study (Fig. 1, 3-7): block-quantization MSE of normal data.
 
 N(0, sigma^2) samples, one fresh sample a (sigma, block size) point shared by
-every method, quantized by golden recipes; per point the MSE, the clipping-only
+every rule, quantized by golden recipes; per point the MSE, the clipping-only
 MSE (``(|x| - Mmax S)^2`` for ``|x| > Mmax S``, averaged over all elements),
 their standard errors over blocks, the share of zero scales and the share of
 blocks that chose 4 (4-over-6).  :func:`detect_regions` labels the paper's
@@ -31,26 +31,26 @@ from finescale.golden.recipes import RECIPES
 
 from . import theory
 
-__all__ = ["Method", "METHODS", "PAPER_METHODS", "StudyConfig", "parse_method", "measure",
+__all__ = ["StudyRule", "STUDY_RULES", "PAPER_RULES", "StudyConfig", "parse_rule", "measure",
            "run_study", "histograms", "detect_regions", "Regions"]
 
 #: label -> (recipe, extra quantize options).  4o6 errors are compared in float64
 #: ("float"), as the paper's MSE; the "-fixed" variants use the hardware's fixed point.
-METHODS = {
+STUDY_RULES = {
     **{label: ("paper-e4m3", LABELS[label]) for label in ("abs-max", "pz", "4o6", "pz-4o6", "bf")},
     **{f"{label}-fixed": ("paper-e4m3", dict(LABELS[label], error_arith="fixed"))
        for label in ("4o6", "pz-4o6")},
 }
-PAPER_METHODS = ("abs-max", "pz", "4o6", "pz-4o6", "bf")
+PAPER_RULES = ("abs-max", "pz", "4o6", "pz-4o6", "bf")
 PAPER_SIGMAS = (0.0005, 0.05, 151)
 PAPER_BLOCKS = (4, 8, 16, 32)
-FIELDS = ("sigma", "block_size", "method", "scale_format", "mse", "mse_se", "clip_mse",
+FIELDS = ("sigma", "block_size", "rule", "scale_format", "mse", "mse_se", "clip_mse",
           "clip_se", "zero_scale_share", "choose4_share", "theory_mse", "theory_clip_mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class Method:
-    """A study method: a label and the :func:`quantize` options it stands for."""
+class StudyRule:
+    """A study rule: a label and the :func:`quantize` options it stands for."""
 
     label: str
     recipe: str
@@ -59,12 +59,12 @@ class Method:
     def quantize(self, x, block_size, scale_format=None):
         opts = dict(self.options)
         if scale_format is not None:
-            opts["scale"] = scale_format
+            opts["scale_format"] = scale_format
         return quantize(x, recipe=self.recipe, block_size=block_size, **opts)
 
     def theory_options(self, scale_format=None):
         """Options for :func:`theory.expected_mse`, or None where the analytic model does not apply."""
-        opts = dict(self.options, **({"scale": scale_format} if scale_format else {}))
+        opts = dict(self.options, **({"scale_format": scale_format} if scale_format else {}))
         try:
             theory.supported(self.recipe, **opts)
         except ValueError:
@@ -81,23 +81,24 @@ def _value(text):
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
-def parse_method(spec: str) -> Method:
-    """``label`` of :data:`METHODS`, or ``recipe[:option=value[:option=value...]]``."""
-    if spec in METHODS:
-        recipe, opts = METHODS[spec]
-        return Method(spec, recipe, dict(opts))
+def parse_rule(spec: str) -> StudyRule:
+    """``label`` of :data:`STUDY_RULES`, or ``recipe[:option=value[:option=value...]]``."""
+    if spec in STUDY_RULES:
+        recipe, opts = STUDY_RULES[spec]
+        return StudyRule(spec, recipe, dict(opts))
     recipe, *pairs = spec.split(":")
     if recipe not in RECIPES:
-        raise ValueError(f"unknown method {spec!r}; use one of {', '.join(METHODS)} or a recipe "
+        raise ValueError(f"unknown rule {spec!r}; use one of {', '.join(STUDY_RULES)} or a "
+                         "recipe "
                          f"({', '.join(RECIPES)}) with optional ':option=value' suffixes")
     opts = {}
     for pair in pairs:
         key, sep, val = pair.partition("=")
         if not sep:
-            raise ValueError(f"method option {pair!r} in {spec!r} is not of the form option=value")
+            raise ValueError(f"rule option {pair!r} in {spec!r} is not of the form option=value")
         opts[key] = _value(val)
     quantize(np.zeros((1, 4), np.float32), recipe=recipe, block_size=4, **opts)  # validate early
-    return Method(spec, recipe, opts)
+    return StudyRule(spec, recipe, opts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,9 +107,9 @@ class StudyConfig:
 
     sigmas: tuple = tuple(np.linspace(*PAPER_SIGMAS))
     block_sizes: tuple = PAPER_BLOCKS
-    methods: tuple = tuple(parse_method(m) for m in PAPER_METHODS)
+    rules: tuple = tuple(parse_rule(m) for m in PAPER_RULES)
     nblocks: int = 50_000
-    scale_format: str | None = None  # overrides every method's scale format
+    scale_format: str | None = None  # overrides every rule's scale format
     seed: int = 0
     theory: bool = True
 
@@ -135,9 +136,9 @@ def sample(sigma_index: int, sigma: float, block_size: int, nblocks: int, seed: 
     return (rng.standard_normal((nblocks, block_size), np.float32) * np.float32(sigma))
 
 
-def measure(x, method: Method, block_size: int, scale_format=None):
-    """(statistics dict, QuantizedTensor) of one method on blocks ``x[nblocks, block_size]``."""
-    q = method.quantize(x, block_size, scale_format)
+def measure(x, rule: StudyRule, block_size: int, scale_format=None):
+    """(statistics dict, QuantizedTensor) of one rule on blocks ``x[nblocks, block_size]``."""
+    q = rule.quantize(x, block_size, scale_format)
     x64 = x.astype(np.float64)
     err = ((x64 - q.dequantize(np.float64)) ** 2).mean(axis=1)
     S = q.scale_values.reshape(-1) * (1.0 if q.global_scale is None else
@@ -151,7 +152,7 @@ def measure(x, method: Method, block_size: int, scale_format=None):
 
 
 def run_study(config: StudyConfig, progress: bool = True) -> list[dict]:
-    """One row a (sigma, block size, method), in that order (see :data:`FIELDS`)."""
+    """One row a (sigma, block size, rule), in that order (see :data:`FIELDS`)."""
     from tqdm import tqdm
 
     rows = []
@@ -159,11 +160,11 @@ def run_study(config: StudyConfig, progress: bool = True) -> list[dict]:
     for i, sigma, b in tqdm(points, desc="study", unit="point", disable=not progress,
                             mininterval=1.0):
         x = sample(i, sigma, b, config.nblocks, config.seed)
-        for m in config.methods:
+        for m in config.rules:
             stats, q = measure(x, m, b, config.scale_format)
             th = m.theory_options(config.scale_format) if config.theory else None
             rows.append(dict(
-                sigma=float(sigma), block_size=b, method=m.label, scale_format=q.scale.name,
+                sigma=float(sigma), block_size=b, rule=m.label, scale_format=q.scale_format.name,
                 **stats,
                 theory_mse=np.nan if th is None else theory.expected_mse(sigma, b, m.recipe, **th),
                 theory_clip_mse=np.nan if th is None else theory.expected_mse(
@@ -172,19 +173,19 @@ def run_study(config: StudyConfig, progress: bool = True) -> list[dict]:
 
 
 def histograms(sigma: float, config: StudyConfig) -> dict:
-    """Counts of |element value| and of scale codes per (method, block size) at one sigma.
+    """Counts of |element value| and of scale codes per (rule, block size) at one sigma.
 
     Returns ``{"sigma", "element_values", "scale_format", "scale_values",
-    "counts": {method: {block_size: (element_counts, scale_counts)}}}``: element
+    "counts": {rule: {block_size: (element_counts, scale_counts)}}}``: element
     counts per non-negative element value, scale counts per scale code
     (``scale_values`` gives each code's value; NaN for special codes).
     """
     out = {"sigma": float(sigma), "counts": {}}
     for b in config.block_sizes:
         x = sample(1_000_000, sigma, b, config.nblocks, config.seed)  # its own stream
-        for m in config.methods:
+        for m in config.rules:
             q = m.quantize(x, b, config.scale_format)
-            efmt, sfmt = q.element, q.scale
+            efmt, sfmt = q.element, q.scale_format
             vals = efmt.values()
             vals = vals[vals >= 0]
             mags = np.abs(efmt.table[q.element_codes.reshape(-1)])
@@ -219,18 +220,18 @@ class Regions:
         return "\n".join(f"  region {lab}: sigma {lo:.5g} .. {hi:.5g}" for lab, lo, hi in self.ranges)
 
 
-def _table(rows, method, field):
-    """{sigma: {block_size: value}} of one method."""
+def _table(rows, rule, field):
+    """{sigma: {block_size: value}} of one rule."""
     t = {}
     for r in rows:
-        if r["method"] == method:
+        if r["rule"] == rule:
             t.setdefault(r["sigma"], {})[r["block_size"]] = r[field]
     return t
 
 
-def inverted(rows, method: str, z: float = 4.0) -> dict:
+def inverted(rows, rule: str, z: float = 4.0) -> dict:
     """{sigma: True if some smaller block has a significantly (z standard errors) larger MSE}."""
-    mse, se = _table(rows, method, "mse"), _table(rows, method, "mse_se")
+    mse, se = _table(rows, rule, "mse"), _table(rows, rule, "mse_se")
     out = {}
     for s, by in mse.items():
         bs = sorted(by)
@@ -251,13 +252,13 @@ def detect_regions(rows, *, reference="abs-max", optimum="bf", zero_threshold=0.
     "-": anything else (e.g. the optimum inverts too).
     ``optimum`` may be absent from the rows (then only ``reference`` is asked).
     """
-    methods = {r["method"] for r in rows}
-    if reference not in methods:
-        raise ValueError(f"region detection needs method {reference!r} in the study "
-                         f"(have {sorted(methods)})")
+    rules = {r["rule"] for r in rows}
+    if reference not in rules:
+        raise ValueError(f"region detection needs rule {reference!r} in the study "
+                         f"(have {sorted(rules)})")
     zero = _table(rows, reference, "zero_scale_share")
     inv = inverted(rows, reference, z)
-    inv_opt = inverted(rows, optimum, z) if optimum in methods else {}
+    inv_opt = inverted(rows, optimum, z) if optimum in rules else {}
     sigmas = np.array(sorted(zero))
     labels = []
     for s in sigmas:

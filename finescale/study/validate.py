@@ -3,7 +3,7 @@
 Three studies (each optional with ``--studies``), all offline from the ``llm`` extra:
 
 * ``mse``  per-layer and overall relative MSE ``sum (q - x)^2 / sum x^2`` of
-  all-MiniLM-L6-v2's encoder weights for every method x scale format x block
+  all-MiniLM-L6-v2's encoder weights for every rule x scale format x block
   size, each tensor first rescaled so its standard deviation sits in one of the
   numerical study's regions (A: E4M3 scales underflow, B: subnormal E4M3
   scales, C: no inversion; ``native`` keeps the trained weights).  "overall"
@@ -35,24 +35,24 @@ DEFAULT_RECIPES = ["paper-e4m3", "paper-e4m3-pz", "paper-e4m3-4o6", "paper-e4m3-
                    "paper-ue5m3"]
 DEFAULT_SIGMAS = ["A=0.001", f"B={REGION_B:g}", "C=0.02"]
 #: the MSE study's rules; a scale format below adds its own options
-METHODS = golden.blockformat.LABELS
+RULES = golden.blockformat.LABELS
 SCALES = {
-    "e4m3": dict(scale="e4m3"),
-    "e4m3-h": dict(scale="e4m3", hierarchical="tensor"),
-    "ue5m3": dict(scale="ue5m3"),
-    "e8m0": dict(scale="e8m0"),
+    "e4m3": dict(scale_format="e4m3"),
+    "e4m3-h": dict(scale_format="e4m3", hierarchical="tensor"),
+    "ue5m3": dict(scale_format="ue5m3"),
+    "e8m0": dict(scale_format="e8m0"),
 }
 STUDIES = ("mse", "ppl", "mask")
 
 
-def scheme(method: str, scale: str, block_size: int) -> dict:
+def scheme(rule: str, scale: str, block_size: int) -> dict:
     """golden.quantize options for one cell of the MSE study.
 
     With a per-tensor scale, 4o6 bounds the block scale by 256 (as NVFP4 4o6
     does) so that the M = 4 candidate does not saturate.
     """
-    opts = dict(METHODS[method], **SCALES[scale], block_size=block_size)
-    if opts["method"] == "4o6" and opts.get("hierarchical"):
+    opts = dict(RULES[rule], **SCALES[scale], block_size=block_size)
+    if opts["rule"] == "4o6" and opts.get("hierarchical"):
         opts["scale_bound"] = 256.0
     return opts
 
@@ -83,25 +83,25 @@ def relative_mse(x: np.ndarray, **options) -> tuple[float, float]:
     return float(np.sum((q - x) ** 2)), float(np.sum(x * x))
 
 
-def mse_study(weights: dict, sigmas, methods, scales, block_sizes, bar=None):
+def mse_study(weights: dict, sigmas, rules, scales, block_sizes, bar=None):
     """Per-tensor rows and overall rows of relative MSE; see the module docstring."""
     rows, overall = [], []
     for region, sigma in sigmas:
         placed = {name: w if sigma is None else (w * np.float32(sigma / float(w.std())))
                   .astype(np.float32) for name, w in weights.items()}
-        for method in methods:
+        for rule in rules:
             for scale in scales:
                 for bs in block_sizes:
-                    opts = scheme(method, scale, bs)
+                    opts = scheme(rule, scale, bs)
                     err = energy = 0.0
                     for name, w in placed.items():
                         e, s = relative_mse(w, **opts)
                         err, energy = err + e, energy + s
                         rows.append(dict(region=region, sigma=sigma or float(weights[name].std()),
-                                         method=method, scale=scale, block_size=bs,
+                                         rule=rule, scale_format=scale, block_size=bs,
                                          tensor=name, rel_mse=e / s))
-                    overall.append(dict(region=region, sigma=sigma or "", method=method,
-                                        scale=scale, block_size=bs, rel_mse=err / energy))
+                    overall.append(dict(region=region, sigma=sigma or "", rule=rule,
+                                        scale_format=scale, block_size=bs, rel_mse=err / energy))
                     if bar is not None:
                         bar.update(1)
     return rows, overall
@@ -234,16 +234,16 @@ def plot_ppl(path, rows):
 def plot_mse(path, overall):
     plt = _pyplot()
     regions = list(dict.fromkeys(r["region"] for r in overall))
-    scales = list(dict.fromkeys(r["scale"] for r in overall))
+    scales = list(dict.fromkeys(r["scale_format"] for r in overall))
     fig, axes = plt.subplots(len(regions), len(scales), squeeze=False, sharex=True,
                              figsize=(3 * len(scales), 2.4 * len(regions)))
     for i, region in enumerate(regions):
         for j, scale in enumerate(scales):
             ax = axes[i][j]
-            sel = [r for r in overall if r["region"] == region and r["scale"] == scale]
-            for method in dict.fromkeys(r["method"] for r in sel):
-                pts = sorted((r["block_size"], r["rel_mse"]) for r in sel if r["method"] == method)
-                ax.plot(*zip(*pts), marker=".", label=method)
+            sel = [r for r in overall if r["region"] == region and r["scale_format"] == scale]
+            for rule in dict.fromkeys(r["rule"] for r in sel):
+                pts = sorted((r["block_size"], r["rel_mse"]) for r in sel if r["rule"] == rule)
+                ax.plot(*zip(*pts), marker=".", label=rule)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{region} / {scale}", fontsize=8)
