@@ -62,7 +62,7 @@ def run(args) -> int:
     if args.liberty is not None and not args.liberty.is_file():
         raise FileNotFoundError(f"--liberty {args.liberty}: no such file")
     if args.stages:
-        from . import stages
+        from finescale.synth import stages
         rows = stages.run_dp32(args.out, liberty_path=args.liberty,
                                cache_dir=None if args.no_cache else args.cache,
                                formatscope_root=args.formatscope)
@@ -84,7 +84,7 @@ def run(args) -> int:
         raise ValueError("no design matches the filters")
     text, nand2, label = study.load_liberty(args.liberty)
     if args.cross_check:
-        from . import crosscheck
+        from finescale.synth import crosscheck
         print(f"critical path, OpenSTA vs ABC stime ({label}; Yosys 0.70 flat, fastest mapping):")
         for r in crosscheck.run(chosen, text, args.out):
             print(f"  {r['design']}: OpenSTA {r['opensta_ps']:.2f} ps "
