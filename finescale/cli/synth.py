@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                    "place and route, breakdown)")
     p.add_argument("--stages", action="store_true",
                    help="only the per-stage area and delay of FormatScope's DP32 in its scope, "
-                   "beside its published stage areas (stages.csv/.json/.md in --out)")
+                   "beside its published stage areas (stages.csv/.json/.md/.png in --out)")
     p.add_argument("--formatscope", type=Path, metavar="DIR",
                    help="with --stages: a checkout of SiHeonOh/FormatScope whose DP32 RTL "
                    "(rtl/mxfp4/dp32_mxfp4.v and rtl/common/) is measured the same way")
@@ -61,6 +61,8 @@ def run(args) -> int:
     start = time.monotonic()
     if args.liberty is not None and not args.liberty.is_file():
         raise FileNotFoundError(f"--liberty {args.liberty}: no such file")
+    if args.formatscope is not None and not args.stages:
+        raise ValueError("--formatscope DIR goes with --stages")
     if args.stages:
         from finescale.synth import stages
         rows = stages.run_dp32(args.out, liberty_path=args.liberty,
