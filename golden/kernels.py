@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from .pool import run_rows
-from .rounding import round_one, round_one_inline
+from .rounding import round_one, round_quotient
 
 METRICS = ("mse", "mae", "max-abs")
 MSE, MAE, MAXABS = range(3)
@@ -61,18 +61,36 @@ def block_amax(xb):
 
 
 @numba.njit(inline="always")
-def thresholds(d, mids, tie_up, thr, ti):
-    """Integer thresholds of the comparator bank for divisor d (see :func:`fast_row`).
+def thresholds(d, cmp, thr, ti):
+    """Integer thresholds of the comparator bank for divisor d in ``ti[:8]`` (see
+    :func:`fast_row`): the largest integer past the midpoints, and everywhere for d == 0
+    (no magnitude exceeds it: every code is a signed zero).
 
-    ``thr`` (x's float type) and ``ti`` (its bits) are one scratch buffer; entries past
-    ``mids.size`` keep the largest integer, which no magnitude exceeds.
+    ``thr`` (x's float type) and ``ti`` (its bits) are one scratch buffer.
     """
-    for i in range(mids.size):
-        t = mids[i] * d  # exact in float64
-        thr[i] = t  # nearest float of x's type
-        # |x| > t, or |x| >= t on a tie that rounds up  <=>  bits(|x|) > ti[i]
-        if thr[i] > t or (thr[i] == t and tie_up[i]):
-            ti[i] -= 1
+    mids, tie_up = cmp[1], cmp[2]
+    for i in range(8):
+        ti[i] = cmp[6]
+    if d != 0.0:
+        for i in range(mids.size):
+            t = mids[i] * d  # exact in float64
+            thr[i] = t  # nearest float of x's type
+            # |x| > t, or |x| >= t on a tie that rounds up  <=>  bits(|x|) > ti[i]; no branch:
+            # whether t rounded up is random, and a mispredicted branch costs more than the row
+            ti[i] -= (thr[i] > t) | ((thr[i] == t) & tie_up[i])
+
+
+@numba.njit(inline="always")
+def count_row(xirow, t, mask, sbit, out):
+    """out[c] = the number of thresholds ``t[:7]`` that bits(|x[c]|) exceeds, with x's sign:
+    a branch-free integer loop that compiles to SIMD."""
+    t0, t1, t2, t3, t4, t5, t6 = t[0], t[1], t[2], t[3], t[4], t[5], t[6]
+    for c in range(xirow.size):
+        v = xirow[c]
+        a = v & mask
+        k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
+             + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
+        out[c] = np.uint8(k | (sbit if v < 0 else 0))
 
 
 @numba.njit(inline="always")
@@ -81,27 +99,42 @@ def fast_row(xirow, d, cmp, sbit, out, thr, ti):
 
     The code is the number of midpoints ``m_k d`` that ``|x|`` exceeds (or reaches,
     where the tie rounds up), compared on the bits of ``|x|`` (``xirow``: non-negative
-    floats order as integers) against thresholds rounded into x's type: a branch-free
-    integer loop that compiles to SIMD.  ``thr``/``ti`` (8 entries at least) are the
-    scratch of :func:`thresholds`.  Kernels test ``fast = cmp[5]`` themselves, read
+    floats order as integers) against thresholds rounded into x's type
+    (:func:`thresholds`, then :func:`count_row`).  ``thr``/``ti`` (8 entries at least) are
+    the scratch of :func:`thresholds`.  Kernels test ``fast = cmp[5]`` themselves, read
     before their loop, and call :func:`quantize_row_general` otherwise (the test inside
     an inlined helper, or around this loop, stops the SIMD).
+
+    Hot loops call :func:`thresholds` and :func:`count_row` themselves: numba
+    reference-counts the arrays an inlined function passes to another inlined function,
+    at every call (measured: 10x the cost of the row).
     """
-    mask = cmp[6]
-    for i in range(8):
-        ti[i] = mask  # the largest integer of x's width: no |x| exceeds it
-    thresholds(d, cmp[1], cmp[2], thr, ti)
-    t0, t1, t2, t3, t4, t5, t6 = ti[0], ti[1], ti[2], ti[3], ti[4], ti[5], ti[6]
-    if d != 0.0:
-        for c in range(xirow.size):
-            v = xirow[c]
-            a = v & mask
-            k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
-                 + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
-            out[c] = np.uint8(k | (sbit if v < 0 else 0))
-    else:  # a zero scale: signed zeros (zero code 0)
-        for c in range(xirow.size):
-            out[c] = np.uint8(sbit if xirow[c] < 0 else 0)
+    thresholds(d, cmp, thr, ti)
+    count_row(xirow, ti, cmp[6], sbit, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _threshold_table(dvals, cmp, thr, tab):
+    ti = thr.view(tab.dtype)
+    for s in range(dvals.size):
+        thresholds(dvals[s], cmp, thr, ti)
+        for i in range(8):
+            tab[s, i] = ti[i]
+
+
+def threshold_table(dvals, cmp, x):
+    """:func:`thresholds` of every divisor in ``dvals`` (rows of 8, x's integer type): the
+    comparator of every scale code at once where the per-block factor g is one value.
+    ``cmp``: :func:`with_mask`'s, with the fast path."""
+    tab = np.empty((dvals.size, 8), bits(x).dtype)
+    dvals = np.where(np.isfinite(dvals), dvals, 0.0)  # NaN codes: never a block's scale
+    _threshold_table(dvals, cmp, np.empty(8, x.dtype), tab)
+    return tab
+
+
+def uniform(g) -> bool:
+    """Is the per-block factor g one value (no per-tensor scale, or one)?"""
+    return g.size == 0 or bool(g[0] == g[-1] and (g == g[0]).all())
 
 
 @numba.njit(nogil=True)
@@ -119,7 +152,10 @@ def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
         mids, mags, mask = cmp[1], cmp[3], cmp[6]
         for i in range(ti.size):
             ti[i] = mask
-        thresholds(d, mids, cmp[2], thr, ti)
+        for i in range(mids.size):  # thresholds(), for any number of midpoints
+            t = mids[i] * d
+            thr[i] = t
+            ti[i] -= (thr[i] > t) | ((thr[i] == t) & cmp[2][i])
         for c in range(n):
             out[c] = 0
         for i in range(mids.size):
@@ -156,7 +192,8 @@ def _quantize_rows_fast(lo, hi, xb, xi, d, cmp, grid, zcode, out):
     thr = np.empty(8, xb.dtype)
     ti = thr.view(xi.dtype)
     for r in range(lo, hi):
-        fast_row(xi[r], d[r], cmp, grid[8], out[r], thr, ti)
+        thresholds(d[r], cmp, thr, ti)  # fast_row, its calls in this loop (see fast_row)
+        count_row(xi[r], ti, cmp[6], grid[8], out[r])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,28 +223,98 @@ def with_mask(cmp, x, grid, zcode):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scale_rows(lo, hi, amax, gm, stable, sgrid, pz_code, scodes):
+def _scale_rows(lo, hi, amax, gm, stable, sgrid, sguess, pz_code, scodes):
     (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
+    buf = np.empty(1)
+    ibuf = buf.view(np.int64)
     for r in range(lo, hi):
-        sc = round_one_inline(amax[r], gm[r], svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
-                              ssbit, sunderc, smode, sovf, 0.0)
+        # round_quotient, else round_one called here: see round_quotient
+        sc = round_quotient(amax[r], gm[r], sguess[0], sguess[1], buf, ibuf, svals, codes, smode)
+        if sc < 0:
+            sc = round_one(amax[r], gm[r], svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                           ssbit, sunderc, smode, sovf, 0.0)
         scodes[r] = pz_code if pz_code >= 0 and stable[sc] == 0.0 else sc
 
 
-def scale_codes(amax, gm, stable, sgrid, pz_code):
+def scale_codes(amax, gm, stable, sgrid, sguess, pz_code):
     """RoundSF(amax / gm) of every block (uint8 codes), raised to pz_code where the scale
-    is zero (pz_code >= 0); ``sgrid`` is the scale grid's :meth:`Grid.args`."""
+    is zero (pz_code >= 0); ``sgrid`` is the scale grid's :meth:`Grid.args`, ``sguess``
+    its :attr:`Grid.binades`."""
     out = np.empty(amax.size, np.uint8)
     run_rows(_scale_rows, amax.size, amax, np.ascontiguousarray(gm, np.float64), stable, sgrid,
-             pz_code, out)
+             sguess, pz_code, out)
     return out
 
 
-def abs_max(xb, amax, gm, g, stable, sgrid, pz_code, cmp, grid, zcode, out, scodes):
-    """Abs-max: scale code RoundSF(amax / gm) (raised to pz_code if zero and pz_code >= 0),
-    then the block's element codes under divisor g * S."""
-    scodes[:] = scale_codes(amax, gm, stable, sgrid, pz_code)
-    quantize_rows(xb, g * stable[scodes], cmp, grid, zcode, out)
+def _abs_max_rows(fast):
+    """:func:`abs_max`'s rows with :func:`fast_row` (``fast``) or :func:`quantize_row_general`
+    compiled in; with ``fast`` and a table (:func:`threshold_table`) of the scale codes, the
+    comparator's thresholds are looked up, not computed."""
+    @numba.njit(inline="always")
+    def rows(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, tab,
+             out, scodes):
+        (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
+        thr = np.empty(max(8, cmp[1].size), xb.dtype)
+        ti = thr.view(xi.dtype)
+        buf = np.empty(1)
+        ibuf = buf.view(np.int64)
+        table = tab.shape[0] > 0
+        for r in range(lo, hi):
+            gm = g[r] * m
+            # round_quotient, else round_one called here (see round_quotient)
+            sc = round_quotient(amax[r], gm, sguess[0], sguess[1], buf, ibuf, svals, codes, smode)
+            if sc < 0:
+                sc = round_one(amax[r], gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                               ssbit, sunderc, smode, sovf, 0.0)
+            if pz_code >= 0 and stable[sc] == 0.0:
+                sc = pz_code
+            scodes[r] = sc
+            if not fast:
+                quantize_row_general(xb[r], xi[r], g[r] * stable[sc], cmp, grid, zcode, out[r],
+                                     thr, ti)
+            else:  # one call site of count_row (two, in the branches, cost 2x: measured)
+                if table:
+                    t = tab[sc]
+                else:
+                    thresholds(g[r] * stable[sc], cmp, thr, ti)
+                    t = ti
+                count_row(xi[r], t, cmp[6], grid[8], out[r])
+    return rows
+
+
+_am_fast = _abs_max_rows(True)
+_am_general = _abs_max_rows(False)
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs_max_fast(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
+                  tab, out, scodes):
+    _am_fast(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, tab,
+             out, scodes)
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs_max_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid,
+                     zcode, tab, out, scodes):
+    _am_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
+                tab, out, scodes)
+
+
+def _table(g, stable, cmp, xb):
+    """The scale codes' threshold table where g is one value and the fast path applies; else
+    an empty one (thresholds computed a block)."""
+    if cmp[5] and g.size and uniform(g):
+        return threshold_table(g[0] * stable, cmp, xb)
+    return np.empty((0, 8), bits(xb).dtype)
+
+
+def abs_max(xb, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, out, scodes):
+    """Abs-max: scale code RoundSF(amax / (g m)) (raised to pz_code if zero and pz_code >= 0),
+    then the block's element codes under divisor g * S, in one pass over the blocks."""
+    cmp = with_mask(cmp, xb, grid, zcode)
+    run_rows(_abs_max_fast if cmp[5] else _abs_max_general, xb.shape[0], xb, bits(xb), amax,
+             float(m), g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
+             _table(g, stable, cmp, xb), out, scodes)
 
 
 def _four_over_six_rows(quantize):
@@ -281,7 +388,7 @@ def _four_over_six_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp
                  fixed, frac_bits, out, take4, scodes)
 
 
-def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp, grid, zcode,
+def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, cmp, grid, zcode,
                   metric, fixed, frac_bits, out, take4, scodes):
     """Quantize each block under both candidates, keep 4 where its error is strictly lower.
 
@@ -293,9 +400,9 @@ def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, pz_code, table, cmp
     and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
     otherwise X_i = x_i and T[k] = value_k d.
     """
-    s6 = scale_codes(amax, g * m6, stable, sgrid, pz_code)
-    s4 = (scale_codes(1.5 * stable[s6], np.ones_like(amax), stable, sgrid, pz_code) if from6
-          else scale_codes(amax, g * m4, stable, sgrid, pz_code))
+    s6 = scale_codes(amax, g * m6, stable, sgrid, sguess, pz_code)
+    s4 = (scale_codes(1.5 * stable[s6], np.ones_like(amax), stable, sgrid, sguess, pz_code)
+          if from6 else scale_codes(amax, g * m4, stable, sgrid, sguess, pz_code))
     cmp = with_mask(cmp, xb, grid, zcode)
     run_rows(_four_over_six_fast if cmp[5] else _four_over_six_general, xb.shape[0], xb,
              bits(xb), amax, g, s6, s4, stable, table, cmp, grid, zcode, metric, fixed,

@@ -335,9 +335,8 @@ def _abs_max(b: _Blocks):
         scodes = b.select(M)
         return b.elements(scodes), scodes, None
     ecodes, scodes, _ = b.outputs()
-    kernels.abs_max(b.xb, b.amax, b.g * M, b.g, b.sfmt.table,
-                    b.sfmt.grid.args(rule.scale_rounding), b.pz_code, b.cmp, b.egrid, b.zcode,
-                    ecodes, scodes)
+    kernels.abs_max(b.xb, b.amax, M, b.g, b.sfmt.table, b.sfmt.grid.args(rule.scale_rounding),
+                    b.sfmt.grid.binades, b.pz_code, b.cmp, b.egrid, b.zcode, ecodes, scodes)
     return ecodes, scodes, None
 
 
@@ -347,8 +346,9 @@ def _four_over_six(b: _Blocks):
     m6, m4 = b.fmt.candidates
     ecodes, scodes, take4 = b.outputs()
     kernels.four_over_six(b.xb, b.amax, b.g, m6, m4, rule.candidate4 == "1.5x6", b.sfmt.table,
-                          b.sfmt.grid.args(rule.scale_rounding), b.pz_code, b.efmt.table,
-                          b.cmp, b.egrid, b.zcode, kernels.METRICS.index(rule.metric),
+                          b.sfmt.grid.args(rule.scale_rounding), b.sfmt.grid.binades,
+                          b.pz_code, b.efmt.table, b.cmp, b.egrid, b.zcode,
+                          kernels.METRICS.index(rule.metric),
                           rule.error_arith == "fixed", int(rule.error_frac_bits), ecodes, take4,
                           scodes)
     return ecodes, scodes, _choice(b, take4)
