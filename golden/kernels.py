@@ -81,16 +81,17 @@ def thresholds(d, cmp, thr, ti):
 
 
 @numba.njit(inline="always")
-def count_row(xirow, t, mask, sbit, out):
-    """out[c] = the number of thresholds ``t[:7]`` that bits(|x[c]|) exceeds, with x's sign:
-    a branch-free integer loop that compiles to SIMD."""
-    t0, t1, t2, t3, t4, t5, t6 = t[0], t[1], t[2], t[3], t[4], t[5], t[6]
-    for c in range(xirow.size):
-        v = xirow[c]
+def count_row(xi, r, t, s, mask, sbit, out, o):
+    """out[o, c] = the number of thresholds ``t[s, :7]`` that bits(|x[r, c]|) exceeds, with
+    x's sign: a branch-free integer loop that compiles to SIMD.  Whole arrays and indices,
+    not rows: a row view made in a loop costs more than the row (numba's reference counts)."""
+    t0, t1, t2, t3, t4, t5, t6 = t[s, 0], t[s, 1], t[s, 2], t[s, 3], t[s, 4], t[s, 5], t[s, 6]
+    for c in range(xi.shape[1]):
+        v = xi[r, c]
         a = v & mask
         k = ((np.int32(a > t0) + np.int32(a > t1)) + (np.int32(a > t2) + np.int32(a > t3))
              + (np.int32(a > t4) + np.int32(a > t5)) + np.int32(a > t6))
-        out[c] = np.uint8(k | (sbit if v < 0 else 0))
+        out[o, c] = np.uint8(k | (sbit if v < 0 else 0))
 
 
 @numba.njit(inline="always")
@@ -105,12 +106,14 @@ def fast_row(xirow, d, cmp, sbit, out, thr, ti):
     before their loop, and call :func:`quantize_row_general` otherwise (the test inside
     an inlined helper, or around this loop, stops the SIMD).
 
-    Hot loops call :func:`thresholds` and :func:`count_row` themselves: numba
-    reference-counts the arrays an inlined function passes to another inlined function,
-    at every call (measured: 10x the cost of the row).
+    Hot loops call :func:`thresholds` and :func:`count_row` themselves, on whole arrays:
+    numba reference-counts the arrays an inlined function passes to another inlined
+    function, and the row views a loop makes, at every call (measured: 10x the cost of the
+    row).
     """
     thresholds(d, cmp, thr, ti)
-    count_row(xirow, ti, cmp[6], sbit, out)
+    count_row(xirow.reshape((1, xirow.size)), 0, ti.reshape((1, ti.size)), 0, cmp[6], sbit,
+              out.reshape((1, out.size)), 0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -132,9 +135,10 @@ def threshold_table(dvals, cmp, x):
     return tab
 
 
-def uniform(g) -> bool:
-    """Is the per-block factor g one value (no per-tensor scale, or one)?"""
-    return g.size == 0 or bool(g[0] == g[-1] and (g == g[0]).all())
+def one_value(g):
+    """The per-block factor g as one float where every block has the same (no per-tensor
+    scale, or one), else None."""
+    return float(g[0]) if g.size and g[0] == g[-1] and (g == g[0]).all() else None
 
 
 @numba.njit(nogil=True)
@@ -191,9 +195,10 @@ def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
 def _quantize_rows_fast(lo, hi, xb, xi, d, cmp, grid, zcode, out):
     thr = np.empty(8, xb.dtype)
     ti = thr.view(xi.dtype)
+    t = ti.reshape((1, 8))
     for r in range(lo, hi):
         thresholds(d[r], cmp, thr, ti)  # fast_row, its calls in this loop (see fast_row)
-        count_row(xi[r], ti, cmp[6], grid[8], out[r])
+        count_row(xi, r, t, 0, cmp[6], grid[8], out, r)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -256,6 +261,7 @@ def _abs_max_rows(fast):
         (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
         thr = np.empty(max(8, cmp[1].size), xb.dtype)
         ti = thr.view(xi.dtype)
+        ti2 = ti.reshape((1, ti.size))
         buf = np.empty(1)
         ibuf = buf.view(np.int64)
         table = tab.shape[0] > 0
@@ -274,11 +280,11 @@ def _abs_max_rows(fast):
                                      thr, ti)
             else:  # one call site of count_row (two, in the branches, cost 2x: measured)
                 if table:
-                    t = tab[sc]
+                    t, s = tab, sc
                 else:
                     thresholds(g[r] * stable[sc], cmp, thr, ti)
-                    t = ti
-                count_row(xi[r], t, cmp[6], grid[8], out[r])
+                    t, s = ti2, 0
+                count_row(xi, r, t, s, cmp[6], grid[8], out, r)
     return rows
 
 
@@ -300,11 +306,11 @@ def _abs_max_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code,
                 tab, out, scodes)
 
 
-def _table(g, stable, cmp, xb):
-    """The scale codes' threshold table where g is one value and the fast path applies; else
-    an empty one (thresholds computed a block)."""
-    if cmp[5] and g.size and uniform(g):
-        return threshold_table(g[0] * stable, cmp, xb)
+def _table(g0, stable, cmp, xb):
+    """The scale codes' threshold table where g is one value ``g0`` and the fast path
+    applies; else an empty one (thresholds computed a block)."""
+    if cmp[5] and g0 is not None:
+        return threshold_table(g0 * stable, cmp, xb)
     return np.empty((0, 8), bits(xb).dtype)
 
 
@@ -314,82 +320,126 @@ def abs_max(xb, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, ou
     cmp = with_mask(cmp, xb, grid, zcode)
     run_rows(_abs_max_fast if cmp[5] else _abs_max_general, xb.shape[0], xb, bits(xb), amax,
              float(m), g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
-             _table(g, stable, cmp, xb), out, scodes)
+             _table(one_value(g), stable, cmp, xb), out, scodes)
 
 
-def _four_over_six_rows(quantize):
-    """:func:`four_over_six`'s rows with the row quantizer ``quantize`` compiled in."""
+def _four_over_six_rows(fast):
+    """:func:`four_over_six`'s rows with :func:`fast_row`'s comparator (``fast``) or
+    :func:`quantize_row_general` compiled in.  Each inlined helper has one call site in the
+    loop (see :func:`fast_row`); ``tab`` / ``vt`` (empty where g is not one value): the
+    comparator thresholds and the element values of every scale code."""
     @numba.njit(inline="always")
-    def rows(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
-             fixed, frac_bits, out, take4, scodes):
+    def rows(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, vt,
+             tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes):
+        (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
         n = xb.shape[1]
         thr = np.empty(max(8, cmp[1].size), xb.dtype)
         ti = thr.view(xi.dtype)
-        c4 = np.empty(n, np.uint8)
+        buf = np.empty(1)
+        ibuf = buf.view(np.int64)
+        cc = np.empty((2, n), np.uint8)  # the candidates' element codes
+        sc = np.empty(2, np.int64)  # their scale codes
         xs = np.empty(n, np.float64)
-        t6 = np.empty(table.size, np.float64)
-        t4 = np.empty(table.size, np.float64)
+        tv = np.empty((2, table.size), np.float64)  # their error terms' element values
+        ti2 = ti.reshape((1, ti.size))
+        use_tab = tab.shape[0] > 0
+        use_vt = vt.shape[0] > 0 and not fixed
+        base, shift = sguess
         for r in range(lo, hi):
-            s6 = s6s[r]
-            s4 = s4s[r]
-            d6 = g[r] * stable[s6]
-            d4 = g[r] * stable[s4]
-            c6 = out[r]
-            xr = xb[r]
-            quantize(xr, xi[r], d6, cmp, grid, zcode, c6, thr, ti)
-            scodes[r] = s6
-            take4[r] = False
-            if s4 == s6:  # one candidate: a tie, keep 6
-                continue
-            quantize(xr, xi[r], d4, cmp, grid, zcode, c4, thr, ti)
-            if fixed:
-                if amax[r] == 0.0:  # both candidates exact: tie, keep 6
-                    continue
-                unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)  # 2**(F - Eb)
+            a6 = amax[r]
+            gr = g[r]
+            gm = gr * m6
+            s = round_quotient(a6, gm, base, shift, buf, ibuf, svals, codes, smode)
+            if s < 0:  # round_one called here (see round_quotient)
+                s = round_one(a6, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                              ssbit, sunderc, smode, sovf, 0.0)
+            if pz_code >= 0 and stable[s] == 0.0:
+                s = pz_code
+            s6 = s
+            # S4 = RoundSF(amax / (g m4)) or RoundSF(1.5 S6)
+            a = 1.5 * stable[s6] if from6 else a6
+            gm = 1.0 if from6 else gr * m4
+            s = round_quotient(a, gm, base, shift, buf, ibuf, svals, codes, smode)
+            if s < 0:
+                s = round_one(a, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                              ssbit, sunderc, smode, sovf, 0.0)
+            if pz_code >= 0 and stable[s] == 0.0:
+                s = pz_code
+            sc[0] = s6
+            sc[1] = s
+            take = 0
+            ncand = 1 if sc[1] == sc[0] else 2  # one candidate: a tie, keep 6
+            for j in range(ncand):
+                d = gr * stable[sc[j]]
+                if not fast:
+                    quantize_row_general(xb[r], xi[r], d, cmp, grid, zcode, cc[j], thr, ti)
+                else:
+                    if use_tab:
+                        t, s = tab, sc[j]
+                    else:
+                        thresholds(d, cmp, thr, ti)
+                        t, s = ti2, 0
+                    count_row(xi, r, t, s, cmp[6], grid[8], cc, j)
+            if ncand == 2 and use_vt:  # the exact error, element values looked up
+                xr = xb[r]
+                s0, s1 = sc[0], sc[1]
+                e6 = 0.0
+                e4 = 0.0
                 for c in range(n):
-                    xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
-                for k in range(table.size):
-                    t6[k] = math.floor(abs(table[k] * d6) * unit)
-                    t4[k] = math.floor(abs(table[k] * d4) * unit)
-            else:
+                    xc = np.float64(xr[c])
+                    e6 = _term(xc - vt[s0, cc[0, c]], metric, e6)
+                    e4 = _term(xc - vt[s1, cc[1, c]], metric, e4)
+                take = 1 if e4 < e6 else 0
+            elif ncand == 2 and not (fixed and amax[r] == 0.0):  # both exact at amax 0: a tie
+                xr = xb[r]
+                if fixed:  # X_i = floor(|x_i| 2**(F - Eb)), T[k] = floor(|value_k d| 2**(F - Eb))
+                    unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)
+                    for c in range(n):
+                        xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
+                    for j in range(2):
+                        for k in range(table.size):
+                            tv[j, k] = math.floor(abs(table[k] * (gr * stable[sc[j]])) * unit)
+                else:
+                    for c in range(n):
+                        xs[c] = xr[c]
+                    for j in range(2):
+                        for k in range(table.size):
+                            tv[j, k] = table[k] * (gr * stable[sc[j]])
+                e6 = 0.0
+                e4 = 0.0
                 for c in range(n):
-                    xs[c] = xr[c]
-                for k in range(table.size):
-                    t6[k] = table[k] * d6
-                    t4[k] = table[k] * d4
-            e6 = 0.0
-            e4 = 0.0
-            for c in range(n):
-                e6 = _term(xs[c] - t6[c6[c]], metric, e6)
-                e4 = _term(xs[c] - t4[c4[c]], metric, e4)
-            if e4 < e6:
-                take4[r] = True
-                scodes[r] = s4
-                for c in range(n):  # a loop: slice assignment compiles numba's shape-error strings
-                    c6[c] = c4[c]
+                    e6 = _term(xs[c] - tv[0, cc[0, c]], metric, e6)
+                    e4 = _term(xs[c] - tv[1, cc[1, c]], metric, e4)
+                take = 1 if e4 < e6 else 0
+            take4[r] = take == 1
+            scodes[r] = sc[take]
+            for c in range(n):  # a loop: slice assignment compiles numba's shape-error strings
+                out[r, c] = cc[take, c]
     return rows
 
 
-_4o6_fast = _four_over_six_rows(_fast_quantize)
-_4o6_general = _four_over_six_rows(quantize_row_general)
+_4o6_fast = _four_over_six_rows(True)
+_4o6_general = _four_over_six_rows(False)
 
 
 @numba.njit(cache=True, nogil=True)
-def _four_over_six_fast(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode,
-                        metric, fixed, frac_bits, out, take4, scodes):
-    _4o6_fast(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric, fixed,
-              frac_bits, out, take4, scodes)
+def _four_over_six_fast(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code,
+                        table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4,
+                        scodes):
+    _4o6_fast(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, vt,
+              tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes)
 
 
 @numba.njit(cache=True, nogil=True)
-def _four_over_six_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode,
-                           metric, fixed, frac_bits, out, take4, scodes):
-    _4o6_general(lo, hi, xb, xi, amax, g, s6s, s4s, stable, table, cmp, grid, zcode, metric,
-                 fixed, frac_bits, out, take4, scodes)
+def _four_over_six_general(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess,
+                           pz_code, table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits,
+                           out, take4, scodes):
+    _4o6_general(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table,
+                 vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes)
 
 
-def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, cmp, grid, zcode,
-                  metric, fixed, frac_bits, out, take4, scodes):
+def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, cmp, grid,
+                  zcode, metric, fixed, frac_bits, out, take4, scodes):
     """Quantize each block under both candidates, keep 4 where its error is strictly lower.
 
     Candidates: S6 = RoundSF(amax / (g m6)) and S4 = RoundSF(amax / (g m4)), or with
@@ -400,12 +450,13 @@ def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, ta
     and T[k] = floor(|value_k d| 2**(F-Eb)) (integers, exact in float64 for F <= 20);
     otherwise X_i = x_i and T[k] = value_k d.
     """
-    s6 = scale_codes(amax, g * m6, stable, sgrid, sguess, pz_code)
-    s4 = (scale_codes(1.5 * stable[s6], np.ones_like(amax), stable, sgrid, sguess, pz_code)
-          if from6 else scale_codes(amax, g * m4, stable, sgrid, sguess, pz_code))
     cmp = with_mask(cmp, xb, grid, zcode)
+    g0 = one_value(g)
+    with np.errstate(invalid="ignore", over="ignore"):  # value_k (g S), exact (see rounding)
+        vt = table * (g0 * stable)[:, None] if g0 is not None else np.empty((0, table.size))
     run_rows(_four_over_six_fast if cmp[5] else _four_over_six_general, xb.shape[0], xb,
-             bits(xb), amax, g, s6, s4, stable, table, cmp, grid, zcode, metric, fixed,
+             bits(xb), amax, g, float(m6), float(m4), bool(from6), stable, sgrid, sguess,
+             pz_code, table, vt, _table(g0, stable, cmp, xb), cmp, grid, zcode, metric, fixed,
              frac_bits, out, take4, scodes)
 
 
@@ -428,6 +479,20 @@ def _dequantize(lo, hi, codes, table, d, out):
 def dequantize(codes, table, d, out):
     """out[r, c] = table[codes[r, c]] * d[r], rounded once to out's dtype."""
     run_rows(_dequantize, codes.shape[0], codes, table, d, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _dequantize_by_scale(lo, hi, codes, sc, values, out):
+    for r in range(lo, hi):
+        s = sc[r]
+        for c in range(codes.shape[1]):
+            out[r, c] = values[s, codes[r, c]]
+
+
+def dequantize_by_scale(codes, sc, values, out):
+    """out[r, c] = values[sc[r], codes[r, c]]: :func:`dequantize` where g is one value, from
+    the table of every scale code's element values (already rounded to out's dtype)."""
+    run_rows(_dequantize_by_scale, codes.shape[0], codes, sc, values, out)
 
 
 @numba.njit(inline="always")
@@ -466,101 +531,107 @@ def brute_force(xb, amax, g, svals, start, mmax, zero_at, table, cmp, grid, zcod
     """
     finite = table[np.isfinite(table)]
     cmp = with_mask(cmp, xb, grid, zcode)
-    run_rows(_brute_force, xb.shape[0], xb, bits(xb), amax, g, svals, start, mmax, zero_at,
-             table, np.unique(finite[finite >= 0]), cmp, grid, zcode, metric, prune, best_out,
-             err_out, out)
+    g0 = one_value(g)
+    run_rows(_brute_force_fast if cmp[5] else _brute_force_general, xb.shape[0], xb, bits(xb),
+             amax, g, svals, start, mmax, zero_at, table, np.unique(finite[finite >= 0]), cmp,
+             grid, zcode, metric, prune, _table(g0, svals, cmp, xb), best_out, err_out, out)
 
 
-def _searcher(quantize):
-    """:func:`brute_force`'s per-block search with the row quantizer ``quantize`` compiled in
-    (one variant a quantizer: a test between the two inside the search stops the SIMD)."""
-
-    @numba.njit(inline="always")
-    def candidate_error(xrow, xirow, crow, d, table, cmp, grid, zcode, metric, limit, thr, ti):
-        """Error of the block under divisor d; stops as soon as it exceeds limit."""
-        quantize(xrow, xirow, d, cmp, grid, zcode, crow, thr, ti)
-        acc = 0.0
-        for c in range(xrow.size):
-            acc = _term(np.float64(xrow[c]) - table[crow[c]] * d, metric, acc)
-            if acc > limit:
-                return acc
-        return acc
+def _searcher(fast):
+    """:func:`brute_force`'s rows with :func:`fast_row`'s comparator (``fast``) or
+    :func:`quantize_row_general` compiled in (one variant each: a test between the two
+    inside the search stops the SIMD).  Each inlined helper has one call site in the loop
+    (see :func:`fast_row`); ``tab``: the comparator thresholds of every scale (empty where
+    g is not one value)."""
 
     @numba.njit(inline="always")
-    def search_row(xrow, xirow, crow, am, gr, svals, k0, mmax, zero_at, table, mags, cmp, grid,
-                   zcode, metric, prune, best_out, err_out, r, thr, ti, out):
-        """Brute-force search of one block (see :func:`brute_force`)."""
+    def rows(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp, grid, zcode,
+             metric, prune, tab, best_out, err_out, out):
+        n = xb.shape[1]
         ns = svals.size
-        best = np.inf
-        besti = ns
-        first = 0
-        if prune:
-            best = candidate_error(xrow, xirow, out, svals[k0] * gr, table, cmp, grid, zcode,
-                                   metric, np.inf, thr, ti)
-            besti = k0
-            # first scale whose clipping bound does not exceed best (bound falls with s)
-            lo, hi = 0, ns
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                t = am - mmax * svals[mid] * gr
-                if t > 0 and (t * t if metric == MSE else t) > best:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            first = lo
-        for k in range(first, ns):
-            s = svals[k] * gr
-            lb = -1.0
-            if prune:  # the block maximum's own term, at its nearest value, bounds the error
-                lb = np.inf
-                for v in mags:
-                    lb = min(lb, abs(am - v * s))
-                if metric == MSE:
-                    lb = lb * lb
-            if lb <= best:
-                e = candidate_error(xrow, xirow, crow, s, table, cmp, grid, zcode, metric,
-                                    best if prune else np.inf, thr, ti)
-                if e < best or (e == best and k < besti):  # evaluated in full: crow complete
-                    best = e
-                    besti = k
-                    for c in range(xrow.size):
-                        out[c] = crow[c]
-            if prune and am < s * zero_at:
-                break
-        best_out[r] = besti
-        err_out[r] = best
+        thr = np.empty(max(8, cmp[1].size), xb.dtype)
+        ti = thr.view(xi.dtype)
+        ti2 = ti.reshape((1, ti.size))
+        crow = np.empty((1, n), np.uint8)
+        use_tab = tab.shape[0] > 0
+        for r in range(lo, hi):
+            am = amax[r]
+            gr = g[r]
+            k0 = start[r]
+            best = np.inf
+            besti = ns
+            # with prune: the hint k0 first (in full), then from the first scale whose
+            # clipping bound does not exceed its error; k0 is not evaluated again
+            hint = prune
+            k = k0 if prune else 0
+            while k < ns:
+                s = svals[k] * gr
+                run = True
+                if prune and not hint:
+                    # the block maximum's own term, at its nearest value, bounds the error
+                    lb = np.inf
+                    for v in mags:
+                        lb = min(lb, abs(am - v * s))
+                    if metric == MSE:
+                        lb = lb * lb
+                    run = lb <= best and k != k0
+                if run:
+                    if not fast:
+                        quantize_row_general(xb[r], xi[r], s, cmp, grid, zcode, crow[0], thr, ti)
+                    else:
+                        if use_tab:
+                            t, ts = tab, k
+                        else:
+                            thresholds(s, cmp, thr, ti)
+                            t, ts = ti2, 0
+                        count_row(xi, r, t, ts, cmp[6], grid[8], crow, 0)
+                    limit = best if prune and not hint else np.inf
+                    e = 0.0
+                    for c in range(n):  # stops as soon as it exceeds limit
+                        e = _term(np.float64(xb[r, c]) - table[crow[0, c]] * s, metric, e)
+                        if e > limit:
+                            break
+                    if e < best or (e == best and k < besti):  # evaluated in full
+                        best = e
+                        besti = k
+                        for c in range(n):
+                            out[r, c] = crow[0, c]
+                if hint:  # first scale whose clipping bound does not exceed best
+                    hint = False
+                    lo_, hi_ = 0, ns
+                    while lo_ < hi_:
+                        mid = (lo_ + hi_) >> 1
+                        t_ = am - mmax * svals[mid] * gr
+                        if t_ > 0 and (t_ * t_ if metric == MSE else t_) > best:
+                            lo_ = mid + 1
+                        else:
+                            hi_ = mid
+                    k = lo_
+                    continue
+                if prune and am < s * zero_at:
+                    break
+                k += 1
+            best_out[r] = besti
+            err_out[r] = best
 
-    return search_row
+    return rows
 
 
-_search_fast = _searcher(_fast_quantize)
-_search_general = _searcher(quantize_row_general)
+_search_fast = _searcher(True)
+_search_general = _searcher(False)
 
 
 # two kernels, not one testing cmp[5]: only the one a grid needs is compiled (module-level
 # functions, so that numba's cache finds them again)
 @numba.njit(cache=True, nogil=True)
 def _brute_force_fast(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp,
-                      grid, zcode, metric, prune, best_out, err_out, out, thr, crow):
-    ti = thr.view(xi.dtype)
-    for r in range(lo, hi):
-        _search_fast(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at, table,
-                     mags, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr, ti, out[r])
+                      grid, zcode, metric, prune, tab, best_out, err_out, out):
+    _search_fast(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp, grid,
+                 zcode, metric, prune, tab, best_out, err_out, out)
 
 
 @numba.njit(cache=True, nogil=True)
 def _brute_force_general(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp,
-                         grid, zcode, metric, prune, best_out, err_out, out, thr, crow):
-    ti = thr.view(xi.dtype)
-    for r in range(lo, hi):
-        _search_general(xb[r], xi[r], crow, amax[r], g[r], svals, start[r], mmax, zero_at,
-                        table, mags, cmp, grid, zcode, metric, prune, best_out, err_out, r, thr,
-                        ti, out[r])
-
-
-def _brute_force(lo, hi, xb, *args):
-    """One row range of :func:`brute_force`, with its own scratch."""
-    cmp = args[9]
-    thr = np.empty(max(8, cmp[1].size), xb.dtype)
-    kernel = _brute_force_fast if cmp[5] else _brute_force_general
-    kernel(lo, hi, xb, *args, thr, np.empty(xb.shape[1], np.uint8))
+                         grid, zcode, metric, prune, tab, best_out, err_out, out):
+    _search_general(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp, grid,
+                    zcode, metric, prune, tab, best_out, err_out, out)

@@ -68,10 +68,18 @@ class QuantizedTensor:
         if padded != n:
             codes = np.concatenate(
                 [codes, np.zeros(codes.shape[:-1] + (padded - n,), np.uint8)], axis=-1)
-        d = self.divisors()
         out = np.empty(codes.shape, np.float64 if dtype.itemsize > 4 else np.float32)
-        kernels.dequantize(np.ascontiguousarray(codes).reshape(-1, self.block_size),
-                           self.element.table, d.reshape(-1), out.reshape(-1, self.block_size))
+        rows = np.ascontiguousarray(codes).reshape(-1, self.block_size)
+        if self.global_scale is None or not np.ndim(self.global_scale):
+            # one g: every (scale code, element code) value, v * (S * g) rounded once, looked up
+            g = 1.0 if self.global_scale is None else float(self.global_scale)
+            with np.errstate(invalid="ignore", over="ignore"):
+                values = (self.element.table * (self.scale.table * g)[:, None]).astype(out.dtype)
+            sc = np.ascontiguousarray(np.moveaxis(self.scale_codes, self.axis, -1)).reshape(-1)
+            kernels.dequantize_by_scale(rows, sc, values, out.reshape(rows.shape))
+        else:
+            kernels.dequantize(rows, self.element.table, self.divisors().reshape(-1),
+                               out.reshape(rows.shape))
         return np.moveaxis(out[..., :n], -1, self.axis).astype(dtype, copy=False)
 
     def _dequantize_f32(self) -> np.ndarray:
