@@ -116,22 +116,19 @@ def fast_row(xirow, d, cmp, sbit, out, thr, ti):
               out.reshape((1, out.size)), 0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _threshold_table(dvals, cmp, thr, tab):
-    ti = thr.view(tab.dtype)
-    for s in range(dvals.size):
-        thresholds(dvals[s], cmp, thr, ti)
-        for i in range(8):
-            tab[s, i] = ti[i]
-
-
 def threshold_table(dvals, cmp, x):
     """:func:`thresholds` of every divisor in ``dvals`` (rows of 8, x's integer type): the
     comparator of every scale code at once where the per-block factor g is one value.
-    ``cmp``: :func:`with_mask`'s, with the fast path."""
-    tab = np.empty((dvals.size, 8), bits(x).dtype)
-    dvals = np.where(np.isfinite(dvals), dvals, 0.0)  # NaN codes: never a block's scale
-    _threshold_table(dvals, cmp, np.empty(8, x.dtype), tab)
+    ``cmp``: :func:`with_mask`'s, with the fast path.  The same operations in numpy (no
+    kernel to compile): ``m_k d`` in float64, rounded to x's type, stepped down a bit
+    where it rounded up or is a tie that rounds up."""
+    mids, tie_up, mask = cmp[1], cmp[2], cmp[6]
+    tab = np.full((dvals.size, 8), mask)
+    t = dvals[:, None] * mids  # exact in float64
+    thr = t.astype(x.dtype)
+    step = (thr > t) | ((thr == t) & tie_up)
+    ok = np.isfinite(dvals) & (dvals != 0)  # zero (and NaN-code) scales: signed zeros
+    tab[ok, :mids.size] = thr.view(tab.dtype)[ok] - step[ok]
     return tab
 
 
@@ -172,6 +169,12 @@ def quantize_row_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
         for c in range(n):
             out[c] = round_one(np.float64(xrow[c]), d, vals, codes, vlo, vhi, plo, negz, nanc,
                                infc, sbit, underc, mode, ovf, 0.0)
+
+
+@numba.njit(inline="always")
+def _no_general(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
+    """quantize_row_general's stand-in in the fast kernels, which never call it: compiled
+    in, the general row quantizer costs every first call a second of compilation."""
 
 
 @numba.njit(inline="always")
@@ -255,6 +258,8 @@ def _abs_max_rows(fast):
     """:func:`abs_max`'s rows with :func:`fast_row` (``fast``) or :func:`quantize_row_general`
     compiled in; with ``fast`` and a table (:func:`threshold_table`) of the scale codes, the
     comparator's thresholds are looked up, not computed."""
+    general = _no_general if fast else quantize_row_general
+
     @numba.njit(inline="always")
     def rows(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, tab,
              out, scodes):
@@ -276,7 +281,7 @@ def _abs_max_rows(fast):
                 sc = pz_code
             scodes[r] = sc
             if not fast:
-                quantize_row_general(xb[r], xi[r], g[r] * stable[sc], cmp, grid, zcode, out[r],
+                general(xb[r], xi[r], g[r] * stable[sc], cmp, grid, zcode, out[r],
                                      thr, ti)
             else:  # one call site of count_row (two, in the branches, cost 2x: measured)
                 if table:
@@ -328,6 +333,8 @@ def _four_over_six_rows(fast):
     :func:`quantize_row_general` compiled in.  Each inlined helper has one call site in the
     loop (see :func:`fast_row`); ``tab`` / ``vt`` (empty where g is not one value): the
     comparator thresholds and the element values of every scale code."""
+    general = _no_general if fast else quantize_row_general
+
     @numba.njit(inline="always")
     def rows(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, vt,
              tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes):
@@ -339,77 +346,52 @@ def _four_over_six_rows(fast):
         ibuf = buf.view(np.int64)
         cc = np.empty((2, n), np.uint8)  # the candidates' element codes
         sc = np.empty(2, np.int64)  # their scale codes
-        xs = np.empty(n, np.float64)
         tv = np.empty((2, table.size), np.float64)  # their error terms' element values
         ti2 = ti.reshape((1, ti.size))
         use_tab = tab.shape[0] > 0
-        use_vt = vt.shape[0] > 0 and not fixed
-        base, shift = sguess
+        use_vt = vt.shape[0] > 0
         for r in range(lo, hi):
             a6 = amax[r]
             gr = g[r]
-            gm = gr * m6
-            s = round_quotient(a6, gm, base, shift, buf, ibuf, svals, codes, smode)
-            if s < 0:  # round_one called here (see round_quotient)
-                s = round_one(a6, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
-                              ssbit, sunderc, smode, sovf, 0.0)
-            if pz_code >= 0 and stable[s] == 0.0:
-                s = pz_code
-            s6 = s
-            # S4 = RoundSF(amax / (g m4)) or RoundSF(1.5 S6)
-            a = 1.5 * stable[s6] if from6 else a6
-            gm = 1.0 if from6 else gr * m4
-            s = round_quotient(a, gm, base, shift, buf, ibuf, svals, codes, smode)
-            if s < 0:
-                s = round_one(a, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
-                              ssbit, sunderc, smode, sovf, 0.0)
-            if pz_code >= 0 and stable[s] == 0.0:
-                s = pz_code
-            sc[0] = s6
-            sc[1] = s
-            take = 0
+            for j in range(2):  # S6, then S4 = RoundSF(amax / (g m4)) or RoundSF(1.5 S6)
+                a = 1.5 * stable[sc[0]] if j and from6 else a6
+                gm = (1.0 if from6 else gr * m4) if j else gr * m6
+                s = round_quotient(a, gm, sguess[0], sguess[1], buf, ibuf, svals, codes, smode)
+                if s < 0:  # round_one called here (see round_quotient)
+                    s = round_one(a, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                                  ssbit, sunderc, smode, sovf, 0.0)
+                if pz_code >= 0 and stable[s] == 0.0:
+                    s = pz_code
+                sc[j] = s
             ncand = 1 if sc[1] == sc[0] else 2  # one candidate: a tie, keep 6
             for j in range(ncand):
                 d = gr * stable[sc[j]]
                 if not fast:
-                    quantize_row_general(xb[r], xi[r], d, cmp, grid, zcode, cc[j], thr, ti)
+                    general(xb[r], xi[r], d, cmp, grid, zcode, cc[j], thr, ti)
                 else:
                     if use_tab:
-                        t, s = tab, sc[j]
+                        t, ts = tab, sc[j]
                     else:
                         thresholds(d, cmp, thr, ti)
-                        t, s = ti2, 0
-                    count_row(xi, r, t, s, cmp[6], grid[8], cc, j)
-            if ncand == 2 and use_vt:  # the exact error, element values looked up
-                xr = xb[r]
-                s0, s1 = sc[0], sc[1]
+                        t, ts = ti2, 0
+                    count_row(xi, r, t, ts, cmp[6], grid[8], cc, j)
+            take = 0
+            if ncand == 2 and not (fixed and a6 == 0.0):  # both exact at amax 0: a tie
+                # fixed: X_i = floor(|x_i| 2**(F - Eb)), T[k] = floor(|value_k d| 2**(F - Eb))
+                unit = math.ldexp(1.0, frac_bits - math.frexp(a6)[1] + 1) if fixed else 1.0
+                for j in range(2):
+                    d = gr * stable[sc[j]]
+                    for k in range(table.size):
+                        v = vt[sc[j], k] if use_vt else table[k] * d
+                        tv[j, k] = math.floor(abs(v) * unit) if fixed else v
                 e6 = 0.0
                 e4 = 0.0
                 for c in range(n):
-                    xc = np.float64(xr[c])
-                    e6 = _term(xc - vt[s0, cc[0, c]], metric, e6)
-                    e4 = _term(xc - vt[s1, cc[1, c]], metric, e4)
-                take = 1 if e4 < e6 else 0
-            elif ncand == 2 and not (fixed and amax[r] == 0.0):  # both exact at amax 0: a tie
-                xr = xb[r]
-                if fixed:  # X_i = floor(|x_i| 2**(F - Eb)), T[k] = floor(|value_k d| 2**(F - Eb))
-                    unit = math.ldexp(1.0, frac_bits - math.frexp(amax[r])[1] + 1)
-                    for c in range(n):
-                        xs[c] = math.floor(abs(np.float64(xr[c])) * unit)
-                    for j in range(2):
-                        for k in range(table.size):
-                            tv[j, k] = math.floor(abs(table[k] * (gr * stable[sc[j]])) * unit)
-                else:
-                    for c in range(n):
-                        xs[c] = xr[c]
-                    for j in range(2):
-                        for k in range(table.size):
-                            tv[j, k] = table[k] * (gr * stable[sc[j]])
-                e6 = 0.0
-                e4 = 0.0
-                for c in range(n):
-                    e6 = _term(xs[c] - tv[0, cc[0, c]], metric, e6)
-                    e4 = _term(xs[c] - tv[1, cc[1, c]], metric, e4)
+                    xc = np.float64(xb[r, c])
+                    if fixed:
+                        xc = math.floor(abs(xc) * unit)
+                    e6 = _term(xc - tv[0, cc[0, c]], metric, e6)
+                    e4 = _term(xc - tv[1, cc[1, c]], metric, e4)
                 take = 1 if e4 < e6 else 0
             take4[r] = take == 1
             scodes[r] = sc[take]
@@ -544,6 +526,8 @@ def _searcher(fast):
     (see :func:`fast_row`); ``tab``: the comparator thresholds of every scale (empty where
     g is not one value)."""
 
+    general = _no_general if fast else quantize_row_general
+
     @numba.njit(inline="always")
     def rows(lo, hi, xb, xi, amax, g, svals, start, mmax, zero_at, table, mags, cmp, grid, zcode,
              metric, prune, tab, best_out, err_out, out):
@@ -577,7 +561,7 @@ def _searcher(fast):
                     run = lb <= best and k != k0
                 if run:
                     if not fast:
-                        quantize_row_general(xb[r], xi[r], s, cmp, grid, zcode, crow[0], thr, ti)
+                        general(xb[r], xi[r], s, cmp, grid, zcode, crow[0], thr, ti)
                     else:
                         if use_tab:
                             t, ts = tab, k

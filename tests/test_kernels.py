@@ -220,3 +220,21 @@ def test_scale_guess_is_exact_on_every_grid_and_only_saves_work():
     args = fmt.table, fmt.grid.args("rne")
     assert (kernels.scale_codes(amax, gm, *args, useless, -1)
             == kernels.scale_codes(amax, gm, *args, fmt.grid.binades, -1)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["rne", "ties-away", "ties-down"])
+def test_threshold_table_matches_the_kernel_thresholds(dtype, mode):
+    """The scale codes' table (numpy) holds the kernels' per-block thresholds (exact: see
+    test_comparator_fast_path_matches_exact_rounding) for the same divisors, zero and NaN
+    (a NaN code's scale, never a block's) giving the signed-zero comparator."""
+    efmt = formats.get("e2m1")
+    xb, d = _edge_blocks(dtype)
+    cmp = kernels.with_mask(comparator_args(efmt, mode), xb, efmt.grid.args(mode), 0)
+    d = np.concatenate([d, [0.0, np.nan]])
+    tab = kernels.threshold_table(d, cmp, xb)
+    for row, dv in zip(tab, d):
+        thr = np.empty(8, dtype)
+        ti = thr.view(tab.dtype)
+        kernels.thresholds(0.0 if np.isnan(dv) else dv, cmp, thr, ti)
+        assert row.tolist() == ti.tolist(), dv
