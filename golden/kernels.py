@@ -37,12 +37,13 @@ def bits(x: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_amax(lo, hi, xi, mask, out):
+def _block_amax(lo, hi, xi, mask, inf, bitsout, floatout, amax):
     for r in range(lo, hi):
         m = xi[r, 0] & mask
         for c in range(1, xi.shape[1]):
             m = max(m, xi[r, c] & mask)
-        out[r] = m
+        bitsout[r] = m
+        amax[r] = np.nan if m >= inf else floatout[r]
 
 
 def block_amax(xb):
@@ -54,9 +55,10 @@ def block_amax(xb):
     xi = bits(xb)
     mask = np.iinfo(xi.dtype).max
     out = np.empty(xb.shape[0], xi.dtype)
-    run_rows(_block_amax, xb.shape[0], xi, xi.dtype.type(mask), out)
-    amax = out.view(xb.dtype).astype(np.float64)
-    amax[out >= np.array(np.inf, xb.dtype).view(xi.dtype)] = np.nan
+    amax = np.empty(xb.shape[0])
+    inf = np.array(np.inf, xb.dtype).view(xi.dtype)
+    run_rows(_block_amax, xb.shape[0], xi, xi.dtype.type(mask), inf, out, out.view(xb.dtype),
+             amax)
     return amax
 
 
@@ -124,8 +126,9 @@ def threshold_table(dvals, cmp, x):
     where it rounded up or is a tie that rounds up."""
     mids, tie_up, mask = cmp[1], cmp[2], cmp[6]
     tab = np.full((dvals.size, 8), mask)
-    t = dvals[:, None] * mids  # exact in float64
-    thr = t.astype(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf, as the kernels' cast gives
+        t = dvals[:, None] * mids  # exact in float64
+        thr = t.astype(x.dtype)
     step = (thr > t) | ((thr == t) & tie_up)
     ok = np.isfinite(dvals) & (dvals != 0)  # zero (and NaN-code) scales: signed zeros
     tab[ok, :mids.size] = thr.view(tab.dtype)[ok] - step[ok]

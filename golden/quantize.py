@@ -283,7 +283,8 @@ class _Blocks:
             gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
         if tensor:
             self.tensor_amax, self.tensor_const = np.float32(rows_amax[0]), div
-        self.g = np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size)
+        self.g = (np.full(xb.shape[0], float(gs[0])) if gs.size == 1  # (repeat: 5x slower)
+                  else np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size))
         return gs
 
     def select(self, m):
@@ -333,7 +334,7 @@ class _Blocks:
 def _choice(b: _Blocks, take4):
     """4-over-6's choice a block: the M it took (the element format's two largest values)."""
     m6, m4 = b.fmt.candidates
-    return np.where(take4, m4, m6).astype(np.uint8)
+    return np.where(take4, np.uint8(m4), np.uint8(m6))
 
 
 def _abs_max(b: _Blocks):
