@@ -480,6 +480,34 @@ def dequantize_by_scale(codes, sc, values, out):
     run_rows(_dequantize_by_scale, codes.shape[0], codes, sc, values, out)
 
 
+#: a sum of n <= 2**10 non-negative float64 terms, in any order, is within (n - 1) 2**-53 of
+#: its share of the exact sum: above ``best * _ABOVE`` in one order, above best in every order
+_ABOVE = 1.0 + 2.0 ** -40
+
+
+@numba.njit(inline="always")
+def _sum_any_order(terms, metric):
+    """The terms' sum (max for max-abs) in four interleaved partial sums: no chain of
+    dependent additions (the element-order sum is one, four times longer)."""
+    n = terms.size
+    p0 = p1 = p2 = p3 = 0.0
+    c = 0
+    while c + 4 <= n:
+        if metric == MAXABS:
+            p0, p1 = max(p0, terms[c]), max(p1, terms[c + 1])
+            p2, p3 = max(p2, terms[c + 2]), max(p3, terms[c + 3])
+        else:
+            p0, p1 = p0 + terms[c], p1 + terms[c + 1]
+            p2, p3 = p2 + terms[c + 2], p3 + terms[c + 3]
+        c += 4
+    while c < n:
+        p0 = max(p0, terms[c]) if metric == MAXABS else p0 + terms[c]
+        c += 1
+    if metric == MAXABS:
+        return max(max(p0, p1), max(p2, p3))
+    return (p0 + p1) + (p2 + p3)
+
+
 @numba.njit(inline="always")
 def _term(e, metric, acc):
     if metric == MSE:
@@ -540,6 +568,7 @@ def _searcher(fast):
         ti = thr.view(xi.dtype)
         ti2 = ti.reshape((1, ti.size))
         crow = np.empty((1, n), np.uint8)
+        terms = np.empty(n)
         use_tab = tab.shape[0] > 0
         for r in range(lo, hi):
             am = amax[r]
@@ -547,21 +576,37 @@ def _searcher(fast):
             k0 = start[r]
             best = np.inf
             besti = ns
-            # with prune: the hint k0 first (in full), then from the first scale whose
-            # clipping bound does not exceed its error; k0 is not evaluated again
-            hint = prune
+            lowest = 0
+            # with prune: the hint k0 first (in full), then outward from it, alternately up
+            # and down: up to the first scale that zeroes the block, down to the first whose
+            # clipping bound does not exceed k0's error; without: every scale, ascending
             k = k0 if prune else 0
-            while k < ns:
+            ku = kd = k  # the last scale taken above / below
+            up = True
+            down = prune
+            first = True
+            while True:
                 s = svals[k] * gr
                 run = True
-                if prune and not hint:
+                if prune and k > k0:
+                    # the elements below s * zero_at round to zero: their terms bound the
+                    # error from below, a bound that grows with s: past best, no larger
+                    # scale can win (a share 2**-40 above it: any order of the sum)
+                    lim = s * zero_at
+                    for c in range(n):
+                        ax = abs(np.float64(xb[r, c]))
+                        terms[c] = _term(ax, metric, 0.0) if ax < lim else 0.0
+                    if _sum_any_order(terms, metric) > best * _ABOVE:
+                        up = False
+                        run = False
+                if run and prune and not first:
                     # the block maximum's own term, at its nearest value, bounds the error
                     lb = np.inf
                     for v in mags:
                         lb = min(lb, abs(am - v * s))
                     if metric == MSE:
                         lb = lb * lb
-                    run = lb <= best and k != k0
+                    run = lb <= best
                 if run:
                     if not fast:
                         general(xb[r], xi[r], s, cmp, grid, zcode, crow[0], thr, ti)
@@ -572,19 +617,24 @@ def _searcher(fast):
                             thresholds(s, cmp, thr, ti)
                             t, ts = ti2, 0
                         count_row(xi, r, t, ts, cmp[6], grid[8], crow, 0)
-                    limit = best if prune and not hint else np.inf
-                    e = 0.0
-                    for c in range(n):  # stops as soon as it exceeds limit
-                        e = _term(np.float64(xb[r, c]) - table[crow[0, c]] * s, metric, e)
-                        if e > limit:
-                            break
-                    if e < best or (e == best and k < besti):  # evaluated in full
+                    for c in range(n):  # the error terms, then their sum in any order
+                        terms[c] = _term(np.float64(xb[r, c]) - table[crow[0, c]] * s, metric,
+                                         0.0)
+                    e = _sum_any_order(terms, metric)
+                    # any two orders of the sum differ by far less than a 2**-40 share of
+                    # it (max-abs: not at all); within that, the element-order sum decides
+                    if not (e > best * _ABOVE and metric != MAXABS):
+                        e = 0.0
+                        for c in range(n):
+                            e = _term(terms[c], MAXABS if metric == MAXABS else MAE, e)
+                    if e < best or (e == best and k < besti):
                         best = e
                         besti = k
                         for c in range(n):
                             out[r, c] = crow[0, c]
-                if hint:  # first scale whose clipping bound does not exceed best
-                    hint = False
+                if k == ku and (ku + 1 == ns or (prune and am < s * zero_at)):
+                    up = False  # every larger scale zeroes the block too: a tie, lost
+                if first and prune:  # the lowest scale whose clipping bound <= k0's error
                     lo_, hi_ = 0, ns
                     while lo_ < hi_:
                         mid = (lo_ + hi_) >> 1
@@ -593,11 +643,17 @@ def _searcher(fast):
                             lo_ = mid + 1
                         else:
                             hi_ = mid
-                    k = lo_
-                    continue
-                if prune and am < s * zero_at:
+                    lowest = lo_
+                first = False
+                down = down and kd > lowest
+                if up and (not down or k == kd):  # alternate: up after a step down
+                    ku += 1
+                    k = ku
+                elif down:
+                    kd -= 1
+                    k = kd
+                else:
                     break
-                k += 1
             best_out[r] = besti
             err_out[r] = best
 
