@@ -199,6 +199,22 @@ def test_brute_force_pruning_equals_full_search(scale, hier, block, sigma):
     assert np.array_equal(pruned.element_codes, full.element_codes)
 
 
+@pytest.mark.parametrize("metric", ["mse", "mae", "max-abs"])
+def test_brute_force_pruning_equals_full_search_every_metric(metric):
+    """The pruned search (candidates outward from the hint, the scan up stopped by the
+    elements that round to zero, abandoned candidates summed in any order) against every
+    candidate summed in full, on blocks with many zeros and small elements."""
+    rng = np.random.default_rng(11)
+    x = normal_blocks(rng, 1e-2, 400, 16)
+    x *= (rng.random(x.shape) < 0.4).astype(np.float32)
+    x[:40] *= np.float32(10.0) ** rng.integers(-4, 2, (40, 1)).astype(np.float32)
+    kw = dict(method="brute-force", metric=metric)
+    pruned = golden.quantize(x, **kw)
+    full = golden.quantize(x, **kw, prune=False)
+    assert np.array_equal(pruned.scale_codes, full.scale_codes)
+    assert np.array_equal(pruned.element_codes, full.element_codes)
+
+
 @pytest.mark.parametrize("scale,hier,block,sigma", BF_CASES)
 def test_brute_force_is_never_worse(scale, hier, block, sigma):
     rng = np.random.default_rng(block + 1)
