@@ -486,22 +486,22 @@ _ABOVE = 1.0 + 2.0 ** -40
 
 
 @numba.njit(inline="always")
-def _sum_any_order(terms, metric):
-    """The terms' sum (max for max-abs) in four interleaved partial sums: no chain of
-    dependent additions (the element-order sum is one, four times longer)."""
-    n = terms.size
+def _sum_any_order(terms, j, metric):
+    """The sum (max for max-abs) of row j of ``terms`` in four interleaved partial sums: no
+    chain of dependent additions (the element-order sum is one, four times longer)."""
+    n = terms.shape[1]
     p0 = p1 = p2 = p3 = 0.0
     c = 0
     while c + 4 <= n:
         if metric == MAXABS:
-            p0, p1 = max(p0, terms[c]), max(p1, terms[c + 1])
-            p2, p3 = max(p2, terms[c + 2]), max(p3, terms[c + 3])
+            p0, p1 = max(p0, terms[j, c]), max(p1, terms[j, c + 1])
+            p2, p3 = max(p2, terms[j, c + 2]), max(p3, terms[j, c + 3])
         else:
-            p0, p1 = p0 + terms[c], p1 + terms[c + 1]
-            p2, p3 = p2 + terms[c + 2], p3 + terms[c + 3]
+            p0, p1 = p0 + terms[j, c], p1 + terms[j, c + 1]
+            p2, p3 = p2 + terms[j, c + 2], p3 + terms[j, c + 3]
         c += 4
     while c < n:
-        p0 = max(p0, terms[c]) if metric == MAXABS else p0 + terms[c]
+        p0 = max(p0, terms[j, c]) if metric == MAXABS else p0 + terms[j, c]
         c += 1
     if metric == MAXABS:
         return max(max(p0, p1), max(p2, p3))
@@ -568,7 +568,7 @@ def _searcher(fast):
         ti = thr.view(xi.dtype)
         ti2 = ti.reshape((1, ti.size))
         crow = np.empty((1, n), np.uint8)
-        terms = np.empty(n)
+        terms = np.empty((1, n))
         use_tab = tab.shape[0] > 0
         for r in range(lo, hi):
             am = amax[r]
@@ -595,8 +595,8 @@ def _searcher(fast):
                     lim = s * zero_at
                     for c in range(n):
                         ax = abs(np.float64(xb[r, c]))
-                        terms[c] = _term(ax, metric, 0.0) if ax < lim else 0.0
-                    if _sum_any_order(terms, metric) > best * _ABOVE:
+                        terms[0, c] = _term(ax, metric, 0.0) if ax < lim else 0.0
+                    if _sum_any_order(terms, 0, metric) > best * _ABOVE:
                         up = False
                         run = False
                 if run and prune and not first:
@@ -618,15 +618,15 @@ def _searcher(fast):
                             t, ts = ti2, 0
                         count_row(xi, r, t, ts, cmp[6], grid[8], crow, 0)
                     for c in range(n):  # the error terms, then their sum in any order
-                        terms[c] = _term(np.float64(xb[r, c]) - table[crow[0, c]] * s, metric,
-                                         0.0)
-                    e = _sum_any_order(terms, metric)
+                        terms[0, c] = _term(np.float64(xb[r, c]) - table[crow[0, c]] * s,
+                                            metric, 0.0)
+                    e = _sum_any_order(terms, 0, metric)
                     # any two orders of the sum differ by far less than a 2**-40 share of
                     # it (max-abs: not at all); within that, the element-order sum decides
                     if not (e > best * _ABOVE and metric != MAXABS):
                         e = 0.0
                         for c in range(n):
-                            e = _term(terms[c], MAXABS if metric == MAXABS else MAE, e)
+                            e = _term(terms[0, c], MAXABS if metric == MAXABS else MAE, e)
                     if e < best or (e == best and k < besti):
                         best = e
                         besti = k
