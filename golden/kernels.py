@@ -264,24 +264,34 @@ def _abs_max_rows(fast):
     general = _no_general if fast else quantize_row_general
 
     @numba.njit(inline="always")
-    def rows(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, tab,
-             out, scodes):
+    def rows(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, buckets, cmp, grid,
+             zcode, tab, out, scodes):
         (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
         thr = np.empty(max(8, cmp[1].size), xb.dtype)
         ti = thr.view(xi.dtype)
         ti2 = ti.reshape((1, ti.size))
         buf = np.empty(1)
         ibuf = buf.view(np.int64)
+        fbuf = np.empty(1, np.float32)
+        fibuf = fbuf.view(np.int32)
         table = tab.shape[0] > 0
+        lo_code, hi_code, above = buckets
+        use_buckets = above.size > 0
         for r in range(lo, hi):
-            gm = g[r] * m
-            # round_quotient, else round_one called here (see round_quotient)
-            sc = round_quotient(amax[r], gm, sguess[0], sguess[1], buf, ibuf, svals, codes, smode)
-            if sc < 0:
-                sc = round_one(amax[r], gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
-                               ssbit, sunderc, smode, sovf, 0.0)
-            if pz_code >= 0 and stable[sc] == 0.0:
-                sc = pz_code
+            if use_buckets:  # by the bits of amax (a float32): see scale_buckets
+                fbuf[0] = amax[r]
+                b = fibuf[0]
+                sc = hi_code[b >> 18] if b > above[b >> 18] else lo_code[b >> 18]
+            else:
+                gm = g[r] * m
+                # round_quotient, else round_one called here (see round_quotient)
+                sc = round_quotient(amax[r], gm, sguess[0], sguess[1], buf, ibuf, svals, codes,
+                                    smode)
+                if sc < 0:
+                    sc = round_one(amax[r], gm, svals, codes, svlo, svhi, splo, snegz, snanc,
+                                   sinfc, ssbit, sunderc, smode, sovf, 0.0)
+                if pz_code >= 0 and stable[sc] == 0.0:
+                    sc = pz_code
             scodes[r] = sc
             if not fast:
                 general(xb[r], xi[r], g[r] * stable[sc], cmp, grid, zcode, out[r],
@@ -301,17 +311,17 @@ _am_general = _abs_max_rows(False)
 
 
 @numba.njit(cache=True, nogil=True)
-def _abs_max_fast(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
-                  tab, out, scodes):
-    _am_fast(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, tab,
-             out, scodes)
+def _abs_max_fast(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, buckets, cmp,
+                  grid, zcode, tab, out, scodes):
+    _am_fast(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, buckets, cmp, grid,
+             zcode, tab, out, scodes)
 
 
 @numba.njit(cache=True, nogil=True)
-def _abs_max_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid,
-                     zcode, tab, out, scodes):
-    _am_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
-                tab, out, scodes)
+def _abs_max_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, buckets, cmp,
+                     grid, zcode, tab, out, scodes):
+    _am_general(lo, hi, xb, xi, amax, m, g, stable, sgrid, sguess, pz_code, buckets, cmp, grid,
+                zcode, tab, out, scodes)
 
 
 def _table(g0, stable, cmp, xb):
@@ -322,13 +332,58 @@ def _table(g0, stable, cmp, xb):
     return np.empty((0, 8), bits(xb).dtype)
 
 
+#: blocks from which abs-max rounds its scales by :func:`scale_buckets` (building the table
+#: costs about what rounding this many scales does)
+BUCKETS_FROM = 1 << 16
+
+
+def scale_buckets(gm, stable, sgrid, sguess, pz_code):
+    """RoundSF(a / gm) (pz_code applied) of every float32 ``a >= 0`` as a table over the
+    8160 buckets of 2**18 consecutive bit patterns below infinity: (lo, hi, above), the
+    code of bits b is ``hi[b >> 18] if b > above[b >> 18] else lo[b >> 18]``.
+
+    Rounding is monotone in a, and a bucket (a 32nd of a binade) holds at most one
+    rounding boundary where the scale grid has at most 16 values a binade: the codes at
+    every bucket's ends, and the boundary found by bisection, come from
+    :func:`scale_codes` itself (exact).  Empty arrays where some bucket spans more than one
+    step of the grid.
+    """
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32))
+
+    def codes(b):
+        a = b.astype(np.int32).view(np.float32).astype(np.float64)
+        return scale_codes(a, np.full(a.size, gm), stable, sgrid, sguess, -1).astype(np.int64)
+
+    start = np.arange(0x7F800000 >> 18, dtype=np.int64) << 18
+    lo, hi = codes(start), codes(start + (1 << 18) - 1)
+    rank = np.searchsorted(sgrid[0], stable)  # a code's position in the grid
+    if np.any(rank[hi] - rank[lo] > 1):
+        return empty
+    above = start + (1 << 18) - 1  # the last bits of lo's code
+    moves = np.flatnonzero(hi != lo)
+    a, b = start[moves], above[moves]  # code(a) = lo, code(b) = hi
+    for _ in range(18):
+        mid = (a + b) >> 1
+        up = codes(mid) == hi[moves]
+        a, b = np.where(up, a, mid), np.where(up, mid, b)
+    above[moves] = a
+    if pz_code >= 0:
+        lo = np.where(stable[lo] == 0.0, pz_code, lo)
+        hi = np.where(stable[hi] == 0.0, pz_code, hi)
+    return lo, hi, above.astype(np.int32)
+
+
 def abs_max(xb, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, out, scodes):
     """Abs-max: scale code RoundSF(amax / (g m)) (raised to pz_code if zero and pz_code >= 0),
     then the block's element codes under divisor g * S, in one pass over the blocks."""
     cmp = with_mask(cmp, xb, grid, zcode)
+    g0 = one_value(g)
+    buckets = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32))
+    if g0 is not None and xb.dtype == np.float32 and xb.shape[0] >= BUCKETS_FROM:
+        buckets = scale_buckets(g0 * m, stable, sgrid, sguess, pz_code)
     run_rows(_abs_max_fast if cmp[5] else _abs_max_general, xb.shape[0], xb, bits(xb), amax,
-             float(m), g, stable, sgrid, sguess, pz_code, cmp, grid, zcode,
-             _table(one_value(g), stable, cmp, xb), out, scodes)
+             float(m), g, stable, sgrid, sguess, pz_code, buckets, cmp, grid, zcode,
+             _table(g0, stable, cmp, xb), out, scodes)
 
 
 def _four_over_six_rows(fast):

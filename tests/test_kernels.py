@@ -238,3 +238,24 @@ def test_threshold_table_matches_the_kernel_thresholds(dtype, mode):
         ti = thr.view(tab.dtype)
         kernels.thresholds(0.0 if np.isnan(dv) else dv, cmp, thr, ti)
         assert row.tolist() == ti.tolist(), dv
+
+
+@pytest.mark.parametrize("mode", SCALE_MODES)
+@pytest.mark.parametrize("name", ["e4m3", "ue5m3", "e8m0", "ue4m3"])
+def test_scale_buckets_match_scale_codes(name, mode):
+    """abs-max's table of scale codes by the bits of a float32 amax: at every bucket's ends,
+    at and past every boundary the bisection found, and at random bits, the code is
+    :func:`kernels.scale_codes`'s (itself the exact rounding, tested above)."""
+    fmt = formats.get(name)
+    args = fmt.table, fmt.grid.args(mode), fmt.grid.binades
+    for gm, pz in [(6.0, -1), (_GMS[2], -1), (4.0, int(fmt.encode(fmt.min_subnormal)))]:
+        lo, hi, above = kernels.scale_buckets(gm, *args, pz)
+        assert above.size == 0x7F800000 >> 18, "the table must be built for these grids"
+        rng = np.random.default_rng(1)
+        b = np.concatenate([np.arange(above.size) << 18, above, above + 1,
+                            rng.integers(0, 0x7F800000, 20000)]).astype(np.int64)
+        b = b[b < 0x7F800000]  # finite
+        got = np.where(b > above[b >> 18], hi[b >> 18], lo[b >> 18])
+        a = b.astype(np.int32).view(np.float32).astype(np.float64)
+        want = kernels.scale_codes(a, np.full(a.size, gm), *args, pz)
+        assert np.array_equal(got, want), (name, mode, gm)

@@ -321,3 +321,22 @@ def test_f32_arithmetic_reproduces_a_float32_anchor():
     ref = (x * recip[:, None]).astype(np.float32).astype(ml_dtypes.float4_e2m1fn)
     ok = sv > 0
     assert np.array_equal(q.element_codes[ok], ref.view(np.uint8)[ok])
+
+
+@pytest.mark.parametrize("options", [dict(recipe="paper-e4m3"), dict(recipe="nvfp4"),
+                                     dict(recipe="mxfp4"), dict(recipe="paper-ue5m3"),
+                                     dict(recipe="paper-e4m3-pz"),
+                                     dict(scale="e4m3", scale_rounding="ceil")])
+def test_abs_max_scale_table_equals_per_block_rounding(options, monkeypatch):
+    """Large tensors round abs-max's scales by a table over amax's bits (kernels.scale_buckets):
+    forced on a small one, it gives the per-block rounding's codes."""
+    from finescale.golden import kernels
+    rng = np.random.default_rng(4)
+    x = normal_blocks(rng, 1e-2, 512, 32)
+    x *= np.float32(10.0) ** rng.integers(-6, 3, (512, 1)).astype(np.float32)
+    x[:4] = 0.0
+    want = golden.quantize(x, **options)
+    monkeypatch.setattr(kernels, "BUCKETS_FROM", 1)
+    got = golden.quantize(x, **options)
+    assert np.array_equal(got.scale_codes, want.scale_codes)
+    assert np.array_equal(got.element_codes, want.element_codes)
