@@ -373,14 +373,23 @@ def scale_buckets(gm, stable, sgrid, sguess, pz_code):
     return lo, hi, above.astype(np.int32)
 
 
+def _buckets(xb, g0, ms, stable, sgrid, sguess, pz_code):
+    """:func:`scale_buckets` of divisors g0 * m, m in ``ms`` (rows), where they apply: one g,
+    float32 blocks, at least :data:`BUCKETS_FROM` of them; else empty rows."""
+    tabs = []
+    if g0 is not None and xb.dtype == np.float32 and xb.shape[0] >= BUCKETS_FROM:
+        tabs = [scale_buckets(g0 * m, stable, sgrid, sguess, pz_code) for m in ms]
+    if not tabs or any(t[2].size == 0 for t in tabs):
+        tabs = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32))] * len(ms)
+    return tuple(np.stack([t[i] for t in tabs]) for i in range(3))
+
+
 def abs_max(xb, amax, m, g, stable, sgrid, sguess, pz_code, cmp, grid, zcode, out, scodes):
     """Abs-max: scale code RoundSF(amax / (g m)) (raised to pz_code if zero and pz_code >= 0),
     then the block's element codes under divisor g * S, in one pass over the blocks."""
     cmp = with_mask(cmp, xb, grid, zcode)
     g0 = one_value(g)
-    buckets = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32))
-    if g0 is not None and xb.dtype == np.float32 and xb.shape[0] >= BUCKETS_FROM:
-        buckets = scale_buckets(g0 * m, stable, sgrid, sguess, pz_code)
+    buckets = tuple(t[0] for t in _buckets(xb, g0, (m,), stable, sgrid, sguess, pz_code))
     run_rows(_abs_max_fast if cmp[5] else _abs_max_general, xb.shape[0], xb, bits(xb), amax,
              float(m), g, stable, sgrid, sguess, pz_code, buckets, cmp, grid, zcode,
              _table(g0, stable, cmp, xb), out, scodes)
@@ -394,8 +403,8 @@ def _four_over_six_rows(fast):
     general = _no_general if fast else quantize_row_general
 
     @numba.njit(inline="always")
-    def rows(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, vt,
-             tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes):
+    def rows(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, buckets,
+             table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes):
         (svals, codes, svlo, svhi, splo, snegz, snanc, sinfc, ssbit, sunderc, smode, sovf) = sgrid
         n = xb.shape[1]
         thr = np.empty(max(8, cmp[1].size), xb.dtype)
@@ -408,18 +417,29 @@ def _four_over_six_rows(fast):
         ti2 = ti.reshape((1, ti.size))
         use_tab = tab.shape[0] > 0
         use_vt = vt.shape[0] > 0
+        blo, bhi, babove = buckets
+        use_buckets = babove.shape[1] > 0
+        fbuf = np.empty(1, np.float32)
+        fibuf = fbuf.view(np.int32)
         for r in range(lo, hi):
             a6 = amax[r]
             gr = g[r]
             for j in range(2):  # S6, then S4 = RoundSF(amax / (g m4)) or RoundSF(1.5 S6)
-                a = 1.5 * stable[sc[0]] if j and from6 else a6
-                gm = (1.0 if from6 else gr * m4) if j else gr * m6
-                s = round_quotient(a, gm, sguess[0], sguess[1], buf, ibuf, svals, codes, smode)
-                if s < 0:  # round_one called here (see round_quotient)
-                    s = round_one(a, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
-                                  ssbit, sunderc, smode, sovf, 0.0)
-                if pz_code >= 0 and stable[s] == 0.0:
-                    s = pz_code
+                if use_buckets and not (j and from6):  # see scale_buckets
+                    fbuf[0] = a6
+                    b = fibuf[0]
+                    k = b >> 18
+                    s = (bhi[j, k] if b > babove[j, k] else blo[j, k])
+                else:
+                    a = 1.5 * stable[sc[0]] if j and from6 else a6
+                    gm = (1.0 if from6 else gr * m4) if j else gr * m6
+                    s = round_quotient(a, gm, sguess[0], sguess[1], buf, ibuf, svals, codes,
+                                       smode)
+                    if s < 0:  # round_one called here (see round_quotient)
+                        s = round_one(a, gm, svals, codes, svlo, svhi, splo, snegz, snanc, sinfc,
+                                      ssbit, sunderc, smode, sovf, 0.0)
+                    if pz_code >= 0 and stable[s] == 0.0:
+                        s = pz_code
                 sc[j] = s
             ncand = 1 if sc[1] == sc[0] else 2  # one candidate: a tie, keep 6
             for j in range(ncand):
@@ -464,18 +484,18 @@ _4o6_general = _four_over_six_rows(False)
 
 @numba.njit(cache=True, nogil=True)
 def _four_over_six_fast(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code,
-                        table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4,
-                        scodes):
-    _4o6_fast(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, vt,
-              tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes)
+                        buckets, table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out,
+                        take4, scodes):
+    _4o6_fast(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, buckets,
+              table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes)
 
 
 @numba.njit(cache=True, nogil=True)
 def _four_over_six_general(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess,
-                           pz_code, table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits,
-                           out, take4, scodes):
-    _4o6_general(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table,
-                 vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes)
+                           pz_code, buckets, table, vt, tab, cmp, grid, zcode, metric, fixed,
+                           frac_bits, out, take4, scodes):
+    _4o6_general(lo, hi, xb, xi, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, buckets,
+                 table, vt, tab, cmp, grid, zcode, metric, fixed, frac_bits, out, take4, scodes)
 
 
 def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, table, cmp, grid,
@@ -496,8 +516,9 @@ def four_over_six(xb, amax, g, m6, m4, from6, stable, sgrid, sguess, pz_code, ta
         vt = table * (g0 * stable)[:, None] if g0 is not None else np.empty((0, table.size))
     run_rows(_four_over_six_fast if cmp[5] else _four_over_six_general, xb.shape[0], xb,
              bits(xb), amax, g, float(m6), float(m4), bool(from6), stable, sgrid, sguess,
-             pz_code, table, vt, _table(g0, stable, cmp, xb), cmp, grid, zcode, metric, fixed,
-             frac_bits, out, take4, scodes)
+             pz_code, _buckets(xb, g0, (m6, m4), stable, sgrid, sguess, pz_code), table, vt,
+             _table(g0, stable, cmp, xb), cmp, grid, zcode, metric, fixed, frac_bits, out,
+             take4, scodes)
 
 
 @numba.njit(inline="always")

@@ -326,10 +326,13 @@ def test_f32_arithmetic_reproduces_a_float32_anchor():
 @pytest.mark.parametrize("options", [dict(recipe="paper-e4m3"), dict(recipe="nvfp4"),
                                      dict(recipe="mxfp4"), dict(recipe="paper-ue5m3"),
                                      dict(recipe="paper-e4m3-pz"),
-                                     dict(scale="e4m3", scale_rounding="ceil")])
+                                     dict(scale="e4m3", scale_rounding="ceil"),
+                                     dict(recipe="paper-e4m3-4o6"), dict(recipe="nvfp4-4o6"),
+                                     dict(recipe="paper-e4m3-pz-4o6", candidate4="1.5x6"),
+                                     dict(recipe="paper-ue5m3-4o6", error_arith="fixed")])
 def test_abs_max_scale_table_equals_per_block_rounding(options, monkeypatch):
-    """Large tensors round abs-max's scales by a table over amax's bits (kernels.scale_buckets):
-    forced on a small one, it gives the per-block rounding's codes."""
+    """Large tensors round abs-max's and 4-over-6's scales by a table over amax's bits
+    (kernels.scale_buckets): forced on a small one, it gives the per-block rounding's codes."""
     from finescale.golden import kernels
     rng = np.random.default_rng(4)
     x = normal_blocks(rng, 1e-2, 512, 32)
