@@ -338,6 +338,15 @@ def test_abs_max_scale_table_equals_per_block_rounding(options, monkeypatch):
     x = normal_blocks(rng, 1e-2, 512, 32)
     x *= np.float32(10.0) ** rng.integers(-6, 3, (512, 1)).astype(np.float32)
     x[:4] = 0.0
+    # block maxima at, and one float32 step past, E4M3 rounding boundaries of amax / 6, / 4
+    e4m3 = formats.get("e4m3")
+    edges = np.concatenate([kernels.scale_buckets(m, e4m3.table, e4m3.grid.args(),
+                                                  e4m3.grid.binades, -1)[2] for m in (6, 4)])
+    edges = edges[(edges > 0x38000000) & (edges < 0x41000000)]  # amax in 3e-5 .. 8
+    edges = np.concatenate([edges, edges + 1]).astype(np.int32).view(np.float32)
+    edge_blocks = np.abs(normal_blocks(rng, 0.2, edges.size, 32)).clip(0, 0.9) * edges[:, None]
+    edge_blocks[:, 7] = edges
+    x = np.concatenate([x, edge_blocks.astype(np.float32)])
     want = golden.quantize(x, **options)
     monkeypatch.setattr(kernels, "BUCKETS_FROM", 1)
     got = golden.quantize(x, **options)
