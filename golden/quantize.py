@@ -74,7 +74,8 @@ class QuantizedTensor:
             # one g: every (scale code, element code) value, v * (S * g) rounded once, looked up
             g = 1.0 if self.global_scale is None else float(self.global_scale)
             with np.errstate(invalid="ignore", over="ignore"):
-                values = (self.element.table * (self.scale.table * g)[:, None]).astype(out.dtype)
+                values = (self.element.table * (self.scale_format.table * g)[:, None]).astype(
+                    out.dtype)
             sc = np.ascontiguousarray(np.moveaxis(self.scale_codes, self.axis, -1)).reshape(-1)
             kernels.dequantize_by_scale(rows, sc, values, out.reshape(rows.shape))
         else:

@@ -208,7 +208,7 @@ def test_brute_force_pruning_equals_full_search_every_metric(metric):
     x = normal_blocks(rng, 1e-2, 400, 16)
     x *= (rng.random(x.shape) < 0.4).astype(np.float32)
     x[:40] *= np.float32(10.0) ** rng.integers(-4, 2, (40, 1)).astype(np.float32)
-    kw = dict(method="brute-force", metric=metric)
+    kw = dict(rule="brute-force", metric=metric)
     pruned = golden.quantize(x, **kw)
     full = golden.quantize(x, **kw, prune=False)
     assert np.array_equal(pruned.scale_codes, full.scale_codes)
@@ -326,7 +326,7 @@ def test_f32_arithmetic_reproduces_a_float32_anchor():
 @pytest.mark.parametrize("options", [dict(recipe="paper-e4m3"), dict(recipe="nvfp4"),
                                      dict(recipe="mxfp4"), dict(recipe="paper-ue5m3"),
                                      dict(recipe="paper-e4m3-pz"),
-                                     dict(scale="e4m3", scale_rounding="ceil"),
+                                     dict(scale_format="e4m3", scale_rounding="ceil"),
                                      dict(recipe="paper-e4m3-4o6"), dict(recipe="nvfp4-4o6"),
                                      dict(recipe="paper-e4m3-pz-4o6", candidate4="1.5x6"),
                                      dict(recipe="paper-ue5m3-4o6", error_arith="fixed")])
