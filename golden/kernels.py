@@ -332,9 +332,9 @@ def _table(g0, stable, cmp, xb):
     return np.empty((0, 8), bits(xb).dtype)
 
 
-#: blocks from which abs-max rounds its scales by :func:`scale_buckets` (building the table
-#: costs about what rounding this many scales does)
-BUCKETS_FROM = 1 << 16
+#: blocks from which abs-max and 4-over-6 round their scales by :func:`scale_buckets`
+#: (building a table, 0.5 ms, saves about 4 ns a block: measured)
+BUCKETS_FROM = 1 << 17
 
 
 def scale_buckets(gm, stable, sgrid, sguess, pz_code):
