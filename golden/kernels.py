@@ -188,12 +188,6 @@ def row_scratch(xb, xi, cmp):
     return cmp[5], thr, thr.view(xi.dtype)
 
 
-@numba.njit(inline="always")
-def _fast_quantize(xrow, xirow, d, cmp, grid, zcode, out, thr, ti):
-    """:func:`fast_row` with :func:`quantize_row_general`'s arguments."""
-    fast_row(xirow, d, cmp, grid[8], out, thr, ti)
-
-
 # Each kernel comes in two: with fast_row compiled in (cmp[5]) or quantize_row_general.  The
 # wrapper picks one, so only the one a grid needs is compiled, and no test between the two
 # sits inside a loop (it stops the SIMD).  Module-level functions: numba's cache finds them.

@@ -17,6 +17,8 @@ value is ``max``.  Overflow then saturates, or becomes NaN / inf.
 
 The loop is compiled with numba (``nogil``, rows split over a thread pool by
 :mod:`.pool`); it is the one place the golden model walks elements one at a time.
+Block scales take :func:`round_quotient`: a guess from the float64 quotient, corrected by
+the same exact compares.
 """
 
 from __future__ import annotations
@@ -328,7 +330,7 @@ def round_quotient(x, d, base, shift, buf, ibuf, vals, codes, mode):
     return np.int64(codes[k + np.int64(up & (x != vals[k] * d))])
 
 
-#: compiled once and called (per element, where nothing faster applies), or inlined into a
-#: kernel's loop (block scales: about 2.5x faster, for a larger kernel to compile)
+#: compiled once and called (per element where nothing faster applies, and where
+#: :func:`round_quotient` declines), or inlined into :func:`round_to_grid`'s loop
 round_one = numba.njit(nogil=True)(_round_one)
 round_one_inline = numba.njit(inline="always")(_round_one)
