@@ -112,6 +112,10 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     (workdir / "equiv_top.v").write_text(
         wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
+    cone = cone_equivalent(workdir, top, line, clocked=clocked, timeout=timeout,
+                           ports={q["name"] for q in emitted.sidecar["ports"]})
+    if cone:
+        return f"equivalent ({cone})"
     if clocked and _step_equivalent(workdir, top, line, timeout):
         return ("equivalent (state everted: the same next state and outputs for every state "
                 "and input, miter + sat)")
@@ -136,6 +140,67 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
         raise
     return ("equivalent (valid-qualified miter + sat -tempinduct)" if clocked else
             "equivalent (valid-qualified miter + sat, all inputs)")
+
+
+def _equiv_names(log: str) -> set[str]:
+    """Signal names of the unproven ``$equiv`` cells ``equiv_status`` lists (gate side)."""
+    return {m.group(1) for m in
+            re.finditer(r"^\s*Unproven \$equiv [^\n]*? \\(\S+?)_gate(?= |$)", log, re.M)}
+
+
+def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=(),
+                    timeout: float = 60, rounds: int = 40) -> str | None:
+    """Prove the mutant (``line`` applied to a copy of ``top``) equal to the unit on the
+    mutated cone only, with Yosys's ``equiv_make`` / ``equiv_simple`` (``equiv_induct`` for
+    clocked units): every signal both copies name is a cut point, so each SAT call sees the
+    logic between two named signals, never a whole multiplier tree.
+
+    Round by round a set D of signals that may differ grows from the mutated cell: the
+    ``$equiv`` cells where the logic driven by D meets a named signal (the frontier) are
+    proved with D's signals left unmatched (``equiv_make -blacklist``), the unproven join D.
+    When a round proves its whole frontier, every signal outside D is equal (each is a
+    function of equal signals: unaffected ones are the same logic on the same inputs, the
+    others were proved) and so are the outputs, which are never in D; an output joining D
+    ends it unproved.  Returns the verdict's method, or None when unproved."""
+    cell = re.search(r"-cell (\S+)", line).group(1)
+    ports = set(ports)
+    differ: set[str] = set()
+    deadline = time.monotonic() + timeout
+    prove = ["equiv_simple -seq 2 @eqs", "equiv_induct -seq 2 @eqs"] if clocked else [
+        "equiv_simple @eqs"]
+    for k in range(rounds):
+        (workdir / "differ.txt").write_text("".join(f"{n}\n" for n in sorted(differ)))
+        starts = [f"equiv/c:{_sel(cell)}_gate"] + [f"equiv/w:{_sel(n)}_gate" for n in differ]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            log = _yosys(workdir, "cone.ys", _read(top) + [
+                f"copy {top} mutant", line, "opt_clean",
+                f"equiv_make -blacklist differ.txt {top} mutant equiv", "hierarchy -top equiv",
+                "select -set start " + " ".join(starts),
+                # forward from the differing logic up to the named signals it reaches
+                "select -set reach @start %co*:-$equiv[A,B]",
+                "select -set eqs @reach %co1:+$equiv[B] t:$equiv %i",
+                *prove, "equiv_status @eqs"], timeout=left)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return None
+        new = _equiv_names(log) - differ
+        if not new:
+            if "Found 0 $equiv cells" in log and k == 0:
+                return None  # nothing matched: no frontier to prove
+            return (f"mutated cone, equiv_make + equiv_simple{' + equiv_induct' if clocked else ''}"
+                    f", {k + 1} round{'s' if k else ''}, {len(differ)} differing signal"
+                    f"{'s' if len(differ) != 1 else ''}")
+        if new & ports:
+            return None
+        differ |= new
+    return None
+
+
+def _sel(name: str) -> str:
+    """A Yosys selection pattern for one exact name (its pattern characters escaped)."""
+    return re.sub(r"([*?\[\]])", r"\\\1", name)
 
 
 def _step_equivalent(workdir: Path, top: str, line: str, timeout: float) -> bool:
