@@ -97,12 +97,14 @@ def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
 
 
 def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
-                     depth: int = 12, timeout: float = 60) -> str:
+                     depth: int = 12, timeout: float = 60, cone: bool = True) -> str:
     """Yosys's verdict on ``mutation`` vs the unit, compared as the scoreboard compares
     them (:func:`.formal.wrapper`: ``valid_out`` every cycle, the data outputs while it
     is high): 'equivalent (...)' when proved, else 'differs' (a counterexample: its inputs
     in ``workdir/yosys.log`` and, as a WaveJSON trace, ``workdir/cx.json``) or
-    'unproved (...)' (induction failed, or no answer in ``timeout`` seconds)."""
+    'unproved (...)' (induction failed, or no answer in ``timeout`` seconds).  First (unless
+    ``cone`` is False) on the mutated cone alone (:func:`cone_equivalent`), then on the
+    whole unit."""
     from .formal import wrapper
 
     top = emitted.name
@@ -112,10 +114,10 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     (workdir / "equiv_top.v").write_text(
         wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
-    cone = cone_equivalent(workdir, top, line, clocked=clocked, timeout=timeout,
-                           ports={q["name"] for q in emitted.sidecar["ports"]})
-    if cone:
-        return f"equivalent ({cone})"
+    method = cone and cone_equivalent(workdir, top, line, clocked=clocked, timeout=timeout,
+                                      ports={q["name"] for q in emitted.sidecar["ports"]})
+    if method:
+        return f"equivalent ({method})"
     if clocked and _step_equivalent(workdir, top, line, timeout):
         return ("equivalent (state everted: the same next state and outputs for every state "
                 "and input, miter + sat)")

@@ -51,6 +51,28 @@ def test_an_equivalence_proof_can_fail(scale_campaign, tmp_path):
     assert directed.agrees(spec, cx)
 
 
+def test_the_cone_proof_agrees_with_sat_on_the_whole_unit(scale_campaign, tmp_path):
+    """Each survivor the mutated-cone proof (equiv_make / equiv_simple) calls equivalent is
+    proved equivalent again by SAT on the whole unit (the miter); killed mutants, which
+    differ, are never proved on their cone."""
+    (rows, _), _ = scale_campaign
+    spec = mutate.KINDS["scale"]
+    em = emit.emit(spec, tmp_path / "rtl")
+    ports = {q["name"] for q in em.sidecar["ports"]}
+    coned = [r for r in rows if "mutated cone" in r["verdict"]]
+    assert coned
+    for r in coned:
+        verdict = mutate.prove_equivalent(em, tmp_path / f"sat{r['mutant']}", r["mutation"],
+                                          clocked=False, cone=False)
+        assert verdict.startswith("equivalent (valid-qualified miter"), verdict
+    for r in [r for r in rows if r["killed"]][:3]:
+        wd = tmp_path / f"cone{r['mutant']}"
+        wd.mkdir()
+        (wd / "unit.v").write_text(em.path.read_text())
+        line = r["mutation"].replace(f"-module {em.name} ", "-module mutant ")
+        assert mutate.cone_equivalent(wd, em.name, line, clocked=False, ports=ports) is None
+
+
 def _trace(**signals):
     """A WaveJSON trace as Yosys's ``sat -dump_json`` writes it (one-bit signals as 0/1)."""
     return {"signal": [{"name": n, "wave": "".join(str(v) for v in vals) + "4"}
