@@ -10,9 +10,12 @@ heavy tails (Student-t, Laplace), log-uniform magnitudes over the whole input
 range, all-zero blocks, single-outlier blocks, exact element midpoint ties
 (x = S * {0.25, 0.75, ..., 5} with one element 6 S so abs-max picks S),
 blocks that saturate the scale format, and input subnormals.
-Sweeps: every scale code as an abs-max outcome, every finite BF16 amax through
-the scale unit (:func:`amax_sweep`), every BF16 pattern through the element
-quantizer, every FP4 x FP4 product for each scale-pair class.  The
+Sweeps: every scale code as an abs-max outcome and every RoundSF tie of amax / M,
+every finite BF16 amax through the scale and 4-over-6 units (:func:`amax_sweep`),
+every BF16 pattern through the element quantizer, every FP4 x FP4 product in every
+lane and alone in a block, for each scale-pair class.  The 4-over-6 unit also gets
+blocks whose two candidates' errors tie or nearly tie, in every scale class
+(:func:`fouroversix_corners`).  The
 FP32-accumulating dot product also gets :func:`fp32_corners`, block sequences
 that reach each corner of its rounding (ties both ways, a carry out of the
 significand, cancellation, zeros of both signs, overflow, subnormals, NaN).
@@ -234,6 +237,15 @@ def product_sweep(lanes: int) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.uint8), b.astype(np.uint8)
 
 
+def single_products(lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (a, b) pair of 4-bit codes alone in a block (the other lanes code 0): the sum is
+    one product, so every table entry, the smallest included, reaches the rounding alone."""
+    a, b = np.zeros((256, lanes), np.uint8), np.zeros((256, lanes), np.uint8)
+    r = np.arange(256)
+    a[r, r % lanes], b[r, r % lanes] = np.divmod(r, 16)
+    return a, b
+
+
 def scale_classes(sfmt, codes) -> np.ndarray:
     """Class of each scale code: 'zero', 'subnormal', 'normal', 'max' (saturated) or 'nan'."""
     v = np.abs(sfmt.table[np.asarray(codes, np.int64)])
@@ -386,11 +398,12 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
     if {"a", "b", "scale_a", "scale_b"} <= probe.keys():
         lanes = probe["a"].shape[-1]
         classes = list(class_codes(sfmt).values())
-        pa, pb = product_sweep(lanes)
-        rows = [(pa, pb, ca, cb) for ca in classes for cb in classes]
-        inputs = spec.random_inputs(rng, n + len(rows) * len(pa))
+        rows = [(pa, pb, ca, cb) for pa, pb in (product_sweep(lanes), single_products(lanes))
+                for ca in classes for cb in classes]
+        inputs = spec.random_inputs(rng, n + sum(len(r[0]) for r in rows))
         k = n
-        for pa, pb, ca, cb in rows:  # every product under every scale-pair class
+        for pa, pb, ca, cb in rows:  # every product, in every lane and alone, under every
+            # scale-pair class
             sl = slice(k, k + len(pa))
             inputs["a"][sl], inputs["b"][sl] = pa, pb
             inputs["scale_a"][sl] = rng.choice(ca, len(pa))

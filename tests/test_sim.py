@@ -75,6 +75,9 @@ def test_element_and_product_sweeps_are_exhaustive():
     a, b = stimulus.product_sweep(16)
     for lane in range(16):  # every product in every lane (a table is read per lane)
         assert len(set(zip(a[:, lane], b[:, lane]))) == 256
+    a, b = stimulus.single_products(8)  # every product alone in a block
+    assert ((a != 0).sum(1) <= 1).all() and ((b != 0).sum(1) <= 1).all()
+    assert len({(int(x.max()), int(y.max())) for x, y in zip(a, b)}) == 256
 
 
 def test_scale_sweep_holds_the_ties_of_amax_over_each_candidate():
