@@ -103,8 +103,8 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     is high): 'equivalent (...)' when proved, else 'differs' (a counterexample: its inputs
     in ``workdir/yosys.log`` and, as a WaveJSON trace, ``workdir/cx.json``) or
     'unproved (...)' (induction failed, or no answer in ``timeout`` seconds).  First (unless
-    ``cone`` is False) on the mutated cone alone (:func:`cone_equivalent`), then on the
-    whole unit."""
+    ``cone`` is False) on the mutated cone alone (:func:`cone_equivalent`, rounds of small
+    proofs, ``3 * timeout`` seconds in all), then on the whole unit."""
     from .formal import wrapper
 
     top = emitted.name
@@ -114,7 +114,7 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     (workdir / "equiv_top.v").write_text(
         wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
-    method = cone and cone_equivalent(workdir, top, line, clocked=clocked, timeout=timeout,
+    method = cone and cone_equivalent(workdir, top, line, clocked=clocked, timeout=3 * timeout,
                                       ports={q["name"] for q in emitted.sidecar["ports"]})
     if method:
         return f"equivalent ({method})"
