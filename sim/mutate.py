@@ -171,8 +171,11 @@ def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=
     prove = ["equiv_simple -seq 2 @eqs", "equiv_induct -seq 2 @eqs"] if clocked else [
         "equiv_simple @eqs"]
     for k in range(rounds):
-        (workdir / "differ.txt").write_text("".join(f"{n}\n" for n in sorted(differ)))
-        starts = [f"equiv/c:{_sel(cell)}_gate"] + [f"equiv/w:{_sel(n)}_gate" for n in differ]
+        # public names (Amaranth's ``\$12`` included) with their backslash: equiv_make
+        # takes a name that starts with ``$`` as a private one otherwise
+        (workdir / "differ.txt").write_text("".join(f"\\{n}\n" for n in sorted(differ)))
+        starts = [f"equiv/c:{_sel(cell + '_gate')}"] + [
+            f"equiv/w:{_sel(n + '_gate')}" for n in sorted(differ)]
         left = deadline - time.monotonic()
         if left <= 0:
             return None
@@ -181,16 +184,17 @@ def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=
                 f"copy {top} mutant", line, "opt_clean",
                 f"equiv_make -blacklist differ.txt {top} mutant equiv", "hierarchy -top equiv",
                 "select -set start " + " ".join(starts),
+                # every name found (a pattern that matched nothing would prove nothing)
+                f"select -assert-count {len(starts)} @start",
                 # forward from the differing logic up to the named signals it reaches
                 "select -set reach @start %co*:-$equiv[A,B]",
                 "select -set eqs @reach %co1:+$equiv[B] t:$equiv %i",
+                "select -assert-min 1 @eqs",
                 *prove, "equiv_status @eqs"], timeout=left)
         except (RuntimeError, subprocess.TimeoutExpired):
             return None
         new = _equiv_names(log) - differ
         if not new:
-            if "Found 0 $equiv cells" in log and k == 0:
-                return None  # nothing matched: no frontier to prove
             return (f"mutated cone, equiv_make + equiv_simple{' + equiv_induct' if clocked else ''}"
                     f", {k + 1} round{'s' if k else ''}, {len(differ)} differing signal"
                     f"{'s' if len(differ) != 1 else ''}")
@@ -201,8 +205,9 @@ def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=
 
 
 def _sel(name: str) -> str:
-    """A Yosys selection pattern for one exact name (its pattern characters escaped)."""
-    return re.sub(r"([*?\[\]])", r"\\\1", name)
+    """A Yosys selection pattern that matches exactly one name (public or private): every
+    character a pattern or Yosys gives a meaning (``* ? [ ] \\ $``) escaped."""
+    return re.sub(r"([*?\[\]\\$])", r"\\\1", name)
 
 
 def _step_equivalent(workdir: Path, top: str, line: str, timeout: float) -> bool:

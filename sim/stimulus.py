@@ -11,6 +11,7 @@ range, all-zero blocks, single-outlier blocks, exact element midpoint ties
 (x = S * {0.25, 0.75, ..., 5} with one element 6 S so abs-max picks S),
 blocks that saturate the scale format, and input subnormals.
 Sweeps: every scale code as an abs-max outcome and every RoundSF tie of amax / M,
+every element midpoint and its neighbours at every scale value (:func:`midpoint_sweep`),
 every finite BF16 amax through the scale and 4-over-6 units (:func:`amax_sweep`),
 every BF16 pattern through the element quantizer, every FP4 x FP4 product in every
 lane and alone in a block, for each scale-pair class.  The 4-over-6 unit also gets
@@ -157,6 +158,32 @@ def scale_sweep(rng, block_size: int, *, scale_format="e4m3", input_format="bf16
     x = _signs(rng, (len(amax), block_size)) * amax[:, None] * rng.random((len(amax), block_size))
     x[np.arange(len(amax)), rng.integers(0, block_size, len(amax))] = amax
     return x.astype(fdt).astype(np.float64)
+
+
+def midpoint_sweep(block_size: int, *, scale_format="e4m3", input_format="bf16") -> np.ndarray:
+    """Every element rounding midpoint m at every positive scale value S, and its input-format
+    neighbours one ulp above and below: blocks of ``x = S m`` values (float64) whose lane 0 is
+    the element maximum times S, so abs-max gives the scale S.  With a subnormal S the
+    neighbours sit closer to the midpoint than the scale's significand resolves, the case a
+    lane's tie test (``top == threshold`` with nonzero bits below) decides."""
+    if block_size < 2:
+        raise ValueError(f"the midpoint sweep needs blocks of 2 or more, got {block_size}")
+    _, vals = scale_values(golden.get(scale_format))
+    fdt, _ = input_dtype(input_format)
+    with np.errstate(over="ignore"):
+        mid = (vals[:, None] * MIDPOINTS[None, :]).astype(fdt)
+        top = (vals * ELEMENT_MAX).astype(fdt)
+    ok = np.isfinite(top.astype(np.float64)) & (top.astype(np.float64) == vals * ELEMENT_MAX)
+    mid, top = mid[ok], top[ok]
+    up = np.nextafter(mid, np.array(np.inf, fdt))
+    down = np.nextafter(mid, np.array(0, fdt))
+    lanes = np.concatenate([mid, up, down], axis=1).astype(np.float64)  # per S: its values
+    per = block_size - 1
+    pad = -lanes.shape[1] % per
+    lanes = np.pad(lanes, ((0, 0), (0, pad))).reshape(len(lanes), -1, per)
+    head = np.broadcast_to(top.astype(np.float64)[:, None, None], (*lanes.shape[:2], 1))
+    x = np.concatenate([head, lanes], axis=2).reshape(-1, block_size)
+    return x[np.isfinite(x).all(axis=1)]
 
 
 def amax_sweep(rng, block_size: int) -> np.ndarray:
@@ -374,6 +401,8 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
         block = probe["x"].shape[-1]
         x = [mixed_blocks(rng, n, block, **fmt)]
         x += [scale_sweep(rng, block, M=m, **fmt) for m in CANDIDATES]
+        if block > 1:  # every element midpoint (and its neighbours) at every scale
+            x.append(midpoint_sweep(block, **fmt))
         x = to_bits(np.concatenate(x), fmt["input_format"])
         if spec.unit == "4o6":  # candidate-error ties and near ties in every scale class
             x = np.concatenate([x, to_bits(fouroversix_corners(rng, 64, block, params),
