@@ -8,9 +8,12 @@ makes mutation k active when the new input ``mutsel`` equals k (0: the unit as
 emitted), so Verilator compiles once per unit and :mod:`.mutant_tb` selects
 each mutant by driving ``mutsel`` and runs the regression's stimulus and
 scoreboard on it.  A surviving mutant is then checked for equivalence with the
-original (Yosys ``miter -equiv`` + ``sat``; ``-tempinduct`` for clocked units):
-proved equivalent it is no test gap; otherwise it is listed as a survivor with
-Yosys's verdict.  Results: ``mutate.csv`` / ``.json`` / ``.md`` (kill rate per
+original: first on its mutated cone alone (:func:`cone_equivalent`: ``equiv_make``
+matches every named signal of the two copies, ``equiv_simple`` / ``equiv_induct``
+prove the signals where the possibly differing logic meets the rest, round by
+round), then on the whole unit (``miter`` + ``sat``; ``-tempinduct`` for clocked
+units): proved equivalent it is no test gap; otherwise it is listed as a survivor
+with Yosys's verdict.  Results: ``mutate.csv`` / ``.json`` / ``.md`` (kill rate per
 unit kind over the non-equivalent mutants).
 """
 
