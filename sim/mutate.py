@@ -154,7 +154,8 @@ def _equiv_names(log: str) -> set[str]:
 
 
 def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=(),
-                    timeout: float = 60, rounds: int = 40) -> str | None:
+                    timeout: float = 60, rounds: int = 40, round_timeout: float = 30
+                    ) -> str | None:
     """Prove the mutant (``line`` applied to a copy of ``top``) equal to the unit on the
     mutated cone only, with Yosys's ``equiv_make`` / ``equiv_simple`` (``equiv_induct`` for
     clocked units): every signal both copies name is a cut point, so each SAT call sees the
@@ -166,7 +167,9 @@ def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=
     When a round proves its whole frontier, every signal outside D is equal (each is a
     function of equal signals: unaffected ones are the same logic on the same inputs, the
     others were proved) and so are the outputs, which are never in D; an output joining D
-    ends it unproved.  Returns the verdict's method, or None when unproved."""
+    ends it unproved, and so does a round over ``round_timeout`` seconds (a frontier whose
+    proof needs whole arithmetic trees is SAT's job on the whole unit).  Returns the
+    verdict's method, or None when unproved."""
     cell = re.search(r"-cell (\S+)", line).group(1)
     ports = set(ports)
     differ: set[str] = set()
@@ -193,7 +196,7 @@ def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=
                 "select -set reach @start %co*:-$equiv[A,B]",
                 "select -set eqs @reach %co1:+$equiv[B] t:$equiv %i",
                 "select -assert-min 1 @eqs",
-                *prove, "equiv_status @eqs"], timeout=left)
+                *prove, "equiv_status @eqs"], timeout=min(left, round_timeout))
         except (RuntimeError, subprocess.TimeoutExpired):
             return None
         new = _equiv_names(log) - differ
