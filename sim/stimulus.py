@@ -429,6 +429,9 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
         classes = list(class_codes(sfmt).values())
         rows = [(pa, pb, ca, cb) for pa, pb in (product_sweep(lanes), single_products(lanes))
                 for ca in classes for cb in classes]
+        codes, vals = scale_values(sfmt)  # every product alone at the extreme scales: the
+        for c in (codes[[np.argmin(vals)]], codes[[np.argmax(vals)]]):  # sum 1 reaches rounding
+            rows.append((*single_products(lanes), c, c))
         inputs = spec.random_inputs(rng, n + sum(len(r[0]) for r in rows))
         k = n
         for pa, pb, ca, cb in rows:  # every product, in every lane and alone, under every
