@@ -203,14 +203,14 @@ def fouroversix_errors(params, x_bits) -> tuple[np.ndarray, ...]:
     scale codes, from the golden model's quantization under each M."""
     fdt, _ = input_dtype(params["input_format"])
     x = np.asarray(x_bits).view(fdt).astype(np.float64)
-    opts = dict(scale=params["scale_format"], block_size=x.shape[-1],
+    opts = dict(scale_format=params["scale_format"], block_size=x.shape[-1],
                 prevent_zero=params["prevent_zero"])
     amax = np.abs(x).max(axis=1)
     _, eb = np.frexp(np.where(amax > 0, amax, 1.0))
     unit = np.ldexp(1.0, params["error_frac_bits"] - eb + 1)[:, None]  # 2**(F - Eb)
     xs = np.floor(np.abs(x) * unit)
     out = []
-    for M in golden.BlockFormat(scale=params["scale_format"]).candidates:
+    for M in golden.BlockFormat(scale_format=params["scale_format"]).candidates:
         q = golden.quantize(x.astype(fdt), M=M, **opts)
         d = xs - np.floor(np.abs(q.dequantize().astype(np.float64)) * unit)
         out.append(((d * d).sum(1) if params["metric"] == "mse" else np.abs(d).sum(1),
@@ -415,7 +415,7 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
         inputs["x"] = x.astype(probe["x"].dtype)
         if "scale" in probe:  # the element quantizer: mostly the abs-max scale, some random
             fdt, _ = input_dtype(fmt["input_format"])
-            s = golden.quantize(x.view(fdt), scale=sfmt, block_size=block).scale_codes[:, 0]
+            s = golden.quantize(x.view(fdt), scale_format=sfmt, block_size=block).scale_codes[:, 0]
             codes, _ = scale_values(sfmt, positive=False)
             s = np.where(rng.random(len(x)) < 0.25, rng.choice(codes, len(x)), s)
             inputs["scale"] = s.astype(probe["scale"].dtype)
