@@ -32,9 +32,26 @@ def client(jobs: int = 1, scheduler: str | None = None) -> Iterator:
         yield c
 
 
+@contextlib.contextmanager
+def local(jobs: int) -> Iterator[str | None]:
+    """The address of a ``LocalCluster`` of ``jobs`` one-thread worker processes, for several
+    sweeps to share (pass it as ``scheduler``); None for ``jobs=1``.  Closed on exit."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1:
+        yield None
+        return
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
 def as_completed(fn: Callable, items: Iterable, *, jobs: int = 1, scheduler: str | None = None,
-                 desc: str = "jobs", unit: str = "job", progress: bool = True) -> Iterator:
-    """(index, fn(item)) for every item as each finishes, with a progress bar."""
+                 desc: str = "jobs", unit: str = "job", progress: bool = True,
+                 priority: int = 0) -> Iterator:
+    """(index, fn(item)) for every item as each finishes, with a progress bar; on a cluster
+    shared by several sweeps, tasks of a higher ``priority`` start first."""
     items = list(items)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)
     try:
@@ -45,7 +62,7 @@ def as_completed(fn: Callable, items: Iterable, *, jobs: int = 1, scheduler: str
                     bar.update()
                 return
             from distributed import as_completed as completed
-            futures = c.map(fn, items, pure=False)
+            futures = c.map(fn, items, pure=False, priority=priority)
             index = {f.key: i for i, f in enumerate(futures)}
             for fut in completed(futures):
                 yield index[fut.key], fut.result()
