@@ -9,7 +9,6 @@ Every number in the prose is read from the tables of the same run.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import dataclasses
@@ -217,8 +216,8 @@ class Report:
 
     # -- RTL, regression, synthesis ---------------------------------------------------------
     def rtl(self, sec: Section):
-        from finescale.hw import cli as hwcli
         from finescale.hw import units
+        from finescale.hw.emit import emit
 
         from finescale import cluster
 
@@ -228,7 +227,7 @@ class Report:
         if not self.full:  # what the quick regression and synthesis read, nothing else
             keep = {s.name for s in quick_regression(specs) + quick_synthesis(specs)}
             specs = [s for s in specs if s.name in keep]
-        cluster.map_progress(functools.partial(hwcli.write_unit, out=d), specs,
+        cluster.map_progress(functools.partial(emit, out_dir=d), specs,
                              scheduler=self.scheduler, progress=False)
         (d / "manifest.json").write_text(json.dumps({"names": [s.name for s in specs]}, indent=1))
         self.specs = specs
@@ -506,7 +505,7 @@ class Report:
                                area=area, delay=costs["delay_ps"],
                                weight_rows=None, extras=self.full, progress=False)
         sec.paragraphs.append(
-            f"{len(res['names'])} scale selectors (method= names of the golden model), E4M3 "
+            f"{len(res['names'])} scale selectors (rule= names of the golden model), E4M3 "
             f"scales, {len(sigmas)} sigmas in [0.0005, 0.05], {nblocks} N(0, sigma^2) blocks "
             f"a point, block sizes {', '.join(map(str, blocks))}.  Cost: sky130 area of the "
             "combinational unit from this run's synthesis where the unit was synthesized "
@@ -587,28 +586,6 @@ def area_per_element(rows) -> dict:
 
 class _Skip(Exception):
     """A stage that cannot run here (say, optional dependencies missing)."""
-
-
-def register(sub) -> None:
-    p = sub.add_parser("report", help="the whole design-space report in one command",
-                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="full", action="store_false", default=False,
-                      help="reduced study and regression (the default, minutes)")
-    mode.add_argument("--full", dest="full", action="store_true",
-                      help="paper-size study, full regression and synthesis matrix")
-    p.add_argument("--out", type=Path, default=Path("results/report"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    p.add_argument("--jobs", type=int, default=2,
-                   help="worker processes (one Dask cluster: RTL generation, regression, "
-                   "mutants and synthesis; with 1, the stages run one after another here)")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be positive, got {args.jobs}")
-    return make_report(args.out, full=args.full, seed=args.seed, jobs=args.jobs)
 
 
 def make_report(out: Path, *, full: bool = False, seed: int = 0, jobs: int = 2) -> int:

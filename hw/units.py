@@ -37,21 +37,21 @@ class Unit:
     defaults: dict
 
 
-def _default_method(params):
+def _default_rule(params):
     return golden.blockformat.scale_rule(params["scale_format"])
 
 
 def _build_scale(p):
     from .scale import ScaleUnit
     return ScaleUnit(scale_format=p["scale_format"], block_size=p["block_size"],
-                     input_format=p["input_format"], method=p["method"],
+                     input_format=p["input_format"], rule=p["rule"],
                      prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
 def _build_quantizer(p):
     from .quantizer import Quantizer
     return Quantizer(scale_format=p["scale_format"], block_size=p["block_size"],
-                     input_format=p["input_format"], method=p["method"],
+                     input_format=p["input_format"], rule=p["rule"],
                      prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
@@ -78,12 +78,12 @@ def _build_4o6(p):
 
 def _build_selector(p):
     from .selector import CandidateSearch
-    return CandidateSearch(**{k: p[k] for k in ("method", "scale_format", "block_size",
+    return CandidateSearch(**{k: p[k] for k in ("rule", "scale_format", "block_size",
                                                 "input_format", "prevent_zero", "pipelined")})
 
 
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
-_SCALE = dict(_BLOCK, method=None, prevent_zero=False)
+_SCALE = dict(_BLOCK, rule=None, prevent_zero=False)
 
 UNITS: dict[str, Unit] = {
     "scale": Unit(_build_scale, _SCALE),
@@ -92,7 +92,7 @@ UNITS: dict[str, Unit] = {
     "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8)),
     "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, lanes=None, accumulate=False,
                                  headroom=16, stages=None)),
-    "selector": Unit(_build_selector, dict(_SCALE, method="kc-m6_4-up")),
+    "selector": Unit(_build_selector, dict(_SCALE, rule="kc-m6_4-up")),
 }
 
 
@@ -127,8 +127,8 @@ class UnitSpec:
                              f"it takes {sorted(defaults)}")
         p = dict(defaults)
         p.update(self.params)
-        if "method" in p and p["method"] is None:
-            p["method"] = _default_method(p)
+        if "rule" in p and p["rule"] is None:
+            p["rule"] = _default_rule(p)
         if self.unit == "dot":  # resolve the defaults the component would pick
             if p["accumulate"] is True:
                 p["accumulate"] = "kulisch"
@@ -155,8 +155,8 @@ class UnitSpec:
                  p["scale_format"].replace("-", "_"), f"b{p['block_size']}"]
         if "input_format" in p:
             parts.append(p["input_format"])
-        if "method" in p:
-            parts.append(re.sub(r"\W", "", p["method"]))  # a Verilog-safe tag of the rule
+        if "rule" in p:
+            parts.append(re.sub(r"\W", "", p["rule"]))  # a Verilog-safe tag of the rule
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
