@@ -77,10 +77,12 @@ def measure(spec, inputs: dict, outputs: dict) -> dict[str, list]:
 
 def fp32_classes(bits) -> np.ndarray:
     """'zero', 'subnormal', 'normal', '+inf', '-inf' or 'nan' for FP32 bit patterns."""
+    f = golden.formats.get_input("fp32")
     bits = np.asarray(bits, np.uint32)
-    exp, man = (bits >> 23) & 0xFF, bits & 0x7FFFFF
-    inf = np.where(bits >> 31, "-inf", "+inf")
-    return np.select([(exp == 0) & (man == 0), exp == 0, exp < 255, man == 0],
+    top = (1 << f.ebits) - 1
+    exp, man = (bits >> f.mbits) & top, bits & ((1 << f.mbits) - 1)
+    inf = np.where(bits >> (f.ebits + f.mbits), "-inf", "+inf")
+    return np.select([(exp == 0) & (man == 0), exp == 0, exp < top, man == 0],
                      ["zero", "subnormal", "normal", inf], "nan")
 
 

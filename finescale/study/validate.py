@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from finescale import golden
-from finescale.study.sigmas import REGION_B
+from finescale.study.sigmas import REGION_SIGMA
 
 DEFAULT_RECIPES = ["paper-e4m3", "paper-e4m3-pz", "paper-e4m3-4o6", "paper-e4m3-h",
                    "paper-ue5m3"]
-DEFAULT_SIGMAS = ["A=0.001", f"B={REGION_B:g}", "C=0.02"]
+DEFAULT_SIGMAS = [f"{region}={sigma:g}" for region, sigma in REGION_SIGMA.items()]
 #: the MSE study's rules; a scale format below adds its own options
 RULES = golden.blockformat.LABELS
 SCALES = {
