@@ -528,7 +528,7 @@ class Report:
             f"Mode {'full' if self.full else 'quick'}, seed {self.seed}, {seconds:.0f} s in all."
             + (f"  {' and '.join(overlap)} ran side by side, their tasks on one Dask cluster "
                f"of {self.jobs} worker processes, so their times overlap (each from its start "
-               "to its end); Yosys's first-call compile ran during the study." if overlap
+               "to its end); Yosys's first-call compile started with the study." if overlap
                else "")],
             tables=[("Stages", ["stage", "status", "start (s)", "seconds"],
                      [(s.title, s.status, f"{s.start:.1f}", f"{s.seconds:.1f}")
