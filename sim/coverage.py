@@ -24,7 +24,8 @@ import numpy as np
 from finescale import golden
 from finescale.golden import selectors
 
-from .stimulus import input_dtype, overflow_run, scale_classes, scale_values, to_bits
+from .stimulus import (fouroversix_errors, input_dtype, overflow_run, scale_classes,
+                       scale_values, to_bits)
 
 REGION_NAMES = {"zero": "A", "subnormal": "B", "normal": "C", "max": "saturated"}
 
@@ -89,23 +90,11 @@ def fp32_classes(bits) -> np.ndarray:
 def fouroversix_ties(spec, x_bits) -> np.ndarray:
     """Per block: the two 4-over-6 candidates differ (scale code) but their block errors,
     in the unit's fixed point, are equal (the tie the unit resolves to 6)."""
-    p = spec.params
-    fdt, _ = input_dtype(p["input_format"])
-    x = np.asarray(x_bits).view(fdt).astype(np.float64)
-    opts = dict(scale_format=p["scale_format"], block_size=x.shape[-1], prevent_zero=p["prevent_zero"])
-    m6, m4 = golden.BlockFormat(scale_format=p["scale_format"]).candidates
-    q6 = golden.quantize(x.astype(fdt), M=m6, **opts)
-    q4 = golden.quantize(x.astype(fdt), M=m4, **opts)
-    amax = np.abs(x).max(axis=1)
-    _, eb = np.frexp(np.where(amax > 0, amax, 1.0))
-    unit = np.ldexp(1.0, p["error_frac_bits"] - eb + 1)[:, None]  # 2**(F - Eb)
-    xs = np.floor(np.abs(x) * unit)
-    errs = []
-    for q in (q6, q4):
-        y = np.floor(np.abs(q.dequantize().astype(np.float64)) * unit)
-        d = xs - y
-        errs.append((d * d).sum(1) if p["metric"] == "mse" else np.abs(d).sum(1))
-    return (amax > 0) & (q6.scale_codes[:, 0] != q4.scale_codes[:, 0]) & (errs[0] == errs[1])
+    x_bits = np.asarray(x_bits)
+    e6, e4, s6, s4 = fouroversix_errors(spec.params, x_bits)
+    fdt, _ = input_dtype(spec.params["input_format"])
+    amax = np.abs(x_bits.view(fdt).astype(np.float64)).max(axis=1)
+    return (amax > 0) & (s6 != s4) & (e6 == e4)
 
 
 def _result_classes(params) -> list[str]:

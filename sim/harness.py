@@ -179,22 +179,39 @@ def hex_lines(values, width: int, lanes: int | None = None) -> bytes:
     return text.tobytes()
 
 
+def _fixed_width(text: bytes, digits: int) -> np.ndarray | None:
+    """The (rows, digits) hex digits of ``text`` when it is lines of exactly ``digits`` digits
+    (as Verilator's ``$writememh`` writes them), read in one step; else None."""
+    n = len(text) // (digits + 1)
+    if n * (digits + 1) != len(text) or text[digits::digits + 1] != b"\n" * n:
+        return None
+    return np.frombuffer(text, np.uint8).reshape(n, digits + 1)[:, :digits]
+
+
 def parse_hex(text: bytes, width: int, lanes: int | None = None) -> np.ndarray:
     """Inverse of :func:`hex_lines` for ``$writememh`` output (comments and ``@`` lines skipped):
     (rows,) uint64, (rows, lanes) uint64, or Python ints (object) for ports wider than 64 bits."""
-    words = [w for line in text.split(b"\n") for w in [line.split(b"//")[0].strip()]
-             if w and not w.startswith(b"@")]
     digits = -(-width // 4)
-    if lanes is None and width > 64:
-        return np.array([int(w, 16) for w in words] + [0], dtype=object)[:-1]
-    raw = np.frombuffer(b"".join(w.rjust(digits, b"0") for w in words), np.uint8)
-    nib = _NIBBLE[raw].reshape(len(words), digits)
-    if (nib == 255).any():
-        raise ValueError("response file holds a non-hex digit (an X or Z output?)")
-    bits = ((nib[:, ::-1, None] >> np.arange(4, dtype=np.uint8)) & 1).reshape(len(words), -1)
     n_lanes = lanes or 1
     lw = width // n_lanes
-    bits = bits[:, :width].reshape(len(words), n_lanes, lw).astype(np.uint64)
+    raw = None if lanes is None and width > 64 else _fixed_width(text, digits)
+    if raw is None:
+        words = [w for line in text.split(b"\n") for w in [line.split(b"//")[0].strip()]
+                 if w and not w.startswith(b"@")]
+        if lanes is None and width > 64:
+            return np.array([int(w, 16) for w in words] + [0], dtype=object)[:-1]
+        raw = np.frombuffer(b"".join(w.rjust(digits, b"0") for w in words), np.uint8)
+        raw = raw.reshape(len(words), digits)
+    nib = _NIBBLE[raw]
+    if (nib == 255).any():
+        raise ValueError("response file holds a non-hex digit (an X or Z output?)")
+    if lw % 4 == 0 and digits * 4 == width:  # whole nibbles a lane: no bit unpacking
+        per = lw // 4
+        lane_nib = nib[:, ::-1].reshape(len(nib), n_lanes, per).astype(np.uint64)
+        vals = (lane_nib << (4 * np.arange(per, dtype=np.uint64))).sum(-1, dtype=np.uint64)
+        return vals if lanes else vals[:, 0]
+    bits = ((nib[:, ::-1, None] >> np.arange(4, dtype=np.uint8)) & 1).reshape(len(nib), -1)
+    bits = bits[:, :width].reshape(len(nib), n_lanes, lw).astype(np.uint64)
     vals = (bits << np.arange(lw, dtype=np.uint64)).sum(-1, dtype=np.uint64)
     return vals if lanes else vals[:, 0]
 

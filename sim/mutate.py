@@ -8,14 +8,18 @@ makes mutation k active when the new input ``mutsel`` equals k (0: the unit as
 emitted), so Verilator compiles once per unit and :mod:`.mutant_tb` selects
 each mutant by driving ``mutsel`` and runs the regression's stimulus and
 scoreboard on it.  A surviving mutant is then checked for equivalence with the
-original (Yosys ``miter -equiv`` + ``sat``; ``-tempinduct`` for clocked units):
-proved equivalent it is no test gap; otherwise it is listed as a survivor with
-Yosys's verdict.  Results: ``mutate.csv`` / ``.json`` / ``.md`` (kill rate per
+original: first on its mutated cone alone (:func:`cone_equivalent`: ``equiv_make``
+matches every named signal of the two copies, ``equiv_simple`` / ``equiv_induct``
+prove the signals where the possibly differing logic meets the rest, round by
+round), then on the whole unit (``miter`` + ``sat``; ``-tempinduct`` for clocked
+units): proved equivalent it is no test gap; otherwise it is listed as a survivor
+with Yosys's verdict.  Results: ``mutate.csv`` / ``.json`` / ``.md`` (kill rate per
 unit kind over the non-equivalent mutants).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -23,7 +27,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from tqdm import tqdm
 
 from finescale.hw import emit
 from finescale.hw.units import spec as unit_spec
@@ -97,12 +100,14 @@ def build_bundle(emitted, workdir: Path, mutations: list[str]) -> emit.Emitted:
 
 
 def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
-                     depth: int = 12, timeout: float = 60) -> str:
+                     depth: int = 12, timeout: float = 60, cone: bool = True) -> str:
     """Yosys's verdict on ``mutation`` vs the unit, compared as the scoreboard compares
     them (:func:`.formal.wrapper`: ``valid_out`` every cycle, the data outputs while it
     is high): 'equivalent (...)' when proved, else 'differs' (a counterexample: its inputs
     in ``workdir/yosys.log`` and, as a WaveJSON trace, ``workdir/cx.json``) or
-    'unproved (...)' (induction failed, or no answer in ``timeout`` seconds)."""
+    'unproved (...)' (induction failed, or no answer in ``timeout`` seconds).  First (unless
+    ``cone`` is False) on the mutated cone alone (:func:`cone_equivalent`, rounds of small
+    proofs, ``3 * timeout`` seconds in all), then on the whole unit."""
     from .formal import wrapper
 
     top = emitted.name
@@ -112,6 +117,10 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     (workdir / "equiv_top.v").write_text(
         wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
+    method = cone and cone_equivalent(workdir, top, line, clocked=clocked, timeout=3 * timeout,
+                                      ports={q["name"] for q in emitted.sidecar["ports"]})
+    if method:
+        return f"equivalent ({method})"
     if clocked and _step_equivalent(workdir, top, line, timeout):
         return ("equivalent (state everted: the same next state and outputs for every state "
                 "and input, miter + sat)")
@@ -136,6 +145,75 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
         raise
     return ("equivalent (valid-qualified miter + sat -tempinduct)" if clocked else
             "equivalent (valid-qualified miter + sat, all inputs)")
+
+
+def _equiv_names(log: str) -> set[str]:
+    """Signal names of the unproven ``$equiv`` cells ``equiv_status`` lists (gate side)."""
+    return {m.group(1) for m in
+            re.finditer(r"^\s*Unproven \$equiv [^\n]*? \\(\S+?)_gate(?= |$)", log, re.M)}
+
+
+def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=(),
+                    timeout: float = 60, rounds: int = 40, round_timeout: float = 30
+                    ) -> str | None:
+    """Prove the mutant (``line`` applied to a copy of ``top``) equal to the unit on the
+    mutated cone only, with Yosys's ``equiv_make`` / ``equiv_simple`` (``equiv_induct`` for
+    clocked units): every signal both copies name is a cut point, so each SAT call sees the
+    logic between two named signals, never a whole multiplier tree.
+
+    Round by round a set D of signals that may differ grows from the mutated cell: the
+    ``$equiv`` cells where the logic driven by D meets a named signal (the frontier) are
+    proved with D's signals left unmatched (``equiv_make -blacklist``), the unproven join D.
+    When a round proves its whole frontier, every signal outside D is equal (each is a
+    function of equal signals: unaffected ones are the same logic on the same inputs, the
+    others were proved) and so are the outputs, which are never in D; an output joining D
+    ends it unproved, and so does a round over ``round_timeout`` seconds (a frontier whose
+    proof needs whole arithmetic trees is SAT's job on the whole unit).  Returns the
+    verdict's method, or None when unproved."""
+    cell = re.search(r"-cell (\S+)", line).group(1)
+    ports = set(ports)
+    differ: set[str] = set()
+    deadline = time.monotonic() + timeout
+    prove = ["equiv_simple -seq 2 @eqs", "equiv_induct -seq 2 @eqs"] if clocked else [
+        "equiv_simple @eqs"]
+    for k in range(rounds):
+        # public names (Amaranth's ``\$12`` included) with their backslash: equiv_make
+        # takes a name that starts with ``$`` as a private one otherwise
+        (workdir / "differ.txt").write_text("".join(f"\\{n}\n" for n in sorted(differ)))
+        starts = [f"equiv/c:{_sel(cell + '_gate')}"] + [
+            f"equiv/w:{_sel(n + '_gate')}" for n in sorted(differ)]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            log = _yosys(workdir, "cone.ys", _read(top) + [
+                f"copy {top} mutant", line, "opt_clean",
+                f"equiv_make -blacklist differ.txt {top} mutant equiv", "hierarchy -top equiv",
+                "select -set start " + " ".join(starts),
+                # every name found (a pattern that matched nothing would prove nothing)
+                f"select -assert-count {len(starts)} @start",
+                # forward from the differing logic up to the named signals it reaches
+                "select -set reach @start %co*:-$equiv[A,B]",
+                "select -set eqs @reach %co1:+$equiv[B] t:$equiv %i",
+                "select -assert-min 1 @eqs",
+                *prove, "equiv_status @eqs"], timeout=min(left, round_timeout))
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return None
+        new = _equiv_names(log) - differ
+        if not new:
+            return (f"mutated cone, equiv_make + equiv_simple{' + equiv_induct' if clocked else ''}"
+                    f", {k + 1} round{'s' if k else ''}, {len(differ)} differing signal"
+                    f"{'s' if len(differ) != 1 else ''}")
+        if new & ports:
+            return None
+        differ |= new
+    return None
+
+
+def _sel(name: str) -> str:
+    """A Yosys selection pattern that matches exactly one name (public or private): every
+    character a pattern or Yosys gives a meaning (``* ? [ ] \\ $``) escaped."""
+    return re.sub(r"([*?\[\]\\$])", r"\\\1", name)
 
 
 def _step_equivalent(workdir: Path, top: str, line: str, timeout: float) -> bool:
@@ -205,7 +283,8 @@ def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="veril
     t0 = time.perf_counter()
     muts = list_mutations(em, wd / "yosys", n, seed)
     bundle = build_bundle(em, wd / "yosys", muts)
-    run = dict(sim=sim, seed=seed, vectors=vectors, build_root=wd / "sim", store=store)
+    # one build root for every kind: the Verilator runtime objects are compiled once
+    run = dict(sim=sim, seed=seed, vectors=vectors, build_root=workdir / "sim", store=store)
     first = _run_bundle(bundle, range(1, len(muts) + 1), **run)
     t1 = time.perf_counter()
     rows = [{"kind": kind, "name": spec.name, "mutant": r["mutant"],
@@ -267,18 +346,29 @@ def write_tables(rows, summaries, out: Path) -> None:
     (out / "mutate.md").write_text("\n".join(md) + "\n")
 
 
+def _run_kind(kind, **kwargs):
+    return run_kind(KINDS[kind], **kwargs)
+
+
 def campaign(kinds=None, *, mutants=50, seed=1, vectors=300, out="results/mutate",
-             workdir="sim_build/mutate", progress=True, prove=True, learn=False):
-    """The campaign over ``kinds`` (all of :data:`KINDS` when None); returns (rows, summaries)."""
+             workdir="sim_build/mutate", progress=True, prove=True, learn=False, jobs=1,
+             scheduler=None):
+    """The campaign over ``kinds`` (all of :data:`KINDS` when None), ``jobs`` kinds at a time
+    as Dask tasks (or on the Dask cluster at ``scheduler``); returns (rows, summaries) in the
+    kinds' order."""
+    from finescale import cluster
     kinds = list(kinds or KINDS)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown unit kind(s) {unknown}; choose from {list(KINDS)}")
-    rows, sums = [], []
-    for k in tqdm(kinds, desc="mutate", unit="unit", disable=not progress):
-        r, s = run_kind(KINDS[k], n=mutants, seed=seed, vectors=vectors,
-                        workdir=Path(workdir).resolve(), prove=prove, learn=learn)
-        rows += r
-        sums.append(s)
-        write_tables(rows, sums, Path(out))
-    return rows, sums
+    if learn and (jobs > 1 or scheduler):
+        raise ValueError("--learn writes the directed vectors: run it with --jobs 1")
+    one = functools.partial(_run_kind, n=mutants, seed=seed, vectors=vectors,
+                            workdir=Path(workdir).resolve(), prove=prove, learn=learn)
+    done = {}
+    for i, result in cluster.as_completed(one, kinds, jobs=jobs, scheduler=scheduler,
+                                          desc="mutate", unit="unit", progress=progress):
+        done[i] = result
+        write_tables([r for k in sorted(done) for r in done[k][0]],
+                     [done[k][1] for k in sorted(done)], Path(out))
+    return ([r for k in sorted(done) for r in done[k][0]], [done[k][1] for k in sorted(done)])

@@ -10,9 +10,13 @@ heavy tails (Student-t, Laplace), log-uniform magnitudes over the whole input
 range, all-zero blocks, single-outlier blocks, exact element midpoint ties
 (x = S * {0.25, 0.75, ..., 5} with one element 6 S so abs-max picks S),
 blocks that saturate the scale format, and input subnormals.
-Sweeps: every scale code as an abs-max outcome, every finite BF16 amax through
-the scale unit (:func:`amax_sweep`), every BF16 pattern through the element
-quantizer, every FP4 x FP4 product for each scale-pair class.  The
+Sweeps: every scale code as an abs-max outcome and every RoundSF tie of amax / M,
+every element midpoint and its neighbours at every scale value (:func:`midpoint_sweep`),
+every finite BF16 amax through the scale and 4-over-6 units (:func:`amax_sweep`),
+every BF16 pattern through the element quantizer, every FP4 x FP4 product in every
+lane and alone in a block, for each scale-pair class.  The 4-over-6 unit also gets
+blocks whose two candidates' errors tie or nearly tie, in every scale class
+(:func:`fouroversix_corners`).  The
 FP32-accumulating dot product also gets :func:`fp32_corners`, block sequences
 that reach each corner of its rounding (ties both ways, a carry out of the
 significand, cancellation, zeros of both signs, overflow, subnormals, NaN).
@@ -134,13 +138,16 @@ def mixed_blocks(rng, n: int, block_size: int, *, kinds=KINDS, **fmt) -> np.ndar
 
 def scale_sweep(rng, block_size: int, *, scale_format="e4m3", input_format="bf16",
                 M=ELEMENT_MAX) -> np.ndarray:
-    """One block per scale value S with amax = M S (and its input-format neighbours).
+    """One block per scale value S with amax = M S, one per midpoint S of two neighbouring
+    scale values (a tie of RoundSF(amax / M) where M S is exact), and their input-format
+    neighbours.
 
     Under abs-max every scale code is the outcome of one of these blocks; the
-    neighbours one ulp above and below exercise the rounding of amax / M.
+    midpoints and the neighbours one ulp above and below exercise the rounding of amax / M.
     """
     _, vals = scale_values(golden.get(scale_format))
     fdt, _ = input_dtype(input_format)
+    vals = np.r_[vals, (vals[:-1] + vals[1:]) / 2]  # and the ties of RoundSF(amax / M)
     with np.errstate(over="ignore"):
         amax = (vals * M).astype(fdt)
     amax = amax[np.isfinite(amax.astype(np.float64))]
@@ -151,6 +158,32 @@ def scale_sweep(rng, block_size: int, *, scale_format="e4m3", input_format="bf16
     x = _signs(rng, (len(amax), block_size)) * amax[:, None] * rng.random((len(amax), block_size))
     x[np.arange(len(amax)), rng.integers(0, block_size, len(amax))] = amax
     return x.astype(fdt).astype(np.float64)
+
+
+def midpoint_sweep(block_size: int, *, scale_format="e4m3", input_format="bf16") -> np.ndarray:
+    """Every element rounding midpoint m at every positive scale value S, and its input-format
+    neighbours one ulp above and below: blocks of ``x = S m`` values (float64) whose lane 0 is
+    the element maximum times S, so abs-max gives the scale S.  With a subnormal S the
+    neighbours sit closer to the midpoint than the scale's significand resolves, the case a
+    lane's tie test (``top == threshold`` with nonzero bits below) decides."""
+    if block_size < 2:
+        raise ValueError(f"the midpoint sweep needs blocks of 2 or more, got {block_size}")
+    _, vals = scale_values(golden.get(scale_format))
+    fdt, _ = input_dtype(input_format)
+    with np.errstate(over="ignore"):
+        mid = (vals[:, None] * MIDPOINTS[None, :]).astype(fdt)
+        top = (vals * ELEMENT_MAX).astype(fdt)
+    ok = np.isfinite(top.astype(np.float64)) & (top.astype(np.float64) == vals * ELEMENT_MAX)
+    mid, top = mid[ok], top[ok]
+    up = np.nextafter(mid, np.array(np.inf, fdt))
+    down = np.nextafter(mid, np.array(0, fdt))
+    lanes = np.concatenate([mid, up, down], axis=1).astype(np.float64)  # per S: its values
+    per = block_size - 1
+    pad = -lanes.shape[1] % per
+    lanes = np.pad(lanes, ((0, 0), (0, pad))).reshape(len(lanes), -1, per)
+    head = np.broadcast_to(top.astype(np.float64)[:, None, None], (*lanes.shape[:2], 1))
+    x = np.concatenate([head, lanes], axis=2).reshape(-1, block_size)
+    return x[np.isfinite(x).all(axis=1)]
 
 
 def amax_sweep(rng, block_size: int) -> np.ndarray:
@@ -164,6 +197,55 @@ def amax_sweep(rng, block_size: int) -> np.ndarray:
     return x | (rng.integers(0, 2, x.shape) << 15).astype(np.uint16)
 
 
+def fouroversix_errors(params, x_bits) -> tuple[np.ndarray, ...]:
+    """(e6, e4, s6, s4) a block: the two 4-over-6 candidates' block errors in the unit's fixed
+    point (``error_frac_bits``, ``metric``; see :mod:`finescale.hw.fouroversix`) and their
+    scale codes, from the golden model's quantization under each M."""
+    fdt, _ = input_dtype(params["input_format"])
+    x = np.asarray(x_bits).view(fdt).astype(np.float64)
+    opts = dict(scale_format=params["scale_format"], block_size=x.shape[-1],
+                prevent_zero=params["prevent_zero"])
+    amax = np.abs(x).max(axis=1)
+    _, eb = np.frexp(np.where(amax > 0, amax, 1.0))
+    unit = np.ldexp(1.0, params["error_frac_bits"] - eb + 1)[:, None]  # 2**(F - Eb)
+    xs = np.floor(np.abs(x) * unit)
+    out = []
+    for M in golden.BlockFormat(scale_format=params["scale_format"]).candidates:
+        q = golden.quantize(x.astype(fdt), M=M, **opts)
+        d = xs - np.floor(np.abs(q.dequantize().astype(np.float64)) * unit)
+        out.append(((d * d).sum(1) if params["metric"] == "mse" else np.abs(d).sum(1),
+                    q.scale_codes[:, 0]))
+    (e6, s6), (e4, s4) = out
+    return e6, e4, s6, s4
+
+
+def fouroversix_corners(rng, n: int, block_size: int, params) -> np.ndarray:
+    """Up to ``n`` blocks (float64) whose two 4-over-6 candidates have equal block errors (a tie,
+    kept at 6) and the ``n`` whose errors are nearest, in every scale class: blocks of
+    element-grid values times ``CANDIDATES[0] / CANDIDATES[1]`` (between the two grids) times a
+    scale value of the class, jittered, searched with :func:`fouroversix_errors`."""
+    sfmt = golden.get(params["scale_format"])
+    grid = _E2M1 * CANDIDATES[0] / CANDIDATES[1]
+    fdt, _ = input_dtype(params["input_format"])
+    picked = []
+    for codes in class_codes(sfmt).values():
+        m = 32 * n
+        s = sfmt.table[rng.choice(codes, (m, 1))]
+        x = s * rng.choice(grid, (m, block_size)) * (1 + rng.normal(0, 0.03, (m, block_size)))
+        x = (_signs(rng, x.shape) * x).astype(fdt)
+        x = x[np.isfinite(x.astype(np.float64)).all(axis=1)]
+        if not len(x):
+            continue
+        _, bits = input_dtype(params["input_format"])
+        e6, e4, s6, s4 = fouroversix_errors(params, x.view(bits))
+        apart = np.where(s6 != s4, np.abs(e6 - e4), np.inf)
+        near = np.flatnonzero((apart > 0) & np.isfinite(apart))
+        near = near[np.argsort(apart[near], kind="stable")]
+        picked += [x[np.flatnonzero(apart == 0)[:n]], x[near[:n]]]
+    return (np.concatenate(picked).astype(np.float64) if picked
+            else np.zeros((0, block_size)))
+
+
 def element_sweep(block_size: int, input_format="bf16") -> np.ndarray:
     """Every finite BF16 bit pattern once, cut into blocks (uint16; needs bf16 input)."""
     if input_format != "bf16":
@@ -175,12 +257,20 @@ def element_sweep(block_size: int, input_format="bf16") -> np.ndarray:
 
 
 def product_sweep(lanes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (a, b) pair of 4-bit codes, ``lanes`` a row: (a, b) uint8 arrays of shape (rows, lanes)."""
-    a, b = np.divmod(np.arange(256), 16)
-    pad = -256 % lanes
-    a = np.concatenate([a, np.zeros(pad, int)]).reshape(-1, lanes)
-    b = np.concatenate([b, np.zeros(pad, int)]).reshape(-1, lanes)
+    """Every (a, b) pair of 4-bit codes in every lane: 256 rows of ``lanes`` lanes, lane ``l``
+    of row ``r`` the pair ``(r + 17 l) mod 256`` ((a, b) uint8 arrays of shape (256, lanes))."""
+    pair = (np.arange(256)[:, None] + 17 * np.arange(lanes)[None, :]) % 256
+    a, b = np.divmod(pair, 16)
     return a.astype(np.uint8), b.astype(np.uint8)
+
+
+def single_products(lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (a, b) pair of 4-bit codes alone in a block (the other lanes code 0): the sum is
+    one product, so every table entry, the smallest included, reaches the rounding alone."""
+    a, b = np.zeros((256, lanes), np.uint8), np.zeros((256, lanes), np.uint8)
+    r = np.arange(256)
+    a[r, r % lanes], b[r, r % lanes] = np.divmod(r, 16)
+    return a, b
 
 
 def scale_classes(sfmt, codes) -> np.ndarray:
@@ -311,8 +401,13 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
         block = probe["x"].shape[-1]
         x = [mixed_blocks(rng, n, block, **fmt)]
         x += [scale_sweep(rng, block, M=m, **fmt) for m in CANDIDATES]
+        if block > 1:  # every element midpoint (and its neighbours) at every scale
+            x.append(midpoint_sweep(block, **fmt))
         x = to_bits(np.concatenate(x), fmt["input_format"])
-        if spec.unit == "scale" and fmt["input_format"] == "bf16":
+        if spec.unit == "4o6":  # candidate-error ties and near ties in every scale class
+            x = np.concatenate([x, to_bits(fouroversix_corners(rng, 64, block, params),
+                                           fmt["input_format"])])
+        if spec.unit in ("scale", "4o6") and fmt["input_format"] == "bf16":
             x = np.concatenate([x, amax_sweep(rng, block)])
         if full and "scale" in probe and fmt["input_format"] == "bf16":
             x = np.concatenate([x, element_sweep(block)])
@@ -332,11 +427,15 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
     if {"a", "b", "scale_a", "scale_b"} <= probe.keys():
         lanes = probe["a"].shape[-1]
         classes = list(class_codes(sfmt).values())
-        pa, pb = product_sweep(lanes)
-        rows = [(pa, pb, ca, cb) for ca in classes for cb in classes]
-        inputs = spec.random_inputs(rng, n + len(rows) * len(pa))
+        rows = [(pa, pb, ca, cb) for pa, pb in (product_sweep(lanes), single_products(lanes))
+                for ca in classes for cb in classes]
+        codes, vals = scale_values(sfmt)  # every product alone at the extreme scales: the
+        for c in (codes[[np.argmin(vals)]], codes[[np.argmax(vals)]]):  # sum 1 reaches rounding
+            rows.append((*single_products(lanes), c, c))
+        inputs = spec.random_inputs(rng, n + sum(len(r[0]) for r in rows))
         k = n
-        for pa, pb, ca, cb in rows:  # every product under every scale-pair class
+        for pa, pb, ca, cb in rows:  # every product, in every lane and alone, under every
+            # scale-pair class
             sl = slice(k, k + len(pa))
             inputs["a"][sl], inputs["b"][sl] = pa, pb
             inputs["scale_a"][sl] = rng.choice(ca, len(pa))

@@ -74,16 +74,72 @@ def test_element_and_product_sweeps_are_exhaustive():
     e = stimulus.element_sweep(16)
     assert len(np.unique(e)) == 65536 - 256  # all but the 256 Inf / NaN patterns
     a, b = stimulus.product_sweep(16)
-    assert len(set(zip(a.ravel(), b.ravel()))) == 256
+    for lane in range(16):  # every product in every lane (a table is read per lane)
+        assert len(set(zip(a[:, lane], b[:, lane]))) == 256
+    a, b = stimulus.single_products(8)  # every product alone in a block
+    assert ((a != 0).sum(1) <= 1).all() and ((b != 0).sum(1) <= 1).all()
+    assert len({(int(x.max()), int(y.max())) for x, y in zip(a, b)}) == 256
 
 
-def test_scale_units_get_every_bf16_amax():
-    """The cocotb stimulus of every BF16 scale unit holds the exhaustive amax sweep."""
-    spec = _pick("scale", scale_format="e8m0", block_size=4)
+def test_scale_sweep_holds_the_ties_of_amax_over_each_candidate():
+    """amax = M (S_k + S_k+1) / 2 for neighbouring E4M3 values, for M = 6 and M = 4: a RoundSF
+    tie, which the exact quotient (Fraction) confirms for every one found."""
+    from fractions import Fraction
+    sfmt = golden.get("e4m3")
+    _, vals = stimulus.scale_values(sfmt)
+    mids = {Fraction(lo) + (Fraction(hi) - Fraction(lo)) / 2 for lo, hi in zip(vals[:-1], vals[1:])}
+    for M in stimulus.CANDIDATES:
+        x = stimulus.scale_sweep(np.random.default_rng(0), 4, scale_format="e4m3", M=M)
+        q = {Fraction(a) / int(M) for a in np.abs(x).max(axis=1)}
+        assert len(q & mids) >= 100, M
+
+
+def test_fouroversix_corners_are_ties_and_near_ties_in_every_class():
+    """The 4-over-6 corner blocks: candidate errors equal (checked against an exact Fraction
+    recomputation of the fixed-point error) and nearest-apart, with the candidates' scales
+    in every scale class the unit can reach."""
+    from fractions import Fraction
+    spec = _pick("4o6", scale_format="e4m3", block_size=4)
+    x = stimulus.fouroversix_corners(np.random.default_rng(3), 16, 4, spec.params)
+    bits = stimulus.to_bits(x)
+    e6, e4, s6, s4 = stimulus.fouroversix_errors(spec.params, bits)
+    tie = e6 == e4
+    assert tie.sum() >= 16 and (~tie).sum() >= 16 and (s6 != s4).all()
+    classes = set(stimulus.scale_classes(golden.get("e4m3"), s6[tie]))
+    assert {"subnormal", "normal"} <= classes
+    # the error of one tied block, exactly: X_i = floor(|x_i| 2**(F-Eb)), Y_i likewise of q_i S
+    k = int(np.flatnonzero(tie)[0])
+    F = spec.params["error_frac_bits"]
+    xs = [Fraction(float(v)) for v in x[k]]
+    amax, eb = max(abs(v) for v in xs), 0
+    while Fraction(2) ** eb > amax:
+        eb -= 1
+    while Fraction(2) ** (eb + 1) <= amax:
+        eb += 1
+    unit = Fraction(2) ** (F - eb)
+    efmt, sfmt = golden.get("e2m1"), golden.get("e4m3")
+    errs = []
+    for M, s in zip(stimulus.CANDIDATES, (s6[k], s4[k])):
+        S = Fraction(float(sfmt.table[s]))
+        q = golden.quantize(x[k:k + 1].astype(ml_dtypes.bfloat16), scale_format="e4m3", block_size=4,
+                            M=M)
+        assert q.scale_codes[0, 0] == s
+        ys = [Fraction(float(efmt.table[c])) * S for c in q.element_codes[0]]
+        errs.append(sum((int(abs(a) * unit) - int(abs(b) * unit)) ** 2 for a, b in zip(xs, ys)))
+    assert errs[0] == errs[1] == int(e6[k])
+
+
+@pytest.mark.parametrize("unit,fmt", [("scale", "e8m0"), ("4o6", "e4m3")])
+def test_scale_and_4o6_units_get_every_bf16_amax(unit, fmt):
+    """The cocotb stimulus of every BF16 scale and 4-over-6 unit holds the exhaustive amax
+    sweep; the 4-over-6 unit's also the candidate-error ties."""
+    spec = _pick(unit, scale_format=fmt, block_size=4)
     x = stimulus.for_spec(spec, np.random.default_rng(0), 10)["x"]
     amax = np.abs(x.view(ml_dtypes.bfloat16).astype(np.float64)).max(axis=1)
     every = np.arange(0x7F80, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float64)
     assert np.isin(every, amax).all()
+    if unit == "4o6":
+        assert coverage.fouroversix_ties(spec, x).sum() >= 16
 
 
 def test_overflow_run_wraps_a_small_accumulator():
