@@ -30,7 +30,7 @@ from .fouroversix import METRICS, BlockError, FourOverSix, amax_front
 from .pipeline import Cuts, check_flag, cut
 from .scale import BlockAmax, ScaleRound, split_divisor
 
-__all__ = ["CandidateSearch", "check_method"]
+__all__ = ["CandidateSearch", "candidate_scales", "check_method", "last_code"]
 
 
 def check_method(method) -> gsel.Selector:
@@ -46,6 +46,36 @@ def check_method(method) -> gsel.Selector:
             raise ValueError(f"selector RTL: M must be 2**j or 3 * 2**j, got {M}")
         split_divisor(int(M))
     return sel
+
+
+def last_code(sfmt, prevent_zero: bool, up: int) -> int:
+    """The largest searchable scale code of ``sfmt``; with ``up``, refused unless the
+    searchable codes ascend one by one (so ``code + 1`` is the next scale)."""
+    floor = sfmt.min_subnormal if prevent_zero and sfmt.zero_code is not None else 0.0
+    _, codes = scaling.search_scales(sfmt, floor > 0, floor)
+    if up and any(int(b) != int(a) + 1 for a, b in zip(codes, codes[1:])):
+        raise ValueError(f"-up needs ascending consecutive scale codes; {sfmt.name} has none")
+    return int(codes[-1])
+
+
+def candidate_scales(m, rounders, amax, up: int, last: int) -> list:
+    """The candidates' scale codes: each ScaleRound on ``amax`` (submodules ``round<j>``);
+    with ``up``, candidate j raised to at least ``up`` codes above candidate j - 1
+    (clamped to ``last``), an incrementer and two compares a candidate."""
+    out, prev = [], None
+    for j, rnd in enumerate(rounders):
+        m.submodules[f"round{j}"] = rnd
+        m.d.comb += rnd.amax.eq(amax)
+        code = rnd.scale
+        if up and prev is not None:
+            step = Signal(9, name=f"step{j}")
+            m.d.comb += step.eq(prev + up)
+            raised = Mux(step >= last, last, step)
+            code = Mux(rnd.scale > raised, rnd.scale, raised)
+        prev = Signal(8, name=f"cand{j}")
+        m.d.comb += prev.eq(code)
+        out.append(prev)
+    return out
 
 
 class CandidateSearch(Cuts, wiring.Component):
@@ -73,12 +103,7 @@ class CandidateSearch(Cuts, wiring.Component):
             self.quantizers[j] = q
             self.errors[j] = BlockError(quantizer=q, metric=self.sel.metric,
                                         error_frac_bits=self.sel.frac_bits)
-        sfmt = self.quantizers[0].sfmt
-        floor = sfmt.min_subnormal if prevent_zero and sfmt.zero_code is not None else 0.0
-        _, codes = scaling.search_scales(sfmt, floor > 0, floor)
-        if self.sel.up and any(int(b) != int(a) + 1 for a, b in zip(codes, codes[1:])):
-            raise ValueError(f"-up needs ascending consecutive scale codes; {sfmt.name} has none")
-        self.last_code = int(codes[-1])
+        self.last_code = last_code(self.quantizers[0].sfmt, prevent_zero, self.sel.up)
         q = self.quantizers[0]
         super().__init__({"valid_in": In(1), "x": In(q.x.shape()), "valid_out": Out(1),
                           "scale": Out(8), "codes": Out(q.codes.shape()),
@@ -91,22 +116,13 @@ class CandidateSearch(Cuts, wiring.Component):
         m = Module()
         reg = self.pipelined
         amax1, amax2, x2, valid2 = amax_front(m, self, registered=reg)
-        scales, codes, errors, prev = [], [], [], None
-        parts = zip(self.rounders.values(), self.quantizers.values(), self.errors.values())
-        for j, (rnd, q, err) in enumerate(parts):
-            m.submodules[f"round{j}"] = rnd
+        cands = candidate_scales(m, self.rounders.values(), amax1, self.sel.up, self.last_code)
+        scales, codes, errors = [], [], []
+        parts = zip(cands, self.quantizers.values(), self.errors.values())
+        for j, (cand, q, err) in enumerate(parts):
             m.submodules[f"quant{j}"] = q
             m.submodules[f"error{j}"] = err
-            m.d.comb += rnd.amax.eq(amax1)
-            code = rnd.scale
-            if self.sel.up and prev is not None:  # at least `up` codes above the previous one
-                step = Signal(9, name=f"step{j}")
-                m.d.comb += step.eq(prev + self.sel.up)
-                raised = Mux(step >= self.last_code, self.last_code, step)
-                code = Mux(rnd.scale > raised, rnd.scale, raised)
-            prev = Signal(8, name=f"cand{j}")
-            m.d.comb += prev.eq(code)
-            scale = cut(m, prev, name=f"scale{j}_2", registered=reg)
+            scale = cut(m, cand, name=f"scale{j}_2", registered=reg)
             m.d.comb += [q.x.eq(x2), q.scale.eq(scale), q.valid_in.eq(valid2),
                          err.x.eq(x2), err.amax.eq(amax2), err.codes.eq(q.codes),
                          err.scale.eq(scale)]

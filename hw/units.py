@@ -77,9 +77,12 @@ def _build_4o6(p):
 
 
 def _build_selector(p):
+    from .predictor import GapPredictor
     from .selector import CandidateSearch
-    return CandidateSearch(**{k: p[k] for k in ("method", "scale_format", "block_size",
-                                                "input_format", "prevent_zero", "pipelined")})
+    unit = GapPredictor if golden.selectors.parse(p["method"]).kind == "predict" else \
+        CandidateSearch
+    return unit(**{k: p[k] for k in ("method", "scale_format", "block_size", "input_format",
+                                     "prevent_zero", "pipelined")})
 
 
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
