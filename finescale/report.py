@@ -182,7 +182,8 @@ class Report:
         sec.paragraphs.append(
             f"{len(specs)} units of the default matrix (scale formats E4M3, UE5M3, E8M0; block "
             "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, the "
-            "kc-m6_4-up selector (E4M3), dot product whole-block, in 4-lane beats and "
+            "selectors of the accuracy front with RTL (E4M3: "
+            f"{', '.join(units.FRONT_SELECTORS)}), dot product whole-block, in 4-lane beats and "
             "accumulating) written as Verilog with JSON sidecars to rtl/.")
         kinds = sorted({s.unit for s in specs})
         sec.tables.append(("Units", ["unit", "parameter sets", "latency"], [
