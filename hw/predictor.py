@@ -31,7 +31,7 @@ from .fouroversix import amax_front
 from .pipeline import Cuts, check_flag, cut
 from .scale import BlockAmax, ScaleRound, block_port, check_block_size, input_fields, \
     scale_fmt, split_divisor
-from .selector import candidate_scales, last_code
+from .selector import candidate_scales, code_range
 
 __all__ = ["GapCount", "GapPredictor", "check_predictor"]
 
@@ -121,7 +121,7 @@ class GapPredictor(Cuts, wiring.Component):
                             count=self.sel.count)
         self.quantizer = q = ElementQuantizer(scale_format=scale_format, block_size=block_size,
                                               input_format=input_format)
-        self.last_code = last_code(q.sfmt, prevent_zero, self.sel.up)
+        self.code_range = code_range(q.sfmt, prevent_zero, bool(self.sel.up))
         super().__init__({"valid_in": In(1), "x": In(q.x.shape()), "valid_out": Out(1),
                           "scale": Out(8), "codes": Out(q.codes.shape()), "choice": Out(1)})
 
@@ -132,9 +132,8 @@ class GapPredictor(Cuts, wiring.Component):
         m = Module()
         reg = self.pipelined
         amax1, amax2, x2, valid2 = amax_front(m, self, registered=reg)
-        c0, c1 = (cut(m, c, name=f"scale{j}_2", registered=reg) for j, c in
-                  enumerate(candidate_scales(m, self.rounders, amax1, self.sel.up,
-                                             self.last_code)))
+        cands = candidate_scales(m, self.rounders, amax1, self.sel.up, *self.code_range)
+        c0, c1 = (cut(m, c, name=f"scale{j}_2", registered=reg) for j, c in enumerate(cands))
         m.submodules.gap = gap = self.gap
         m.d.comb += [gap.x.eq(x2), gap.amax.eq(amax2), gap.scale.eq(c0)]
         choice = cut(m, gap.hit, name="choice3", registered=reg)

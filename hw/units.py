@@ -166,7 +166,7 @@ class UnitSpec:
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
-            parts.append(f"{p['metric']}f{p['error_frac_bits']}")
+            parts.append(re.sub(r"\W", "", f"{p['metric']}f{p['error_frac_bits']}"))
         if "lanes" in p and p["lanes"] != p["block_size"]:
             parts.append(f"l{p['lanes']}")
         if p.get("accumulate") == "fp32":
