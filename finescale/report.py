@@ -23,6 +23,10 @@ import numpy as np
 
 from finescale.study.sigmas import REGION_B
 
+#: the selector units quick mode synthesizes: the front's cheapest search and predictor (the
+#: three-candidate units take minutes even at blocks of 4)
+QUICK_SYNTH_SELECTORS = ("kc-m6_4-up", "pg1-m6_4-up")
+
 
 @dataclasses.dataclass
 class Section:
@@ -289,7 +293,8 @@ class Report:
         chosen = designs.select(designs.from_rtl_dir(self.out / "rtl"), block_sizes=blocks)
         if not self.full:  # the plain dot product (no accumulator, no beats); 4o6, selector: 4
             chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit and not (
-                d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)]
+                d.unit in ("4o6", "selector") and study.lanes(d.params) > 4) and (
+                d.unit != "selector" or d.params["method"] in QUICK_SYNTH_SELECTORS)]
         text, nand2, label = study.load_liberty(None)
         timed = sta.has_timing(text) and sta.available()
         common = study.COMMON_CLOCK_NS if timed else None
@@ -306,7 +311,8 @@ class Report:
         sec.paragraphs.append(
             f"{len(rows)} designs synthesized with Yosys and ABC onto {label}."
             + ("" if self.full else " Quick mode: block sizes 4 and 16 (the 4-over-6 and "
-               "selector units at 4 only: they take minutes at 16), the plain dot product only, "
+               "selector units at 4 only: they take minutes at 16; of the selectors "
+               f"{' and '.join(QUICK_SYNTH_SELECTORS)} only), the plain dot product only, "
                "sky130 area and depth "
                "and one timed mapping at the common clock; --full synthesizes the whole matrix "
                "in every currency, with the fastest mapping and FPGA place and route."))
