@@ -15,7 +15,8 @@ mean MSE against cost, the Pareto marks), ``target.md`` and ``pareto.png``.
 
 **Cost is synthesis where RTL exists, a model elsewhere.**  ``area_um2`` is the sky130
 area ``finescale synth`` measured (``--synth``: abs-max's quantizer, the 4o6 unit and the
-``selector`` units of :mod:`finescale.hw.selector`, empty elsewhere); the front and the
+``selector`` units of :mod:`finescale.hw.selector` and :mod:`finescale.hw.predictor`, empty
+elsewhere); the front and the
 target use it where both sides have it (``cost_source`` "synthesis") and otherwise
 :func:`model_area`, which prices a selector's parts (:meth:`Selector.parts`) with the
 sky130 areas measured for 4-over-6's parts (E4M3, blocks of 16, see README): BlockAmax,
