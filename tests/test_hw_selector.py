@@ -114,3 +114,12 @@ def ml_dtypes_bits(x):
 def test_predictor_refuses(method, words):
     with pytest.raises(ValueError, match=words):
         check_predictor(method)  # what GapPredictor runs first
+
+
+def test_every_front_selector_has_rtl():
+    """golden.selectors.FRONT: each one builds, and the default matrix holds it (E4M3)."""
+    from finescale.hw.units import matrix
+    methods = {s.params["method"] for s in matrix() if s.unit == "selector"}
+    assert methods == set(golden.selectors.FRONT)
+    for name in golden.selectors.FRONT:
+        assert spec("selector", method=name, block_size=4).build().signature.members["choice"]
