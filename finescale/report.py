@@ -9,12 +9,10 @@ Every number in the prose is read from the tables of the same run.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import html
 import json
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -173,14 +171,14 @@ class Report:
 
     # -- RTL, regression, synthesis ---------------------------------------------------------
     def rtl(self, sec: Section):
-        from finescale.hw import cli as hwcli
         from finescale.hw import units
+        from finescale.hw.emit import emit
 
         d = self.out / "rtl"
         d.mkdir()
         specs = units.matrix("default")
         for spec in specs:
-            hwcli.write_unit(spec, d)
+            emit(spec, d)
         (d / "manifest.json").write_text(json.dumps({"names": [s.name for s in specs]}, indent=1))
         self.specs = specs
         sec.paragraphs.append(
@@ -294,7 +292,7 @@ class Report:
         if not self.full:  # the plain dot product (no accumulator, no beats); 4o6, selector: 4
             chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit and not (
                 d.unit in ("4o6", "selector") and study.lanes(d.params) > 4) and (
-                d.unit != "selector" or d.params["method"] in QUICK_SYNTH_SELECTORS)]
+                d.unit != "selector" or d.params["rule"] in QUICK_SYNTH_SELECTORS)]
         text, nand2, label = study.load_liberty(None)
         timed = sta.has_timing(text) and sta.available()
         common = study.COMMON_CLOCK_NS if timed else None
@@ -448,7 +446,7 @@ class Report:
                                area=area, delay=costs["delay_ps"],
                                weight_rows=None, extras=self.full, progress=False)
         sec.paragraphs.append(
-            f"{len(res['names'])} scale selectors (method= names of the golden model), E4M3 "
+            f"{len(res['names'])} scale selectors (rule= names of the golden model), E4M3 "
             f"scales, {len(sigmas)} sigmas in [0.0005, 0.05], {nblocks} N(0, sigma^2) blocks "
             f"a point, block sizes {', '.join(map(str, blocks))}.  Cost: sky130 area of the "
             "combinational unit from this run's synthesis where the unit was synthesized "
@@ -522,45 +520,3 @@ def area_per_element(rows) -> dict:
 
 class _Skip(Exception):
     """A stage that cannot run here (say, optional dependencies missing)."""
-
-
-def register(sub) -> None:
-    p = sub.add_parser("report", help="the whole design-space report in one command",
-                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="full", action="store_false", default=False,
-                      help="reduced study and regression (the default, minutes)")
-    mode.add_argument("--full", dest="full", action="store_true",
-                      help="paper-size study, full regression and synthesis matrix")
-    p.add_argument("--out", type=Path, default=Path("results/report"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    p.add_argument("--jobs", type=int, default=2, help="parallel synthesis workers")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from tqdm import tqdm
-
-    out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    rep = Report(out, full=args.full, seed=args.seed, jobs=args.jobs)
-    stages = [("Numerical study (MSE vs sigma)", rep.study),
-              ("RTL generation", rep.rtl),
-              ("Regression: RTL vs golden model", rep.regress),
-              ("Synthesis: area and logic depth", rep.synth),
-              ("Real weights", rep.real_weights),
-              ("Accuracy vs area", rep.tradeoff),
-              ("Scale selectors", rep.selectors)]
-    t0 = time.perf_counter()
-    with tqdm(stages, desc="report", unit="stage") as bar:
-        for title, fn in bar:
-            bar.set_postfix_str(title)
-            rep.stage(title, fn)
-    seconds = time.perf_counter() - t0
-    for path in rep.write(seconds):
-        print(f"wrote {path}")
-    if rep.failed:
-        raise RuntimeError(f"stage(s) failed: {', '.join(rep.failed)} (see {out}/errors.log)")
-    return 0

@@ -288,7 +288,7 @@ def round_elements(q, efmt: Format, *, rounding, seed, overflow_fault):
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
-def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, opts,
+def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, rule, M, M4, opts,
                  pz_code, tensor_amax, C):
     """Float32 abs-max / 4-over-6 of blocks ``xb``: (element codes, scale codes, take4).
 
@@ -332,7 +332,7 @@ def quantize_f32(xb, amax, g, E, efmt: Format, sfmt: Format, *, method, M, M4, o
     q6 = scale_quotient(amax, M, g, E, order=order, tensor_scale=ts)
     s6 = scale_codes(q6)
     c6, v6, sv6 = candidate(s6)
-    if method != "4o6":
+    if rule != "4o6":
         return c6, s6, None
     cand4 = opts["candidate4"]
     if cand4 == "1.5xq6":
@@ -371,7 +371,7 @@ def reproduce_faults(opts, xb, amax, ecodes, scodes, efmt: Format, *, M, tensor_
     ``e2m1-overflow`` is applied inside :func:`quantize_f32` (it changes 4o6's
     choice); the faults here only replace codes of the rule's result.
     """
-    mx = faults_of(opts).mx if opts["method"] == "mx" else None
+    mx = faults_of(opts).mx if opts["rule"] == "mx" else None
     ecodes, scodes = ecodes.copy(), scodes.copy()
 
     def requantize(rows, divisor):

@@ -35,12 +35,12 @@ ERROR_ARITH = ("fixed", "float")
 #: short labels of the rules the study, the trade-off and the validation compare -> the
 #: ``quantize`` options that make the rule
 LABELS = {
-    "abs-max": dict(method="abs-max"),
-    "pz": dict(method="abs-max", prevent_zero=True),
-    "mx": dict(method="mx"),
-    "4o6": dict(method="4o6"),
-    "pz-4o6": dict(method="4o6", prevent_zero=True),
-    "bf": dict(method="brute-force"),
+    "abs-max": dict(rule="abs-max"),
+    "pz": dict(rule="abs-max", prevent_zero=True),
+    "mx": dict(rule="mx"),
+    "4o6": dict(rule="4o6"),
+    "pz-4o6": dict(rule="4o6", prevent_zero=True),
+    "bf": dict(rule="brute-force"),
 }
 #: options of one ``quantize`` call, not of the format: axis, padding, random seed, pruning
 CALL_OPTIONS = dict(axis=-1, pad=False, seed=None, prune=True)
@@ -124,7 +124,7 @@ class Rule:
             raise ValueError(f"error_frac_bits must be in 0..20, got {frac}")
         if "stochastic" in (self.rounding, self.scale_rounding) and self.name in (
                 "4o6", "brute-force"):
-            raise ValueError(f"stochastic rounding is not defined for method {self.name!r}")
+            raise ValueError(f"stochastic rounding is not defined for rule {self.name!r}")
         if self.arith == "f32" and self.name == "brute-force":
             raise ValueError("arith='f32' is implemented for abs-max, mx and 4o6, not "
                              "'brute-force'")
@@ -156,13 +156,13 @@ class BlockFormat:
     """
 
     element: Format = "e2m1"
-    scale: Format = "e4m3"
+    scale_format: Format = "e4m3"
     block_size: int = 16
     rule: Rule = Rule()
 
     def __post_init__(self):
         object.__setattr__(self, "element", formats.get(self.element))
-        object.__setattr__(self, "scale", formats.get(self.scale))
+        object.__setattr__(self, "scale_format", formats.get(self.scale_format))
         block = self.block_size
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
             raise ValueError(f"block_size must be a positive integer, got {block!r}")
@@ -173,18 +173,18 @@ class BlockFormat:
     @classmethod
     def from_options(cls, **options) -> "BlockFormat":
         """From the flat keyword options of ``quantize`` (element, scale, block_size,
-        method and every :class:`Rule` field)."""
+        rule and every :class:`Rule` field)."""
         rule = {f.name: options.pop(f.name) for f in dataclasses.fields(Rule)
                 if f.name in options}
-        if "method" in options:
-            rule["name"] = options.pop("method")
+        if "rule" in options:
+            rule["name"] = options.pop("rule")
         return cls(**options, rule=Rule(**rule))
 
     def options(self) -> dict:
         """The flat keyword options that make this format (inverse of :meth:`from_options`)."""
         rule = dataclasses.asdict(self.rule)
         return dict(block_size=self.block_size, element=self.element.name,
-                    scale=self.scale.name, method=rule.pop("name"), **rule)
+                    scale_format=self.scale_format.name, rule=rule.pop("name"), **rule)
 
     def replace(self, **options) -> "BlockFormat":
         """A copy with some keyword options changed."""
@@ -209,14 +209,14 @@ class BlockFormat:
     @property
     def scale_bound(self) -> float:
         """The per-tensor scale's bound: the rule's, else the scale format's max."""
-        return float(self.rule.scale_bound or self.scale.max)
+        return float(self.rule.scale_bound or self.scale_format.max)
 
     @property
     def pz_floor(self) -> float | None:
         """The prevent-zero floor (None without prevent-zero)."""
         if not self.rule.prevent_zero:
             return None
-        return self.scale.min_subnormal if self.rule.pz_floor is None else self.rule.pz_floor
+        return self.scale_format.min_subnormal if self.rule.pz_floor is None else self.rule.pz_floor
 
     def __str__(self) -> str:
-        return f"{self.element}/{self.scale}/b{self.block_size}/{self.rule.name}"
+        return f"{self.element}/{self.scale_format}/b{self.block_size}/{self.rule.name}"

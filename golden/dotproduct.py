@@ -85,14 +85,14 @@ def _total(a, b, efmt) -> np.ndarray:
     return np.sum(ints[a] * ints[b], axis=-1)
 
 
-def block_dot(a, b, scale_a, scale_b, *, scale="e4m3", element="e2m1") -> np.ndarray:
+def block_dot(a, b, scale_a, scale_b, *, scale_format="e4m3", element="e2m1") -> np.ndarray:
     """float32 dot product of each block (last axis) of element codes ``a``, ``b``.
 
     a, b: integer codes of ``element``, shape ``(..., block)``.
-    scale_a, scale_b: integer codes of ``scale``, shape ``(...)``.
+    scale_a, scale_b: integer codes of ``scale_format``, shape ``(...)``.
     Returns float32 of shape ``(...)``; see the module docstring for NaN / overflow.
     """
-    efmt, sfmt = formats.get(element), formats.get(scale)
+    efmt, sfmt = formats.get(element), formats.get(scale_format)
     a = _codes("a", a, efmt.bits)
     b = _codes("b", b, efmt.bits, a.shape)
     if a.ndim == 0:
@@ -132,11 +132,11 @@ class AccumulatorLayout:
     headroom: int
 
 
-def accumulator_layout(scale="e4m3", block_size: int = 16, *, headroom: int = 16,
+def accumulator_layout(scale_format="e4m3", block_size: int = 16, *, headroom: int = 16,
                        element="e2m1") -> AccumulatorLayout:
     """Weight and width of the exact accumulator for blocks of ``block_size`` (see the module
     docstring); the hardware's accumulator is built from this."""
-    efmt, sfmt = formats.get(element), formats.get(scale)
+    efmt, sfmt = formats.get(element), formats.get(scale_format)
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
             or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
@@ -159,7 +159,7 @@ def _segmented(values: np.ndarray, start: np.ndarray) -> np.ndarray:
     return run - before
 
 
-def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1",
+def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale_format="e4m3", element="e2m1",
                    headroom: int = 16) -> dict:
     """The accumulating dot-product unit over a sequence of blocks (the first axis).
 
@@ -169,7 +169,7 @@ def accumulate_dot(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1
     once, RNE), ``acc`` (the accumulator as signed Python ints), ``overflow`` and ``nan``
     (sticky flags since the last clear) after each block.
     """
-    efmt, sfmt = formats.get(element), formats.get(scale)
+    efmt, sfmt = formats.get(element), formats.get(scale_format)
     if np.ndim(a) != 2:
         raise ValueError(f"a and b must have shape (blocks, block_size), got {np.shape(a)}")
     a, b, sa, sb, clear = _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt)
@@ -232,14 +232,14 @@ def _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt):
     return a, b, sa, sb, clear.astype(bool)
 
 
-def _block_terms(a, b, scale_a, scale_b, *, scale="e4m3", element="e2m1"):
+def _block_terms(a, b, scale_a, scale_b, *, scale_format="e4m3", element="e2m1"):
     """Each block's exact value as ``(n, exp, neg, nan)``: ``(-1)**neg * n * 2**exp``.
 
     ``n = |T| * sig_a * sig_b`` (``T = sum 4 A_i B_i``), ``exp = e_a + e_b - 2``; ``neg`` is
     T's sign xor the scales' signs (a zero sum keeps the scales' signs); ``nan`` marks a NaN
     scale code (then ``n = 0``).  Shapes: the codes' without the block axis.
     """
-    efmt, sfmt = formats.get(element), formats.get(scale)
+    efmt, sfmt = formats.get(element), formats.get(scale_format)
     sig, exp, sign, nan_code = _scale_fields(sfmt.name)
     total = _total(a, b, efmt)
     nan = nan_code[scale_a] | nan_code[scale_b]
@@ -333,7 +333,7 @@ def _fp32_streams(n, e, neg, nan, start):
     return result, flag
 
 
-def accumulate_fp32(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m1") -> dict:
+def accumulate_fp32(a, b, scale_a, scale_b, clear, *, scale_format="e4m3", element="e2m1") -> dict:
     """The FP32-accumulating dot-product unit over sequences of blocks (see the module docstring).
 
     a, b: codes of shape ``(..., blocks, block_size)``; scale_a, scale_b, clear:
@@ -343,11 +343,11 @@ def accumulate_fp32(a, b, scale_a, scale_b, clear, *, scale="e4m3", element="e2m
     after reset).  Returns ``result`` (float32, the total after each block; the
     canonical NaN while ``nan``) and ``nan`` (sticky since the last clear).
     """
-    efmt, sfmt = formats.get(element), formats.get(scale)
+    efmt, sfmt = formats.get(element), formats.get(scale_format)
     a, b, sa, sb, clear = _stream_inputs(a, b, scale_a, scale_b, clear, efmt, sfmt)
     shape = a.shape[:-1]
     n, e, neg, nan = (np.ascontiguousarray(v).reshape(-1, shape[-1])
-                      for v in _block_terms(a, b, sa, sb, scale=sfmt.name, element=efmt.name))
+                      for v in _block_terms(a, b, sa, sb, scale_format=sfmt.name, element=efmt.name))
     start = clear.reshape(-1, shape[-1]).copy()
     start[:, :1] = True
     result, flag = _fp32_streams(n.astype(np.int64), e.astype(np.int64), neg, nan, start)

@@ -44,7 +44,7 @@ class QuantizedTensor:
     global_scale: np.ndarray | None
     choice: np.ndarray | None
     element: Format
-    scale: Format
+    scale_format: Format
     block_size: int
     axis: int
     dtype: np.dtype
@@ -143,7 +143,7 @@ def quantize(x, fmt: BlockFormat | None = None, *, recipe: str | None = None, ax
     configuration (see :mod:`.recipes`) and keyword options override it (they
     resolve to a BlockFormat first, :func:`.recipes.block_format`):
 
-    block_size=16, element="e2m1", scale="e4m3", method="abs-max"
+    block_size=16, element="e2m1", scale_format="e4m3", rule="abs-max"
         (the rule: "abs-max" | "mx" | "4o6" | "brute-force" | a selector name)
     M: element maximum for abs-max (default: element max; mx: its largest power of two)
     prevent_zero=False, pz_floor=None (default: smallest nonzero scale)
@@ -233,11 +233,11 @@ def quantize(x, fmt: BlockFormat | None = None, *, recipe: str | None = None, ax
     scodes = np.moveaxis(scodes.reshape(lead + (nb,)), -1, axis)
     if choice is not None:
         choice = np.moveaxis(choice.reshape(lead + (nb,)), -1, axis)
-    sfmt = fmt.scale
+    sfmt = fmt.scale_format
     return QuantizedTensor(
         element_codes=np.ascontiguousarray(ecodes), scale_codes=np.ascontiguousarray(scodes),
         scale_values=sfmt.table[scodes], global_scale=gscale, choice=choice,
-        element=fmt.element, scale=sfmt, block_size=block, axis=axis, dtype=x.dtype,
+        element=fmt.element, scale_format=sfmt, block_size=block, axis=axis, dtype=x.dtype,
         dequant=fmt.rule.dequant, tensor_amax=b.tensor_amax, tensor_const=b.tensor_const)
 
 
@@ -248,7 +248,7 @@ class _Blocks:
     def __init__(self, fmt: BlockFormat, xb, amax, nb, *, seed, prune):
         self.fmt, self.rule, self.xb, self.amax, self.nb = fmt, fmt.rule, xb, amax, nb
         self.seed, self.prune = seed, prune
-        self.efmt, self.sfmt = fmt.element, fmt.scale
+        self.efmt, self.sfmt = fmt.element, fmt.scale_format
         self.g = np.ones(xb.shape[0])
         self.genc = self.tensor_amax = self.tensor_const = None
         self.floor = fmt.pz_floor
@@ -389,7 +389,7 @@ def _f32(b: _Blocks):
         xs, am, g32, e32 = anchors.rescale(b.xb, b.amax, b.tensor_amax, b.tensor_const,
                                            rule.tensor_scale)
     ecodes, scodes, take4 = anchors.quantize_f32(
-        xs, am, g32, e32, b.efmt, b.sfmt, method=rule.name, M=b.fmt.M,
+        xs, am, g32, e32, b.efmt, b.sfmt, rule=rule.name, M=b.fmt.M,
         M4=b.fmt.candidates[1], opts=b.opts, pz_code=b.pz_code,
         tensor_amax=b.tensor_amax, C=b.tensor_const)
     return ecodes, scodes, None if take4 is None else _choice(b, take4)

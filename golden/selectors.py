@@ -1,7 +1,7 @@
 """Scale selectors beyond abs-max and 4-over-6: parameterised rules named by their parameters.
 
 A selector's name is its whole definition, and every name below is a
-``method=`` of :func:`quantize` (``golden.quantize(x, method="kc-m8_6_4_3")``):
+``rule=`` of :func:`quantize` (``golden.quantize(x, rule="kc-m8_6_4_3")``):
 
 ``kc-<candidates>[-<metric>][-<error>][-up][-seq]``  k-candidate search
     Quantize the block under each candidate scale, keep the lowest block
@@ -23,7 +23,7 @@ A selector's name is its whole definition, and every name below is a
     one (n) code above the one before it, so no two candidates coincide (in
     region B RoundSF(amax/6) and RoundSF(amax/4) are often the same subnormal
     code); hardware: an equality compare and an incrementer on the scale code.
-    ``kc-m6_4`` is 4-over-6 (``method="4o6"`` with its default options).
+    ``kc-m6_4`` is 4-over-6 (``rule="4o6"`` with its default options).
 
 ``pg<t>-<candidates>[-up]``  predictor, no error unit
     Candidate 1 if at least ``t`` elements of the block fall inside the E2M1
@@ -117,7 +117,7 @@ def parse(name: str) -> Selector:
     head = tokens[0]
     pred = re.fullmatch(r"pg(\d+)|ps(\d+)_(\d+)", head)
     if head != "kc" and not pred:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(scaling.RULES)} "
+        raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(scaling.RULES)} "
                          "or a selector kc-..., pg<t>-..., ps<p>_<t>-...")
     if len(tokens) < 2 or not (m := _CANDS.match(tokens[1])):
         raise ValueError(f"selector {name!r}: second part must be candidates m<M>_<M>... "

@@ -158,7 +158,7 @@ class FourOverSix(Cuts, wiring.Component):
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
         self.rounders, self.quantizers, self.errors = {}, {}, {}
         #: the two M, the element format's two largest values (6 and 4 for E2M1)
-        self.candidates = tuple(int(M) for M in BlockFormat(scale=scale_format).candidates)
+        self.candidates = tuple(int(M) for M in BlockFormat(scale_format=scale_format).candidates)
         for M in self.candidates:
             self.rounders[M] = ScaleRound(scale_format=scale_format, input_format=input_format,
                                           M=M, prevent_zero=prevent_zero)

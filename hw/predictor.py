@@ -1,4 +1,4 @@
-"""Predictor selectors (``method="pg<t>-m<M0>_<M1>[-up]"``) in RTL: no error unit.
+"""Predictor selectors (``rule="pg<t>-m<M0>_<M1>[-up]"``) in RTL: no error unit.
 
 The golden rule (:mod:`finescale.golden.selectors`): candidate 1 if at least ``t``
 elements of the block fall in the element format's top gap under candidate 0's scale
@@ -36,12 +36,12 @@ from .selector import candidate_scales, code_range
 __all__ = ["GapCount", "GapPredictor", "check_predictor"]
 
 
-def check_predictor(method) -> gsel.Selector:
+def check_predictor(rule) -> gsel.Selector:
     """The parsed predictor, refused unless the RTL builds it (gap statistic, two M)."""
-    sel = gsel.parse(method)
+    sel = gsel.parse(rule)
     if sel.kind != "predict" or sel.stat != "gap" or len(sel.ms) != 2:
         raise ValueError(f"predictor RTL builds gap predictors of two candidates by M "
-                         f"(pg<t>-m<M>_<M>[-up]), not {method!r}")
+                         f"(pg<t>-m<M>_<M>[-up]), not {rule!r}")
     for M in sel.ms:
         if M != int(M):
             raise ValueError(f"predictor RTL: M must be 2**j or 3 * 2**j, got {M}")
@@ -108,10 +108,10 @@ class GapPredictor(Cuts, wiring.Component):
     scale: Out(8); codes: Out(ArrayLayout(4, block_size)); choice: Out(1).
     """
 
-    def __init__(self, *, method: str = "pg1-m6_4-up", scale_format: str = "e4m3",
+    def __init__(self, *, rule: str = "pg1-m6_4-up", scale_format: str = "e4m3",
                  block_size: int = 16, input_format: str = "bf16", prevent_zero: bool = False,
                  pipelined: bool = False):
-        self.sel = check_predictor(method)
+        self.sel = check_predictor(rule)
         self.pipelined = check_flag("pipelined", pipelined)
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
         self.rounders = [ScaleRound(scale_format=scale_format, input_format=input_format,

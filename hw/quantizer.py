@@ -34,12 +34,12 @@ class Quantizer(wiring.Component):
     """
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
-                 input_format: str = "bf16", method: str = "abs-max", prevent_zero: bool = False,
+                 input_format: str = "bf16", rule: str = "abs-max", prevent_zero: bool = False,
                  pipelined: bool = False):
         self.pipelined = check_flag("pipelined", pipelined)
         self.scale_unit = ScaleUnit(
             scale_format=scale_format, block_size=block_size, input_format=input_format,
-            method=method, prevent_zero=prevent_zero, pipelined=pipelined)
+            rule=rule, prevent_zero=prevent_zero, pipelined=pipelined)
         self.element_unit = ElementQuantizer(
             scale_format=scale_format, block_size=block_size, input_format=input_format,
             pipelined=pipelined)

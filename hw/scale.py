@@ -11,7 +11,7 @@
   subnormal BF16 included.
 
 :class:`~finescale.hw.floats.Rounder` then rounds the exact quotient (RNE, or
-floor for ``method="mx"``) with subnormals, saturation at the format max and,
+floor for ``rule="mx"``) with subnormals, saturation at the format max and,
 for E8M0, clamping to its smallest value.  ``prevent_zero`` replaces a zero
 scale by the smallest subnormal.  This is the golden model's
 ``round_scale`` / ``apply_prevent_zero`` bit for bit.
@@ -176,13 +176,13 @@ class ScaleUnit(Cuts, wiring.Component):
     """
 
     def __init__(self, *, scale_format: str = "e4m3", block_size: int = 16,
-                 input_format: str = "bf16", method: str = "abs-max", prevent_zero: bool = False,
+                 input_format: str = "bf16", rule: str = "abs-max", prevent_zero: bool = False,
                  pipelined: bool = False):
-        if method not in RULES:
-            raise ValueError(f"method must be one of {list(RULES)}, not {method!r}")
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {list(RULES)}, not {rule!r}")
         self.pipelined = check_flag("pipelined", pipelined)
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
-        M, rounding = RULES[method]
+        M, rounding = RULES[rule]
         self.round_unit = ScaleRound(scale_format=scale_format, input_format=input_format, M=M,
                                      rounding=rounding, prevent_zero=prevent_zero)
         super().__init__({"valid_in": In(1), "x": In(self.amax_unit.x.shape()),

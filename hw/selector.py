@@ -1,4 +1,4 @@
-"""k-candidate scale selectors (``method="kc-<candidates>[-up][-mse|-mae|-maxabs][-f<F>]"``)
+"""k-candidate scale selectors (``rule="kc-<candidates>[-up][-mse|-mae|-maxabs][-f<F>]"``)
 in RTL.
 
 The golden rule (:mod:`finescale.golden.selectors`): quantize the block under each
@@ -32,19 +32,19 @@ from .fouroversix import METRICS, BlockError, FourOverSix, amax_front
 from .pipeline import Cuts, check_flag, cut
 from .scale import BlockAmax, ScaleRound, split_divisor
 
-__all__ = ["CandidateSearch", "candidate_scales", "check_method", "code_range"]
+__all__ = ["CandidateSearch", "candidate_scales", "check_rule", "code_range"]
 
 
-def check_method(method) -> gsel.Selector:
+def check_rule(rule) -> gsel.Selector:
     """The parsed selector, refused unless the RTL builds it (k candidates by M or by code
     offsets, fixed point)."""
-    sel = gsel.parse(method)
+    sel = gsel.parse(rule)
     if sel.kind != "search":
         raise ValueError(f"selector RTL builds k-candidate searches (kc-m.., kc-o..), not "
-                         f"{method!r}")
+                         f"{rule!r}")
     if sel.error != "fixed" or sel.metric not in METRICS or sel.sequential:
         raise ValueError(f"selector RTL builds fixed-point {'/'.join(METRICS)} errors, one unit a "
-                         f"candidate, not {method!r}")
+                         f"candidate, not {rule!r}")
     for M in sel.ms:
         if M != int(M):
             raise ValueError(f"selector RTL: M must be 2**j or 3 * 2**j, got {M}")
@@ -107,10 +107,10 @@ class CandidateSearch(Cuts, wiring.Component):
     scale: Out(8); codes: Out(ArrayLayout(4, block_size)); choice: Out(bits of k - 1).
     """
 
-    def __init__(self, *, method: str = "kc-m6_4-up", scale_format: str = "e4m3",
+    def __init__(self, *, rule: str = "kc-m6_4-up", scale_format: str = "e4m3",
                  block_size: int = 16, input_format: str = "bf16", prevent_zero: bool = False,
                  pipelined: bool = False):
-        self.sel = check_method(method)
+        self.sel = check_rule(rule)
         self.pipelined = check_flag("pipelined", pipelined)
         self.amax_unit = BlockAmax(block_size=block_size, input_format=input_format)
         self.rounders, self.quantizers, self.errors = [], {}, {}

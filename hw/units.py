@@ -37,21 +37,21 @@ class Unit:
     defaults: dict
 
 
-def _default_method(params):
+def _default_rule(params):
     return golden.blockformat.scale_rule(params["scale_format"])
 
 
 def _build_scale(p):
     from .scale import ScaleUnit
     return ScaleUnit(scale_format=p["scale_format"], block_size=p["block_size"],
-                     input_format=p["input_format"], method=p["method"],
+                     input_format=p["input_format"], rule=p["rule"],
                      prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
 def _build_quantizer(p):
     from .quantizer import Quantizer
     return Quantizer(scale_format=p["scale_format"], block_size=p["block_size"],
-                     input_format=p["input_format"], method=p["method"],
+                     input_format=p["input_format"], rule=p["rule"],
                      prevent_zero=p["prevent_zero"], pipelined=p["pipelined"])
 
 
@@ -79,14 +79,14 @@ def _build_4o6(p):
 def _build_selector(p):
     from .predictor import GapPredictor
     from .selector import CandidateSearch
-    unit = GapPredictor if golden.selectors.parse(p["method"]).kind == "predict" else \
+    unit = GapPredictor if golden.selectors.parse(p["rule"]).kind == "predict" else \
         CandidateSearch
-    return unit(**{k: p[k] for k in ("method", "scale_format", "block_size", "input_format",
+    return unit(**{k: p[k] for k in ("rule", "scale_format", "block_size", "input_format",
                                      "prevent_zero", "pipelined")})
 
 
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
-_SCALE = dict(_BLOCK, method=None, prevent_zero=False)
+_SCALE = dict(_BLOCK, rule=None, prevent_zero=False)
 
 UNITS: dict[str, Unit] = {
     "scale": Unit(_build_scale, _SCALE),
@@ -95,7 +95,7 @@ UNITS: dict[str, Unit] = {
     "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8)),
     "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, lanes=None, accumulate=False,
                                  headroom=16, stages=None)),
-    "selector": Unit(_build_selector, dict(_SCALE, method=golden.selectors.FRONT[0])),
+    "selector": Unit(_build_selector, dict(_SCALE, rule=golden.selectors.FRONT[0])),
 }
 
 
@@ -133,8 +133,8 @@ class UnitSpec:
                              f"it takes {sorted(defaults)}")
         p = dict(defaults)
         p.update(self.params)
-        if "method" in p and p["method"] is None:
-            p["method"] = _default_method(p)
+        if "rule" in p and p["rule"] is None:
+            p["rule"] = _default_rule(p)
         if self.unit == "dot":  # resolve the defaults the component would pick
             if p["accumulate"] is True:
                 p["accumulate"] = "kulisch"
@@ -161,8 +161,8 @@ class UnitSpec:
                  p["scale_format"].replace("-", "_"), f"b{p['block_size']}"]
         if "input_format" in p:
             parts.append(p["input_format"])
-        if "method" in p:
-            parts.append(re.sub(r"\W", "", p["method"]))  # a Verilog-safe tag of the rule
+        if "rule" in p:
+            parts.append(re.sub(r"\W", "", p["rule"]))  # a Verilog-safe tag of the rule
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
@@ -260,7 +260,7 @@ def _variants(unit, fmt):
     if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
         return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
     if unit == "selector":  # the accuracy front's selectors with RTL, E4M3 only
-        return [{"method": m} for m in FRONT_SELECTORS] if fmt == "e4m3" else []
+        return [{"rule": m} for m in FRONT_SELECTORS] if fmt == "e4m3" else []
     return [{}]
 
 

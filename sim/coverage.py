@@ -36,7 +36,7 @@ def _scale_format(spec):
 def _regions(spec, x) -> set[str]:
     sfmt = _scale_format(spec)
     fdt, _ = input_dtype(spec.params.get("input_format", "bf16"))
-    s = golden.quantize(x.view(fdt), scale=sfmt, block_size=x.shape[-1]).scale_codes[:, 0]
+    s = golden.quantize(x.view(fdt), scale_format=sfmt, block_size=x.shape[-1]).scale_codes[:, 0]
     return {REGION_NAMES[c] for c in set(scale_classes(sfmt, s))}
 
 
@@ -77,10 +77,12 @@ def measure(spec, inputs: dict, outputs: dict) -> dict[str, list]:
 
 def fp32_classes(bits) -> np.ndarray:
     """'zero', 'subnormal', 'normal', '+inf', '-inf' or 'nan' for FP32 bit patterns."""
+    f = golden.formats.get_input("fp32")
     bits = np.asarray(bits, np.uint32)
-    exp, man = (bits >> 23) & 0xFF, bits & 0x7FFFFF
-    inf = np.where(bits >> 31, "-inf", "+inf")
-    return np.select([(exp == 0) & (man == 0), exp == 0, exp < 255, man == 0],
+    top = (1 << f.ebits) - 1
+    exp, man = (bits >> f.mbits) & top, bits & ((1 << f.mbits) - 1)
+    inf = np.where(bits >> (f.ebits + f.mbits), "-inf", "+inf")
+    return np.select([(exp == 0) & (man == 0), exp == 0, exp < top, man == 0],
                      ["zero", "subnormal", "normal", inf], "nan")
 
 
@@ -90,8 +92,8 @@ def fouroversix_ties(spec, x_bits) -> np.ndarray:
     p = spec.params
     fdt, _ = input_dtype(p["input_format"])
     x = np.asarray(x_bits).view(fdt).astype(np.float64)
-    opts = dict(scale=p["scale_format"], block_size=x.shape[-1], prevent_zero=p["prevent_zero"])
-    m6, m4 = golden.BlockFormat(scale=p["scale_format"]).candidates
+    opts = dict(scale_format=p["scale_format"], block_size=x.shape[-1], prevent_zero=p["prevent_zero"])
+    m6, m4 = golden.BlockFormat(scale_format=p["scale_format"]).candidates
     q6 = golden.quantize(x.astype(fdt), M=m6, **opts)
     q4 = golden.quantize(x.astype(fdt), M=m4, **opts)
     amax = np.abs(x).max(axis=1)
@@ -127,15 +129,15 @@ def _result_classes(params) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _reachable_scale_classes(scale_format, input_format, method, prevent_zero) -> frozenset:
+def _reachable_scale_classes(scale_format, input_format, rule, prevent_zero) -> frozenset:
     """Scale classes some input block can produce (amax from 0 to the input format's max)."""
     import ml_dtypes
     fdt, _ = input_dtype(input_format)
     top = float(ml_dtypes.finfo(fdt).max)
     amax = np.r_[0.0, 2.0 ** np.arange(-160, 129, 0.25)]
     x = to_bits(np.minimum(amax, top)[:, None], input_format).view(fdt)
-    m = "mx" if method == "mx" else "abs-max"
-    s = golden.quantize(x, scale=scale_format, method=m, block_size=1,
+    m = "mx" if rule == "mx" else "abs-max"
+    s = golden.quantize(x, scale_format=scale_format, rule=m, block_size=1,
                         prevent_zero=prevent_zero).scale_codes[:, 0]
     return frozenset(scale_classes(golden.get(scale_format), s))
 
@@ -147,11 +149,11 @@ def goals(spec, outputs: set[str]) -> dict[str, list]:
     if "scale" in outputs:
         g["scale_classes"] = sorted(_reachable_scale_classes(
             _scale_format(spec).name, params.get("input_format", "bf16"),
-            params.get("method", "abs-max"), bool(params.get("prevent_zero"))))
+            params.get("rule", "abs-max"), bool(params.get("prevent_zero"))))
     if "codes" in outputs:
         g["element_codes"] = list(range(16))
     if "choice" in outputs and spec.unit == "selector":  # every candidate wins somewhere
-        g["choice"] = list(range(selectors.parse(params["method"]).k))
+        g["choice"] = list(range(selectors.parse(params["rule"]).k))
     elif "choice" in outputs:
         g["choice"] = [0, 1]
         g["choice_by_class"] = sorted(

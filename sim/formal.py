@@ -38,7 +38,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from tqdm import tqdm
 
 from finescale.hw import emit
 from finescale.hw.units import spec as unit_spec
@@ -68,7 +67,7 @@ KINDS = ("scale", "element", "quantizer", "4o6", "dot", "dot-lanes", "dot-acc", 
 #: other state, the accumulators, after ``products``, ``sum`` and ``scaled``)
 STATE_AFTER = {"beat": (), "partial": ("products",)}
 ACC_STATE_AFTER = ("products", "sum", "scaled")
-COLUMNS = ("kind", "pipelined", "twin", "delay", "result", "method", "seconds")
+COLUMNS = ("kind", "pipelined", "twin", "delay", "result", "proof", "seconds")
 
 
 def wrapper(p_side: dict, c_side: dict, delay: int, state=()) -> str:
@@ -131,7 +130,7 @@ def _rng(q) -> str:
 def prove(kind: str, workdir, *, block_size: int = 4, scale_format: str = "e4m3",
           maxsteps: int = 12, delay: int | None = None, timeout: float | None = 300) -> dict:
     """Prove one kind's twins equal; ``delay`` (default: the latency difference) is for tests.
-    Returns a row: result 'proved' / 'bounded' / 'FAILED', method, seconds."""
+    Returns a row: result 'proved' / 'bounded' / 'FAILED', proof, seconds."""
     from finescale.synth.flow import run_yosys
 
     p, c = twins(kind, block_size, scale_format)
@@ -143,17 +142,17 @@ def prove(kind: str, workdir, *, block_size: int = 4, scale_format: str = "e4m3"
     row = {"kind": kind, "pipelined": p.name, "twin": c.name, "delay": d}
     if not p.stateful and delay is None:
         try:
-            result, method = prove_cuts(p, c, wd, timeout)
+            result, proof = prove_cuts(p, c, wd, timeout)
         except subprocess.TimeoutExpired:
-            result, method = "timeout", f"a Yosys call gave no answer in {timeout} s"
-        row.update(result=result, method=method, seconds=round(time.perf_counter() - t0, 1))
+            result, proof = "timeout", f"a Yosys call gave no answer in {timeout} s"
+        row.update(result=result, proof=proof, seconds=round(time.perf_counter() - t0, 1))
         return row
     if p.stateful and delay is None:
         try:
-            result, method = prove_state_cuts(p, c, wd, timeout)
+            result, proof = prove_state_cuts(p, c, wd, timeout)
         except subprocess.TimeoutExpired:
-            result, method = "timeout", f"a Yosys call gave no answer in {timeout} s"
-        row.update(result=result, method=method)
+            result, proof = "timeout", f"a Yosys call gave no answer in {timeout} s"
+        row.update(result=result, proof=proof)
     else:  # a given delay (tests): plain k-induction over P and the delayed C
         ep, ec = emit.emit(p, wd), emit.emit(c, wd)
         (wd / "equiv_top.v").write_text(wrapper(ep.sidecar, ec.sidecar, d))
@@ -164,11 +163,11 @@ def prove(kind: str, workdir, *, block_size: int = 4, scale_format: str = "e4m3"
             "-show-inputs"]) + "\n")
         try:
             run_yosys(wd, "induct.ys", timeout=timeout)
-            row.update(result="proved", method=f"k-induction (sat -tempinduct, <= {maxsteps})")
+            row.update(result="proved", proof=f"k-induction (sat -tempinduct, <= {maxsteps})")
         except RuntimeError:
-            row.update(result="FAILED", method="no proof: counterexample or failed induction")
+            row.update(result="FAILED", proof="no proof: counterexample or failed induction")
         except subprocess.TimeoutExpired:
-            row.update(result="timeout", method=f"sat -tempinduct: no answer in {timeout} s")
+            row.update(result="timeout", proof=f"sat -tempinduct: no answer in {timeout} s")
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -389,7 +388,7 @@ def depth_map(netlist: dict, top: str, transparent=frozenset()) -> tuple[dict, l
 def prove_cuts(p, c, wd: Path, timeout) -> tuple[str, str]:
     """A stateless pipeline P against its combinational twin C: every input-to-output path
     of P crosses exactly ``P.latency`` registers (from Yosys's netlist), and P with its
-    registers made wires equals C for all inputs (miter + sat).  Returns (result, method)."""
+    registers made wires equals C for all inputs (miter + sat).  Returns (result, proof)."""
     from finescale.synth.flow import run_yosys
 
     ep, ec = emit.emit(p, wd), emit.emit(c, wd)
@@ -422,31 +421,3 @@ def write_tables(rows, out: Path) -> None:
     write_csv(out / "prove.csv", rows, COLUMNS)
     (out / "prove.json").write_text(json.dumps(rows, indent=1))
     (out / "prove.md").write_text(markdown(rows, COLUMNS))
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("prove", help="Yosys proofs: every pipelined unit equals its "
-                              "combinational twin", description=__doc__)
-    p.add_argument("--unit", action="append", default=[], metavar="KIND",
-                   help=f"unit kind, repeatable: {', '.join(KINDS)} (default: all)")
-    p.add_argument("--block-size", type=int, default=4)
-    p.add_argument("--scale-format", default="e4m3")
-    p.add_argument("--maxsteps", type=int, default=12, help="induction length limit")
-    p.add_argument("--timeout", type=float, default=300, help="seconds a Yosys call may take")
-    p.add_argument("--out", default="results/prove")
-    p.add_argument("--build-dir", default="sim_build/prove")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    kinds = args.unit or list(KINDS)
-    for k in kinds:
-        twins(k)  # unknown kinds: one line before any work
-    rows = []
-    for k in tqdm(kinds, desc="prove", unit="unit"):
-        rows.append(prove(k, args.build_dir, block_size=args.block_size,
-                          scale_format=args.scale_format, maxsteps=args.maxsteps,
-                          timeout=args.timeout))
-        write_tables(rows, Path(args.out))
-    print((Path(args.out) / "prove.md").read_text(), end="")
-    return 1 if any(r["result"] in ("FAILED", "timeout") for r in rows) else 0

@@ -53,7 +53,7 @@ def finite_scale_codes(scale_format):
 # -- golden references ----------------------------------------------------------
 def _quantize(p, inputs, **over):
     x = decode_x(inputs["x"], p["input_format"])
-    opts = dict(block_size=p["block_size"], scale=p["scale_format"], method=p.get("method"),
+    opts = dict(block_size=p["block_size"], scale_format=p["scale_format"], rule=p.get("rule"),
                 prevent_zero=p["prevent_zero"])
     opts.update(over)
     return golden.quantize(x, **opts)
@@ -87,7 +87,7 @@ def stim_element(p, rng, n):
     x = stim_x(p, rng, n)
     scale = rng.choice(finite_scale_codes(p["scale_format"]), n)
     # half the vectors get the scale abs-max would choose, so codes cover 0..6
-    good = _quantize(dict(p, method="abs-max", prevent_zero=False), x).scale_codes[:, 0]
+    good = _quantize(dict(p, rule="abs-max", prevent_zero=False), x).scale_codes[:, 0]
     x["scale"] = np.where(rng.random(n) < 0.5, good, scale).astype(np.uint8)
     return x
 
@@ -96,11 +96,11 @@ def ref_dot(p, inputs):
     from finescale.golden import dotproduct
     args = (inputs["a"], inputs["b"], inputs["scale_a"], inputs["scale_b"])
     if not p["accumulate"]:
-        return {"result": dotproduct.block_dot(*args, scale=p["scale_format"]).view(np.uint32)}
+        return {"result": dotproduct.block_dot(*args, scale_format=p["scale_format"]).view(np.uint32)}
     if p["accumulate"] == "fp32":
-        r = dotproduct.accumulate_fp32(*args, inputs["acc_clear"], scale=p["scale_format"])
+        r = dotproduct.accumulate_fp32(*args, inputs["acc_clear"], scale_format=p["scale_format"])
         return {"result": r["result"].view(np.uint32), "nan": r["nan"].astype(np.uint8)}
-    r = dotproduct.accumulate_dot(*args, inputs["acc_clear"], scale=p["scale_format"],
+    r = dotproduct.accumulate_dot(*args, inputs["acc_clear"], scale_format=p["scale_format"],
                                   headroom=p["headroom"])
     width = dotproduct.accumulator_layout(p["scale_format"], p["block_size"],
                                           headroom=p["headroom"]).width
@@ -132,7 +132,7 @@ def stim_dot(p, rng, n):
 
 
 def ref_4o6(p, inputs):
-    q = _quantize(p, inputs, method="4o6", metric=p["metric"], error_arith="fixed",
+    q = _quantize(p, inputs, rule="4o6", metric=p["metric"], error_arith="fixed",
                   error_frac_bits=p["error_frac_bits"])
     return {"scale": q.scale_codes[:, 0], "codes": q.element_codes,
             "choice": (q.choice[:, 0] == 4).astype(np.uint8)}
@@ -143,7 +143,7 @@ def ref_selector(p, inputs):
     golden model names no choice for code offsets, whose clamped candidates may coincide)."""
     q = _quantize(p, inputs)
     out = {"scale": q.scale_codes[:, 0], "codes": q.element_codes}
-    ms = np.array(selectors.parse(p["method"]).ms, int)
+    ms = np.array(selectors.parse(p["rule"]).ms, int)
     if ms.size:
         index = np.zeros(256, np.uint8)
         index[ms] = np.arange(len(ms))

@@ -320,7 +320,7 @@ def generated(spec, rng, n: int, *, full: bool = False) -> dict[str, np.ndarray]
         inputs["x"] = x.astype(probe["x"].dtype)
         if "scale" in probe:  # the element quantizer: mostly the abs-max scale, some random
             fdt, _ = input_dtype(fmt["input_format"])
-            s = golden.quantize(x.view(fdt), scale=sfmt, block_size=block).scale_codes[:, 0]
+            s = golden.quantize(x.view(fdt), scale_format=sfmt, block_size=block).scale_codes[:, 0]
             codes, _ = scale_values(sfmt, positive=False)
             s = np.where(rng.random(len(x)) < 0.25, rng.choice(codes, len(x)), s)
             inputs["scale"] = s.astype(probe["scale"].dtype)

@@ -15,10 +15,10 @@ from finescale.golden.blockformat import SCALE_FORMATS as FORMATS  # noqa: E402
 
 
 def _variant(r) -> str:
-    """What distinguishes rows of one unit beyond format and size (method, pz, input, pipeline,
+    """What distinguishes rows of one unit beyond format and size (rule, pz, input, pipeline,
     the dot product's lanes, accumulator and stages)."""
     p = r["params"]
-    bits = [str(p["method"])] if "method" in p and r["unit"] != "4o6" else []
+    bits = [str(p["rule"])] if "rule" in p and r["unit"] != "4o6" else []
     bits += ["pz"] if p.get("prevent_zero") else []
     bits += [str(p["input_format"])] if p.get("input_format", "bf16") != "bf16" else []
     bits += ["pipe"] if p.get("pipelined") else []
@@ -85,7 +85,7 @@ def rules(rows, path: Path) -> Path | None:
     def rule(r):
         if r["unit"] == "4o6":
             return "4-over-6 (scale + codes)"
-        m = r["params"].get("method", "abs-max")
+        m = r["params"].get("rule", "abs-max")
         if r["unit"] == "quantizer" and not r["params"].get("prevent_zero"):
             return f"{m} quantizer (scale + codes)"
         if r["unit"] == "scale":

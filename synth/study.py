@@ -238,7 +238,7 @@ def _ratio(pairs, key="sky130_um2"):
 
 
 def _is_absmax(r):
-    return (r["unit"] == "scale" and r["params"].get("method", "abs-max") == "abs-max"
+    return (r["unit"] == "scale" and r["params"].get("rule", "abs-max") == "abs-max"
             and not r["params"].get("prevent_zero", False))
 
 
@@ -265,14 +265,14 @@ def headlines(rows) -> list[dict]:
             add(f"{fmt.upper()} / {base.upper()} scales, {k} unit",
                 paired(rows, lambda r: kind(r) == k and r.get("scale_format") == fmt,
                        lambda r: kind(r) == k and r.get("scale_format") == base,
-                       ignore={"scale_format", "method"}), timed=True)
+                       ignore={"scale_format", "rule"}), timed=True)
     add("4-over-6 unit / abs-max scale unit",
         paired(rows, lambda r: r["unit"] == "4o6", _is_absmax,
-               ignore={"method", "prevent_zero", "error_frac_bits", "metric"}), timed=True)
+               ignore={"rule", "prevent_zero", "error_frac_bits", "metric"}), timed=True)
     add("4-over-6 unit / abs-max quantizer (scale + elements)",
         paired(rows, lambda r: r["unit"] == "4o6",
                lambda r: r["unit"] == "quantizer" and not r["params"].get("prevent_zero"),
-               ignore={"method", "prevent_zero", "error_frac_bits", "metric"}), timed=True)
+               ignore={"rule", "prevent_zero", "error_frac_bits", "metric"}), timed=True)
     for k in kinds:
         if "lanes)" in k:
             continue  # a block in beats: per-element area is not a block-size question

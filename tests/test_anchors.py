@@ -167,7 +167,7 @@ def _rule(name, x, q, i, j):
     blk = x[i, j * bs:(j + 1) * bs]
     amax = max(Fraction(float(abs(v))) for v in blk)
     zs = rec.get("zero_sign", "x")
-    if rec["scale"] == "e8m0":
+    if rec["scale_format"] == "e8m0":
         if rec.get("scale_rounding") == "ceil":
             e = _ceil_log2(amax / M)
         else:  # floor of amax / M
@@ -177,12 +177,12 @@ def _rule(name, x, q, i, j):
         return e + 127, [_element(float(v), s, zs) for v in blk]
     t = Fraction(float(np.abs(x).max()))
     bound = Fraction(rec.get("scale_bound") or 448)
-    g = t / (bound * 6) if rec.get("method") == "4o6" else t / (bound * M)
+    g = t / (bound * 6) if rec.get("rule") == "4o6" else t / (bound * M)
     if rec.get("hierarchical") != "tensor" or not g:
         g = Fraction(1)
     q6 = amax / M / g
     lo = Fraction(rec["scale_min"]) if rec.get("scale_min") else Fraction(0)
-    if rec.get("method") == "4o6":  # the choice is the anchor's float32 error comparison
+    if rec.get("rule") == "4o6":  # the choice is the anchor's float32 error comparison
         s = Fraction(float(q.scale_values[i, j]))
         assert s in (E4M3[_rne(q6, E4M3)], E4M3[_rne(q6 * Fraction(3, 2), E4M3)])
         return None, [_element(float(v), g * s, zs) if s else (0 if zs != "x" or

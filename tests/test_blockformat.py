@@ -16,7 +16,7 @@ def test_recipe_resolves_to_a_block_format_that_quantize_takes():
         assert np.array_equal(a.element_codes, b.element_codes), name
         assert np.array_equal(a.scale_codes, b.scale_codes), name
     fmt = golden.recipes.block_format("nvfp4-4o6")
-    assert (fmt.element.name, fmt.scale.name, fmt.block_size, fmt.rule.name) == (
+    assert (fmt.element.name, fmt.scale_format.name, fmt.block_size, fmt.rule.name) == (
         "e2m1", "e4m3", 16, "4o6")
     assert fmt.scale_bound == 256 and fmt.rule.hierarchical == "tensor"
 
@@ -30,7 +30,7 @@ def test_derived_constants_come_from_the_element_grid():
     assert BlockFormat(rule=Rule("mx")).rule.scale_rounding == "floor"
     assert BlockFormat(rule=Rule(prevent_zero=True)).pz_floor == golden.formats.get(
         "e4m3").min_subnormal
-    assert BlockFormat(scale="ue5m3").scale_bound == golden.formats.get("ue5m3").max
+    assert BlockFormat(scale_format="ue5m3").scale_bound == golden.formats.get("ue5m3").max
 
 
 def test_options_round_trip_and_replace():
@@ -42,9 +42,9 @@ def test_options_round_trip_and_replace():
 
 @pytest.mark.parametrize("make, match", [
     (lambda: BlockFormat(block_size=0), "block_size must be a positive integer"),
-    (lambda: BlockFormat(scale="e9m9"), "unknown format 'e9m9'"),
+    (lambda: BlockFormat(scale_format="e9m9"), "unknown format 'e9m9'"),
     (lambda: BlockFormat(rule="4o6"), "rule must be a Rule"),
-    (lambda: Rule("zz"), "unknown method 'zz'"),
+    (lambda: Rule("zz"), "unknown rule 'zz'"),
     (lambda: Rule(metric="l3"), "unknown metric 'l3'"),
     (lambda: Rule(M=-1.0), "M must be a positive number"),
     (lambda: Rule(error_frac_bits=21), "error_frac_bits must be in 0..20"),
@@ -62,7 +62,7 @@ def test_bad_values_are_named_in_one_line(make, match):
 def test_a_format_and_options_together_are_refused():
     x = np.zeros((1, 16), np.float32)
     with pytest.raises(TypeError, match="either a BlockFormat or a recipe"):
-        golden.quantize(x, BlockFormat(), method="mx")
+        golden.quantize(x, BlockFormat(), rule="mx")
     with pytest.raises(TypeError, match="options of a quantize call"):
         golden.recipes.block_format("nvfp4", axis=0)
 

@@ -25,7 +25,7 @@ def test_matches_ml_dtypes_decode_and_float64(scale):
     dot = np.einsum("ij,ij->i", fp4(a), fp4(b))
     with np.errstate(over="ignore"):
         want = (dot * sfmt.table[sa] * sfmt.table[sb]).astype(np.float32)
-    got = block_dot(a, b, sa, sb, scale=scale)
+    got = block_dot(a, b, sa, sb, scale_format=scale)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
@@ -44,11 +44,11 @@ def test_nan_overflow_underflow_and_zero_sign():
     seven = np.array([[7, 7, 7, 7]], np.uint8)  # 6.0 each
     nan = block_dot(one, one, [0x7F], [0x38])
     assert nan.view(np.uint32)[0] == 0x7FC00000
-    big = block_dot(seven, seven, [254], [254], scale="e8m0")
+    big = block_dot(seven, seven, [254], [254], scale_format="e8m0")
     assert np.isposinf(big[0])
-    tiny = block_dot(one, one, [0], [0], scale="e8m0")  # 2**-254 underflows to +0
+    tiny = block_dot(one, one, [0], [0], scale_format="e8m0")  # 2**-254 underflows to +0
     assert tiny.view(np.uint32)[0] == 0
-    neg_tiny = block_dot(one, one | 8, [0], [0], scale="e8m0")
+    neg_tiny = block_dot(one, one | 8, [0], [0], scale_format="e8m0")
     assert neg_tiny.view(np.uint32)[0] == 0x80000000
     zero = block_dot(one, np.zeros_like(one), [0x38], [0x38])
     assert zero.view(np.uint32)[0] == 0
@@ -97,7 +97,7 @@ def test_accumulate_matches_exact_fractions(scale):
     b = rng.integers(0, 16, (n, 8)).astype(np.uint8)
     sa, sb = rng.choice(ok, n), rng.choice(ok, n)
     clear = rng.random(n) < 0.1
-    got = accumulate_dot(a, b, sa, sb, clear, scale=scale)
+    got = accumulate_dot(a, b, sa, sb, clear, scale_format=scale)
     total, want = Fraction(0), []
     for i in range(n):
         block = sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(fp4(a[i]), fp4(b[i])))
@@ -138,7 +138,7 @@ def test_accumulate_rounds_once_past_float64_precision():
     exact = Fraction(1, 4) + Fraction(2) ** -26 + 3 * Fraction(2) ** -56
     tie = Fraction(1, 4) + Fraction(2) ** -26  # between 1/4 and its FP32 successor
     assert 0 < exact - tie < Fraction(2) ** -54  # below half a float64 ulp of 1/4
-    got = accumulate_dot(a, b, sa, sb, np.array([1, 0, 0, 0], bool), scale="e8m0")
+    got = accumulate_dot(a, b, sa, sb, np.array([1, 0, 0, 0], bool), scale_format="e8m0")
     assert got["result"][-1] == f32_nearest(exact) == np.nextafter(np.float32(0.25), 1)
 
 
@@ -260,13 +260,13 @@ def fp32_reference(a, b, sa, sb, clear, scale):
     return np.array(bits, np.uint32), np.array(nans), paths
 
 
-def _fp32(a, b, sa, sb, clear, scale="e4m3"):
+def _fp32(a, b, sa, sb, clear, scale_format="e4m3"):
     from finescale.golden.dotproduct import accumulate_fp32
     a, b = np.asarray(a, np.uint8), np.asarray(b, np.uint8)
     sa, sb = np.asarray(sa, np.uint8), np.asarray(sb, np.uint8)
     clear = np.asarray(clear, bool)
-    got = accumulate_fp32(a, b, sa, sb, clear, scale=scale)
-    want, nan, paths = fp32_reference(a, b, sa, sb, clear, scale)
+    got = accumulate_fp32(a, b, sa, sb, clear, scale_format=scale_format)
+    want, nan, paths = fp32_reference(a, b, sa, sb, clear, scale_format)
     np.testing.assert_array_equal(got["result"].view(np.uint32), want)
     np.testing.assert_array_equal(got["nan"], nan)
     return want, paths

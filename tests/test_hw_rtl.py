@@ -7,14 +7,15 @@ import pathlib
 
 import pytest
 
-from finescale.hw import cli, emit
+from finescale.cli import rtl
+from finescale.hw import emit
 from finescale.hw.lint import lint, verilator_path
 from finescale.hw.units import UNITS, matrix, spec
 
 
 def run_rtl(*argv):
     parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
+    rtl.register(parser.add_subparsers())
     args = parser.parse_args(["rtl", *argv])
     return args.func(args)
 
@@ -39,7 +40,7 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="either --unit or --all"):
         run_rtl("--out", str(tmp_path))
     with pytest.raises(ValueError, match="does not apply"):
-        run_rtl("--unit", "element", "--method", "mx", "--out", str(tmp_path))
+        run_rtl("--unit", "element", "--rule", "mx", "--out", str(tmp_path))
 
 
 def test_emit_writes_once_with_the_hash_of_the_verilog(tmp_path):
@@ -80,10 +81,10 @@ LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
               spec("scale", scale_format="e8m0", block_size=4, pipelined=True),
               spec("quantizer", scale_format="ue5m3", block_size=4, input_format="fp32"),
               spec("element", scale_format="e4m3", block_size=4),
-              spec("selector", method="kc-m6_4_3-up", block_size=4, pipelined=True),
-              spec("selector", method="pg1-m6_4-up", block_size=4, pipelined=True),
-              spec("selector", method="pg2-m6_4", block_size=8),
-              spec("selector", method="kc-on1_0_2-maxabs", block_size=4),
+              spec("selector", rule="kc-m6_4_3-up", block_size=4, pipelined=True),
+              spec("selector", rule="pg1-m6_4-up", block_size=4, pipelined=True),
+              spec("selector", rule="pg2-m6_4", block_size=8),
+              spec("selector", rule="kc-on1_0_2-maxabs", block_size=4),
               spec("dot", scale_format="e8m0", block_size=8, lanes=2, accumulate=True, stages=4),
               spec("dot", scale_format="ue5m3", block_size=4, lanes=2),
               spec("dot", scale_format="e8m0", block_size=32, accumulate="fp32"),
@@ -93,7 +94,7 @@ LINT_SPECS = [spec("scale", scale_format="e4m3", block_size=4),
 @pytest.mark.skipif(verilator_path() is None, reason="verilator not installed")
 @pytest.mark.parametrize("s", LINT_SPECS, ids=lambda s: s.name)
 def test_verilog_lints_clean(tmp_path, s):
-    cli.write_unit(s, tmp_path)
+    emit.emit(s, tmp_path)
     ok, out = lint(tmp_path / f"{s.name}.v")
     assert ok, out
 

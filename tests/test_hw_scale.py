@@ -26,9 +26,9 @@ def amax_sweep(scale_format, stride):
     return codes[keep]
 
 
-@pytest.mark.parametrize("fmt,method,pz", SCALE_CASES)
-def test_scale_amax_sweep(fmt, method, pz):
-    s = spec("scale", scale_format=fmt, block_size=2, method=method, prevent_zero=pz)
+@pytest.mark.parametrize("fmt,rule,pz", SCALE_CASES)
+def test_scale_amax_sweep(fmt, rule, pz):
+    s = spec("scale", scale_format=fmt, block_size=2, rule=rule, prevent_zero=pz)
     amax = amax_sweep(fmt, 61)
     rng = np.random.default_rng(1)
     # the second lane is a smaller magnitude, sometimes negative: amax is of |x|
@@ -51,9 +51,9 @@ def test_scale_amax_sweep(fmt, method, pz):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt,method,pz", SCALE_CASES)
-def test_scale_every_bf16_amax(fmt, method, pz):
-    s = spec("scale", scale_format=fmt, block_size=1, method=method, prevent_zero=pz)
+@pytest.mark.parametrize("fmt,rule,pz", SCALE_CASES)
+def test_scale_every_bf16_amax(fmt, rule, pz):
+    s = spec("scale", scale_format=fmt, block_size=1, rule=rule, prevent_zero=pz)
     x = np.arange(0, 0x7F80, dtype=np.uint16)[:, None]
     np.testing.assert_array_equal(simulate(s.build(), {"x": x})["scale"],
                                   s.reference({"x": x})["scale"])
@@ -110,7 +110,7 @@ def test_bad_parameters_are_refused():
         spec("scale", scale_format="e9m9").build()
     with pytest.raises(ValueError, match="block_size"):
         spec("scale", block_size=0).build()
-    with pytest.raises(ValueError, match="method"):
-        spec("scale", method="4o6").build()
+    with pytest.raises(ValueError, match="rule"):
+        spec("scale", rule="4o6").build()
     with pytest.raises(ValueError, match="unknown parameter"):
         spec("element", prevent_zero=True)

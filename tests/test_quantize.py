@@ -28,9 +28,9 @@ def _rne(q: Fraction, grid: list[Fraction], codes) -> int:
     return lo if codes[lo] % 2 == 0 else hi
 
 
-def reference_abs_max(x, block, scale="e4m3", m=6, pz=False):
+def reference_abs_max(x, block, scale_format="e4m3", m=6, pz=False):
     """Scale and element codes of eq. 2 computed with Fractions, block by block."""
-    sfmt = formats.get(scale)
+    sfmt = formats.get(scale_format)
     sgrid = [Fraction(v) for v in sfmt.values() if v >= 0]
     scodes_grid = [int(c) for c, v in zip(sfmt.grid.codes, sfmt.grid.values) if v >= 0]
     xb = x.reshape(-1, block)
@@ -61,7 +61,7 @@ def test_abs_max_matches_exact_reference(scale, sigma, pz):
     # plant exact ties: elements at S * midpoint for a known scale
     x[0] = np.array([6, 5, 3.5, 2.5, 1.75, 1.25, 0.75, 0.25, -5, -3.5, -0.25, 0, -0.0, 1, 2, 4],
                     np.float32) * np.float32(sigma)
-    q = golden.quantize(x, block_size=16, scale=scale, prevent_zero=pz)
+    q = golden.quantize(x, block_size=16, scale_format=scale, prevent_zero=pz)
     s, e = reference_abs_max(x, 16, scale, pz=pz)
     assert np.array_equal(q.scale_codes.reshape(-1), s)
     assert np.array_equal(q.element_codes, e)
@@ -192,7 +192,7 @@ def test_brute_force_pruning_equals_full_search(scale, hier, block, sigma):
     x = normal_blocks(rng, sigma, 300, block)
     x[:20] *= np.float32(10.0) ** rng.integers(-3, 3, (20, 1)).astype(np.float32)
     x[20] = 0.0
-    kw = dict(block_size=block, scale=scale, method="brute-force", hierarchical=hier)
+    kw = dict(block_size=block, scale_format=scale, rule="brute-force", hierarchical=hier)
     pruned = golden.quantize(x, **kw)
     full = golden.quantize(x, **kw, prune=False)
     assert np.array_equal(pruned.scale_codes, full.scale_codes)
@@ -203,11 +203,11 @@ def test_brute_force_pruning_equals_full_search(scale, hier, block, sigma):
 def test_brute_force_is_never_worse(scale, hier, block, sigma):
     rng = np.random.default_rng(block + 1)
     x = normal_blocks(rng, sigma, 300, block)
-    kw = dict(block_size=block, scale=scale, hierarchical=hier)
-    bf = _float_errors(x, golden.quantize(x, method="brute-force", **kw))
-    for other in (dict(method="abs-max"), dict(method="abs-max", prevent_zero=True),
-                  dict(method="4o6"), dict(method="4o6", error_arith="float"),
-                  dict(method="4o6", prevent_zero=True)):
+    kw = dict(block_size=block, scale_format=scale, hierarchical=hier)
+    bf = _float_errors(x, golden.quantize(x, rule="brute-force", **kw))
+    for other in (dict(rule="abs-max"), dict(rule="abs-max", prevent_zero=True),
+                  dict(rule="4o6"), dict(rule="4o6", error_arith="float"),
+                  dict(rule="4o6", prevent_zero=True)):
         assert np.all(bf <= _float_errors(x, golden.quantize(x, **other, **kw))), other
 
 
@@ -218,7 +218,7 @@ def test_error_within_half_a_grid_step(seed, block, scale, log2sigma):
     """No clipping case: |x - deq| <= S * (local E2M1 step) / 2 for every element."""
     rng = np.random.default_rng(seed)
     x = normal_blocks(rng, 2.0 ** log2sigma, 8, block)
-    q = golden.quantize(x, block_size=block, scale=scale, method="abs-max", prevent_zero=True)
+    q = golden.quantize(x, block_size=block, scale_format=scale, rule="abs-max", prevent_zero=True)
     s = q.scale_values.reshape(-1, 1)
     xb = np.abs(x.reshape(-1, block).astype(np.float64))
     inside = xb <= 6 * s
@@ -273,10 +273,10 @@ def test_bad_inputs(bad, err, match):
 
 def test_bad_options():
     x = np.ones(16, np.float32)
-    for kw, match in [(dict(scale="e9m9"), "unknown format"), (dict(method="best"), "method"),
+    for kw, match in [(dict(scale_format="e9m9"), "unknown format"), (dict(rule="best"), "rule"),
                       (dict(recipe="nvfp5"), "recipe"), (dict(block_size=0), "block_size"),
                       (dict(hierarchical="block"), "hierarchical"),
-                      (dict(rounding="stochastic", method="4o6"), "stochastic")]:
+                      (dict(rounding="stochastic", rule="4o6"), "stochastic")]:
         with pytest.raises((ValueError, TypeError), match=match):
             golden.quantize(x, **kw)
     with pytest.raises(TypeError, match="unknown quantize option"):

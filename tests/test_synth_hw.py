@@ -46,7 +46,7 @@ def test_4o6_is_never_smaller_than_absmax():
         pytest.skip("the matrix has no 4o6 unit")
     four = fours[0]
     keys = ("scale_format", "block_size", "input_format", "pipelined", "prevent_zero")
-    absmax = [s for s in specs if s.unit == "quantizer" and s.params.get("method") == "abs-max"
+    absmax = [s for s in specs if s.unit == "quantizer" and s.params.get("rule") == "abs-max"
               and all(s.params.get(k) == four.params.get(k) for k in keys)]
     assert absmax, f"no abs-max quantizer matches {four.name}"
     a4o6, aabs = _areas([four, absmax[0]])

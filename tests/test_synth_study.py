@@ -22,11 +22,11 @@ def dot(fmt, size, area, lanes=None, accumulate=False):
 
 
 ROWS = [
-    row("scale", "e4m3", 16, 1000, method="abs-max", prevent_zero=False),
-    row("scale", "ue5m3", 16, 1200, method="abs-max", prevent_zero=False),
-    row("scale", "e4m3", 16, 1100, method="abs-max", prevent_zero=True),
-    row("scale", "e4m3", 4, 400, method="abs-max", prevent_zero=False),
-    row("scale", "e4m3", 32, 1800, method="abs-max", prevent_zero=False),
+    row("scale", "e4m3", 16, 1000, rule="abs-max", prevent_zero=False),
+    row("scale", "ue5m3", 16, 1200, rule="abs-max", prevent_zero=False),
+    row("scale", "e4m3", 16, 1100, rule="abs-max", prevent_zero=True),
+    row("scale", "e4m3", 4, 400, rule="abs-max", prevent_zero=False),
+    row("scale", "e4m3", 32, 1800, rule="abs-max", prevent_zero=False),
     row("4o6", "e4m3", 16, 5000),
     row("4o6", "ue5m3", 16, 5400),
     dot("e4m3", 16, 8000), dot("e8m0", 16, 7000), dot("e4m3", 4, 2400),

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from finescale import golden
+from finescale.cli import validate as cli_validate
 from finescale.study import validate
 
 
 def parse(argv):
     p = argparse.ArgumentParser()
-    validate.register(p.add_subparsers(dest="command"))
+    cli_validate.register(p.add_subparsers(dest="command"))
     return p.parse_args(["validate"] + argv)
 
 
@@ -24,15 +25,15 @@ def test_defaults_and_bad_arguments():
         with pytest.raises(ValueError, match="NAME=SIGMA"):
             validate.parse_sigmas(bad)
     with pytest.raises(ValueError, match="unknown recipe"):
-        validate.run(parse(["--recipes", "nope", "--out", "unused"]))
+        cli_validate.run(parse(["--recipes", "nope", "--out", "unused"]))
     with pytest.raises(ValueError, match="weight-sigma"):
-        validate.run(parse(["--weight-sigma", "0", "--out", "unused"]))
+        cli_validate.run(parse(["--weight-sigma", "0", "--out", "unused"]))
     with pytest.raises(ValueError, match="mask-edges"):
-        validate.run(parse(["--studies", "mask", "--mask-edges", "0.1", "--out", "unused"]))
+        cli_validate.run(parse(["--studies", "mask", "--mask-edges", "0.1", "--out", "unused"]))
 
 
 def test_scheme_options_are_quantize_options():
-    for m in validate.METHODS:
+    for m in validate.RULES:
         for s in validate.SCALES:
             opts = validate.scheme(m, s, 8)
             golden.recipes.resolve(None, opts)
@@ -65,7 +66,7 @@ def test_mse_study_matches_golden_and_places_sigma():
         q = golden.quantize(x, **opts).dequantize().astype(np.float64)
         err += np.sum((q - x) ** 2)
         energy += np.sum(x.astype(np.float64) ** 2)
-    cell = [r for r in overall if (r["region"], r["method"], r["scale"], r["block_size"]) ==
+    cell = [r for r in overall if (r["region"], r["rule"], r["scale_format"], r["block_size"]) ==
             ("A", "4o6", "e4m3", 4)]
     assert cell[0]["rel_mse"] == err / energy
 
@@ -107,9 +108,9 @@ def test_real_models_end_to_end(tmp_path):
     """MiniLM MSE table and SmolLM2 perplexity gaps from the installed packages (llm extra)."""
     pytest.importorskip("transformers")
     args = parse(["--tokens", "256", "--block-sizes", "4", "32", "--recipes", "paper-e4m3",
-                  "--methods", "abs-max", "--scale-formats", "e4m3", "--mask-edges", "0", "0.01",
+                  "--rules", "abs-max", "--scale-formats", "e4m3", "--mask-edges", "0", "0.01",
                   "--out", str(tmp_path)])
-    assert validate.run(args) == 0
+    assert cli_validate.run(args) == 0
     for name in ("mse.csv", "mse_overall.csv", "ppl.csv", "mask.csv", "summary.md",
                  "mse.png", "ppl.png", "mask.png"):
         assert (tmp_path / name).stat().st_size > 0

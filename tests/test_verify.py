@@ -117,14 +117,14 @@ def test_pipeline_with_state_equals_its_twin(kind, state, tmp_path):
     next state and outputs for every state once the pipeline registers are wires."""
     row = formal.prove(kind, tmp_path, block_size=4)
     assert row["result"] == "proved", row
-    assert state in row["method"] and row["delay"] == formal.twins(kind)[0].latency - \
+    assert state in row["proof"] and row["delay"] == formal.twins(kind)[0].latency - \
         formal.twins(kind)[1].latency
 
 
 def test_a_state_register_at_the_wrong_lag_is_not_proved(tmp_path, monkeypatch):
     monkeypatch.setattr(formal, "ACC_STATE_AFTER", ("products", "sum"))
     row = formal.prove("dot-acc", tmp_path, block_size=4)
-    assert row["result"] == "FAILED" and "unbalanced" in row["method"], row
+    assert row["result"] == "FAILED" and "unbalanced" in row["proof"], row
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ REGION_B = [i for i, s in enumerate(SIGMAS) if 0.0045 < s < 0.017]  # selectors.
 
 
 def block_sse(x, b, **opts):
-    q = golden.quantize(x, block_size=b, scale="e4m3", **opts)
+    q = golden.quantize(x, block_size=b, scale_format="e4m3", **opts)
     d = np.asarray(q.dequantize(), np.float64).reshape(-1, b)
     return ((d - np.asarray(x, np.float64).reshape(-1, b)) ** 2).mean(1)
 
@@ -56,8 +56,8 @@ def main(b=16, nblocks=5000):
     for i in REGION_B:
         x = study.sample(i, SIGMAS[i], b, nblocks, 0)
         e = {k: block_sse(x, b, **o) for k, o in
-             (("4o6", HARDWARE_4O6), ("bf", {"method": "brute-force"}),
-              ("c1", {"method": "kc-m6_4-up"}), ("c2", {"method": "kc-m6_3-up2"}))}
+             (("4o6", HARDWARE_4O6), ("bf", {"rule": "brute-force"}),
+              ("c1", {"rule": "kc-m6_4-up"}), ("c2", {"rule": "kc-m6_3-up2"}))}
         pts.append((SIGMAS[i] ** 2, e, statistics(x, b)))
     gap = sum((e["4o6"].mean() - e["bf"].mean()) / v for v, e, _ in pts)
     now = sum((e["4o6"].mean() - e["c1"].mean()) / v for v, e, _ in pts)

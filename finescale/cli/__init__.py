@@ -1,7 +1,9 @@
-"""The ``finescale`` command: one subcommand per job, each defined beside the code it drives.
+"""The ``finescale`` command: one subcommand per job, one module of this package each.
 
-A subcommand module exposes ``register(subparsers)``, which adds its parser and
-sets ``func`` (called with the parsed arguments, returns an exit code).
+A subcommand module ``finescale.cli.<name>`` parses its options and calls the library
+(golden, hw, sim, synth, the studies), which takes plain keyword arguments.  It exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+arguments, returns an exit code).
 Errors are one line on stderr; ``--debug`` shows the traceback.
 """
 
@@ -12,20 +14,9 @@ import importlib
 import sys
 
 #: subcommand -> module that registers it
-COMMANDS = {
-    "quantize": "finescale.cli.quantize",
-    "bench": "finescale.bench",
-    "study": "finescale.study.mse",
-    "selectors": "finescale.study.selectors",
-    "rtl": "finescale.hw.cli",
-    "regress": "finescale.sim.regress",
-    "mutate": "finescale.sim.mutate",
-    "prove": "finescale.sim.formal",
-    "synth": "finescale.synth.tool",
-    "validate": "finescale.study.validate",
-    "characterize": "finescale.synth.characterize",
-    "report": "finescale.report",
-}
+COMMANDS = {name: f"finescale.cli.{name}" for name in (
+    "quantize", "bench", "study", "selectors", "rtl", "regress", "mutate", "prove", "synth",
+    "validate", "characterize", "report")}
 
 
 def build_parser() -> argparse.ArgumentParser:

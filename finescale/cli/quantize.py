@@ -14,8 +14,8 @@ from finescale.golden.quantize import quantize
 from . import tensorio
 
 OPTION_FLAGS = {  # CLI flag -> quantize option
-    "block_size": "block_size", "scale_format": "scale", "element_format": "element",
-    "method": "method", "hierarchical": "hierarchical", "axis": "axis",
+    "block_size": "block_size", "scale_format": "scale_format", "element_format": "element",
+    "rule": "rule", "hierarchical": "hierarchical", "axis": "axis",
     "rounding": "rounding", "error_arith": "error_arith", "metric": "metric",
 }
 
@@ -27,7 +27,7 @@ def add_quantize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-size", type=int, help="elements per block")
     p.add_argument("--scale-format", choices=formats.names(), help="block scale format")
     p.add_argument("--element-format", choices=formats.names(), help="element format")
-    p.add_argument("--method", choices=scaling.RULES, help="scale-selection rule")
+    p.add_argument("--rule", choices=scaling.RULES, help="scale-selection rule")
     p.add_argument("--prevent-zero", action="store_true", default=None,
                    help="raise zero scales to the smallest nonzero scale")
     p.add_argument("--hierarchical", choices=["tensor", "row"], help="second-level FP32 scale")

@@ -1,7 +1,7 @@
 """The "Finer is better" numerical study (Fig. 1, 3-7): block-quantization MSE of normal data.
 
 N(0, sigma^2) samples, one fresh sample a (sigma, block size) point shared by
-every method, quantized by golden recipes; per point the MSE, the clipping-only
+every rule, quantized by golden recipes; per point the MSE, the clipping-only
 MSE (``(|x| - Mmax S)^2`` for ``|x| > Mmax S``, averaged over all elements),
 their standard errors over blocks, the share of zero scales and the share of
 blocks that chose 4 (4-over-6).  :func:`detect_regions` labels the paper's
@@ -17,11 +17,9 @@ The ``finescale study`` command runs it and writes ``study.csv``,
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,26 +31,26 @@ from finescale.golden.recipes import RECIPES
 
 from . import theory
 
-__all__ = ["Method", "METHODS", "PAPER_METHODS", "StudyConfig", "parse_method", "measure",
-           "run_study", "histograms", "detect_regions", "Regions", "register", "run"]
+__all__ = ["StudyRule", "STUDY_RULES", "PAPER_RULES", "StudyConfig", "parse_rule", "measure",
+           "run_study", "histograms", "detect_regions", "Regions"]
 
 #: label -> (recipe, extra quantize options).  4o6 errors are compared in float64
 #: ("float"), as the paper's MSE; the "-fixed" variants use the hardware's fixed point.
-METHODS = {
+STUDY_RULES = {
     **{label: ("paper-e4m3", LABELS[label]) for label in ("abs-max", "pz", "4o6", "pz-4o6", "bf")},
     **{f"{label}-fixed": ("paper-e4m3", dict(LABELS[label], error_arith="fixed"))
        for label in ("4o6", "pz-4o6")},
 }
-PAPER_METHODS = ("abs-max", "pz", "4o6", "pz-4o6", "bf")
+PAPER_RULES = ("abs-max", "pz", "4o6", "pz-4o6", "bf")
 PAPER_SIGMAS = (0.0005, 0.05, 151)
 PAPER_BLOCKS = (4, 8, 16, 32)
-FIELDS = ("sigma", "block_size", "method", "scale_format", "mse", "mse_se", "clip_mse",
+FIELDS = ("sigma", "block_size", "rule", "scale_format", "mse", "mse_se", "clip_mse",
           "clip_se", "zero_scale_share", "choose4_share", "theory_mse", "theory_clip_mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class Method:
-    """A study method: a label and the :func:`quantize` options it stands for."""
+class StudyRule:
+    """A study rule: a label and the :func:`quantize` options it stands for."""
 
     label: str
     recipe: str
@@ -61,12 +59,12 @@ class Method:
     def quantize(self, x, block_size, scale_format=None):
         opts = dict(self.options)
         if scale_format is not None:
-            opts["scale"] = scale_format
+            opts["scale_format"] = scale_format
         return quantize(x, recipe=self.recipe, block_size=block_size, **opts)
 
     def theory_options(self, scale_format=None):
         """Options for :func:`theory.expected_mse`, or None where the analytic model does not apply."""
-        opts = dict(self.options, **({"scale": scale_format} if scale_format else {}))
+        opts = dict(self.options, **({"scale_format": scale_format} if scale_format else {}))
         try:
             theory.supported(self.recipe, **opts)
         except ValueError:
@@ -83,23 +81,24 @@ def _value(text):
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
-def parse_method(spec: str) -> Method:
-    """``label`` of :data:`METHODS`, or ``recipe[:option=value[:option=value...]]``."""
-    if spec in METHODS:
-        recipe, opts = METHODS[spec]
-        return Method(spec, recipe, dict(opts))
+def parse_rule(spec: str) -> StudyRule:
+    """``label`` of :data:`STUDY_RULES`, or ``recipe[:option=value[:option=value...]]``."""
+    if spec in STUDY_RULES:
+        recipe, opts = STUDY_RULES[spec]
+        return StudyRule(spec, recipe, dict(opts))
     recipe, *pairs = spec.split(":")
     if recipe not in RECIPES:
-        raise ValueError(f"unknown method {spec!r}; use one of {', '.join(METHODS)} or a recipe "
+        raise ValueError(f"unknown rule {spec!r}; use one of {', '.join(STUDY_RULES)} or a "
+                         "recipe "
                          f"({', '.join(RECIPES)}) with optional ':option=value' suffixes")
     opts = {}
     for pair in pairs:
         key, sep, val = pair.partition("=")
         if not sep:
-            raise ValueError(f"method option {pair!r} in {spec!r} is not of the form option=value")
+            raise ValueError(f"rule option {pair!r} in {spec!r} is not of the form option=value")
         opts[key] = _value(val)
     quantize(np.zeros((1, 4), np.float32), recipe=recipe, block_size=4, **opts)  # validate early
-    return Method(spec, recipe, opts)
+    return StudyRule(spec, recipe, opts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +107,9 @@ class StudyConfig:
 
     sigmas: tuple = tuple(np.linspace(*PAPER_SIGMAS))
     block_sizes: tuple = PAPER_BLOCKS
-    methods: tuple = tuple(parse_method(m) for m in PAPER_METHODS)
+    rules: tuple = tuple(parse_rule(m) for m in PAPER_RULES)
     nblocks: int = 50_000
-    scale_format: str | None = None  # overrides every method's scale format
+    scale_format: str | None = None  # overrides every rule's scale format
     seed: int = 0
     theory: bool = True
 
@@ -137,9 +136,9 @@ def sample(sigma_index: int, sigma: float, block_size: int, nblocks: int, seed: 
     return (rng.standard_normal((nblocks, block_size), np.float32) * np.float32(sigma))
 
 
-def measure(x, method: Method, block_size: int, scale_format=None):
-    """(statistics dict, QuantizedTensor) of one method on blocks ``x[nblocks, block_size]``."""
-    q = method.quantize(x, block_size, scale_format)
+def measure(x, rule: StudyRule, block_size: int, scale_format=None):
+    """(statistics dict, QuantizedTensor) of one rule on blocks ``x[nblocks, block_size]``."""
+    q = rule.quantize(x, block_size, scale_format)
     x64 = x.astype(np.float64)
     err = ((x64 - q.dequantize(np.float64)) ** 2).mean(axis=1)
     S = q.scale_values.reshape(-1) * (1.0 if q.global_scale is None else
@@ -153,7 +152,7 @@ def measure(x, method: Method, block_size: int, scale_format=None):
 
 
 def run_study(config: StudyConfig, progress: bool = True) -> list[dict]:
-    """One row a (sigma, block size, method), in that order (see :data:`FIELDS`)."""
+    """One row a (sigma, block size, rule), in that order (see :data:`FIELDS`)."""
     from tqdm import tqdm
 
     rows = []
@@ -161,11 +160,11 @@ def run_study(config: StudyConfig, progress: bool = True) -> list[dict]:
     for i, sigma, b in tqdm(points, desc="study", unit="point", disable=not progress,
                             mininterval=1.0):
         x = sample(i, sigma, b, config.nblocks, config.seed)
-        for m in config.methods:
+        for m in config.rules:
             stats, q = measure(x, m, b, config.scale_format)
             th = m.theory_options(config.scale_format) if config.theory else None
             rows.append(dict(
-                sigma=float(sigma), block_size=b, method=m.label, scale_format=q.scale.name,
+                sigma=float(sigma), block_size=b, rule=m.label, scale_format=q.scale_format.name,
                 **stats,
                 theory_mse=np.nan if th is None else theory.expected_mse(sigma, b, m.recipe, **th),
                 theory_clip_mse=np.nan if th is None else theory.expected_mse(
@@ -174,19 +173,19 @@ def run_study(config: StudyConfig, progress: bool = True) -> list[dict]:
 
 
 def histograms(sigma: float, config: StudyConfig) -> dict:
-    """Counts of |element value| and of scale codes per (method, block size) at one sigma.
+    """Counts of |element value| and of scale codes per (rule, block size) at one sigma.
 
     Returns ``{"sigma", "element_values", "scale_format", "scale_values",
-    "counts": {method: {block_size: (element_counts, scale_counts)}}}``: element
+    "counts": {rule: {block_size: (element_counts, scale_counts)}}}``: element
     counts per non-negative element value, scale counts per scale code
     (``scale_values`` gives each code's value; NaN for special codes).
     """
     out = {"sigma": float(sigma), "counts": {}}
     for b in config.block_sizes:
         x = sample(1_000_000, sigma, b, config.nblocks, config.seed)  # its own stream
-        for m in config.methods:
+        for m in config.rules:
             q = m.quantize(x, b, config.scale_format)
-            efmt, sfmt = q.element, q.scale
+            efmt, sfmt = q.element, q.scale_format
             vals = efmt.values()
             vals = vals[vals >= 0]
             mags = np.abs(efmt.table[q.element_codes.reshape(-1)])
@@ -221,18 +220,18 @@ class Regions:
         return "\n".join(f"  region {lab}: sigma {lo:.5g} .. {hi:.5g}" for lab, lo, hi in self.ranges)
 
 
-def _table(rows, method, field):
-    """{sigma: {block_size: value}} of one method."""
+def _table(rows, rule, field):
+    """{sigma: {block_size: value}} of one rule."""
     t = {}
     for r in rows:
-        if r["method"] == method:
+        if r["rule"] == rule:
             t.setdefault(r["sigma"], {})[r["block_size"]] = r[field]
     return t
 
 
-def inverted(rows, method: str, z: float = 4.0) -> dict:
+def inverted(rows, rule: str, z: float = 4.0) -> dict:
     """{sigma: True if some smaller block has a significantly (z standard errors) larger MSE}."""
-    mse, se = _table(rows, method, "mse"), _table(rows, method, "mse_se")
+    mse, se = _table(rows, rule, "mse"), _table(rows, rule, "mse_se")
     out = {}
     for s, by in mse.items():
         bs = sorted(by)
@@ -253,13 +252,13 @@ def detect_regions(rows, *, reference="abs-max", optimum="bf", zero_threshold=0.
     "-": anything else (e.g. the optimum inverts too).
     ``optimum`` may be absent from the rows (then only ``reference`` is asked).
     """
-    methods = {r["method"] for r in rows}
-    if reference not in methods:
-        raise ValueError(f"region detection needs method {reference!r} in the study "
-                         f"(have {sorted(methods)})")
+    rules = {r["rule"] for r in rows}
+    if reference not in rules:
+        raise ValueError(f"region detection needs rule {reference!r} in the study "
+                         f"(have {sorted(rules)})")
     zero = _table(rows, reference, "zero_scale_share")
     inv = inverted(rows, reference, z)
-    inv_opt = inverted(rows, optimum, z) if optimum in methods else {}
+    inv_opt = inverted(rows, optimum, z) if optimum in rules else {}
     sigmas = np.array(sorted(zero))
     labels = []
     for s in sigmas:
@@ -291,77 +290,6 @@ def write_tables(rows, regions: Regions | None, out: Path, meta: dict):
 
 
 # -- command line --------------------------------------------------------------------------
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "study", help="the 'Finer is better' MSE-vs-sigma study on normal data",
-        description="Monte-Carlo MSE of block quantization of N(0, sigma^2) data versus sigma, "
-                    "block size and scaling method, with the analytic prediction, region "
-                    "detection (A/B/C) and the paper's figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="25 log-spaced sigmas x 4000 blocks instead of 151 x 50000")
-    p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), metavar="M",
-                   help=f"labels ({', '.join(METHODS)}) or recipe[:option=value...]")
-    p.add_argument("--scale-format", default=None,
-                   help="scale format for every method (e.g. ue5m3, e8m0); default: the recipes'")
-    p.add_argument("--block-sizes", nargs="+", type=int, default=list(PAPER_BLOCKS))
-    p.add_argument("--sigmas", nargs=3, type=float, metavar=("LO", "HI", "N"), default=None,
-                   help="N evenly spaced sigmas in [LO, HI] (default 0.0005 0.05 151)")
-    p.add_argument("--blocks", type=int, default=None,
-                   help="blocks a point (default 50000, quick: 4000)")
-    p.add_argument("--hist-sigma", nargs="+", type=float, default=None,
-                   help="sigmas of the histogram figures (default: one in each detected region)")
-    p.add_argument("--zero-threshold", type=float, default=0.5,
-                   help="region A: share of zero abs-max scales above this at some block size")
-    p.add_argument("--no-theory", action="store_true", help="skip the analytic prediction")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("results/study"))
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from . import plots
-
-    t0 = time.perf_counter()
-    base = StudyConfig.quick() if args.quick else StudyConfig()
-    sigmas = base.sigmas
-    if args.sigmas:
-        lo, hi, n = args.sigmas
-        if n != int(n) or n < 1:
-            raise ValueError(f"--sigmas N must be a positive integer, got {n}")
-        sigmas = tuple(np.linspace(lo, hi, int(n)))
-    config = StudyConfig(sigmas=sigmas, block_sizes=tuple(args.block_sizes),
-                         methods=tuple(parse_method(m) for m in args.methods),
-                         nblocks=args.blocks or base.nblocks, scale_format=args.scale_format,
-                         seed=args.seed, theory=not args.no_theory)
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = run_study(config)
-    labels = {m.label for m in config.methods}
-    regions = (detect_regions(rows, zero_threshold=args.zero_threshold)
-               if "abs-max" in labels else None)
-    hist_sigmas = args.hist_sigma or (representative_sigmas(regions) if regions else
-                                      [float(np.median(config.sigmas))])
-    hists = [histograms(s, config) for s in hist_sigmas]
-    if regions and not args.hist_sigma:
-        for h, lab in zip(hists, [lab for lab in "ABC" if lab in regions.labels]):
-            h["region"] = lab
-    elapsed = time.perf_counter() - t0
-    meta = dict(sigmas=len(config.sigmas), block_sizes=list(config.block_sizes),
-                methods={m.label: dict(recipe=m.recipe, **m.options) for m in config.methods},
-                nblocks=config.nblocks, scale_format=config.scale_format, seed=config.seed,
-                seconds=round(elapsed, 1))
-    write_tables(rows, regions, args.out, meta)
-    written = plots.plot_all(rows, regions, hists, args.out)
-    print(f"study: {len(config.sigmas)} sigmas x {len(config.block_sizes)} block sizes x "
-          f"{len(config.methods)} methods, {config.nblocks} blocks a point: {elapsed:.1f} s")
-    if regions:
-        print(f"regions (A: zero-scale share > {regions.zero_threshold:g}; inversion: "
-              f"> {regions.z:g} standard errors):")
-        print(regions.describe())
-    for path in [args.out / "study.csv", args.out / "study.json", *written]:
-        print(f"wrote {path}")
-    return 0
 
 
 def representative_sigmas(regions: Regions) -> list[float]:

@@ -1,12 +1,12 @@
 """PNG figures of the numerical study (:mod:`.mse`): Fig. 1, 7 and 3-6 of "Finer is better".
 
-* ``mse.png``: one panel a method, one line a block size, MSE (log) and
+* ``mse.png``: one panel a rule, one line a block size, MSE (log) and
   MSE / sigma^2 against sigma (log), regions A/B/C shaded, the analytic
   prediction dashed where it applies;
 * ``clip_mse.png``: the same for the clipping-only MSE (Fig. 7);
 * ``theory.png``: Monte-Carlo points against the analytic prediction and their
   difference in standard errors;
-* ``hist_<method>.png``: |element value| and scale-code histograms, a row a
+* ``hist_<rule>.png``: |element value| and scale-code histograms, a row a
   block size, a column pair a sigma (Figs. 3-6).
 """
 
@@ -23,17 +23,17 @@ import numpy as np  # noqa: E402
 REGION_COLORS = {"A": "#d62728", "B": "#ff7f0e", "C": "#2ca02c"}
 
 
-def _series(rows, method, field):
-    """{block_size: (sigmas, values)} of one method, sigma ascending."""
+def _series(rows, rule, field):
+    """{block_size: (sigmas, values)} of one rule, sigma ascending."""
     out = {}
     for r in rows:
-        if r["method"] == method:
+        if r["rule"] == rule:
             out.setdefault(r["block_size"], []).append((r["sigma"], r[field]))
     return {b: tuple(np.array(v) for v in zip(*sorted(pts))) for b, pts in sorted(out.items())}
 
 
-def _methods(rows):
-    return list(dict.fromkeys(r["method"] for r in rows))
+def _rules(rows):
+    return list(dict.fromkeys(r["rule"] for r in rows))
 
 
 def _shade(ax, regions, label=True):
@@ -56,11 +56,11 @@ def _shade(ax, regions, label=True):
 
 
 def _curves(rows, regions, field, theory_field, title, path):
-    methods = _methods(rows)
-    fig, axes = plt.subplots(2, len(methods), figsize=(3.6 * len(methods), 6.4), sharex=True,
+    rules = _rules(rows)
+    fig, axes = plt.subplots(2, len(rules), figsize=(3.6 * len(rules), 6.4), sharex=True,
                              sharey="row", squeeze=False)
     cmap = plt.get_cmap("viridis")
-    for k, m in enumerate(methods):
+    for k, m in enumerate(rules):
         series = _series(rows, m, field)
         theo = _series(rows, m, theory_field)
         top, bot = axes[0, k], axes[1, k]
@@ -82,7 +82,7 @@ def _curves(rows, regions, field, theory_field, title, path):
         bot.set_xlabel("sigma")
     # y range from the sampled points (the analytic curve may run down to ~0)
     for row, norm in ((0, False), (1, True)):
-        vals = np.concatenate([v / (s ** 2 if norm else 1) for m in methods
+        vals = np.concatenate([v / (s ** 2 if norm else 1) for m in rules
                                for s, v in _series(rows, m, field).values()])
         vals = vals[vals > 0]
         if vals.size:
@@ -101,14 +101,14 @@ def _curves(rows, regions, field, theory_field, title, path):
 
 def plot_theory(rows, regions, path):
     """Monte-Carlo vs analytic MSE, and (MC - analytic) / standard error."""
-    methods = [m for m in _methods(rows)
+    rules = [m for m in _rules(rows)
                if np.isfinite(np.concatenate([v for _, v in _series(rows, m, "theory_mse").values()])).all()]
-    if not methods:
+    if not rules:
         return None
-    fig, axes = plt.subplots(2, len(methods), figsize=(4.5 * len(methods), 6.4), sharex=True,
+    fig, axes = plt.subplots(2, len(rules), figsize=(4.5 * len(rules), 6.4), sharex=True,
                              squeeze=False, gridspec_kw={"height_ratios": [2, 1]})
     cmap = plt.get_cmap("viridis")
-    for k, m in enumerate(methods):
+    for k, m in enumerate(rules):
         mse, se, th = (_series(rows, m, f) for f in ("mse", "mse_se", "theory_mse"))
         for i, b in enumerate(mse):
             c = cmap(i / max(1, len(mse) - 1) * 0.9)
@@ -135,19 +135,19 @@ def plot_theory(rows, regions, path):
     return path
 
 
-def plot_histograms(hists, method, path):
-    """|element value| and scale-code histograms of one method: a row a block size."""
-    blocks = sorted(hists[0]["counts"][method])
+def plot_histograms(hists, rule, path):
+    """|element value| and scale-code histograms of one rule: a row a block size."""
+    blocks = sorted(hists[0]["counts"][rule])
     fig, axes = plt.subplots(len(blocks), 2 * len(hists), figsize=(4.2 * len(hists) * 2 / 1.4,
                              1.7 * len(blocks) + 1.0), squeeze=False)
     cmap = plt.get_cmap("viridis")
     for j, h in enumerate(hists):
         evals = h["element_values"]
         svals = h["scale_values"]
-        used = np.flatnonzero(sum(h["counts"][method][b][1] for b in blocks))
+        used = np.flatnonzero(sum(h["counts"][rule][b][1] for b in blocks))
         lo, hi = (used.min(), used.max()) if used.size else (0, 1)
         for i, b in enumerate(blocks):
-            ecount, scount = h["counts"][method][b]
+            ecount, scount = h["counts"][rule][b]
             c = cmap(i / max(1, len(blocks) - 1) * 0.9)
             ax = axes[i, 2 * j]
             ax.bar(np.arange(evals.size), ecount / ecount.sum(), color=c)
@@ -167,7 +167,7 @@ def plot_histograms(hists, method, path):
                 ax.set_title(f"{where}: {h['scale_format']} scale", fontsize=9)
         axes[-1, 2 * j].set_xlabel("|quantized element| (E2M1)")
         axes[-1, 2 * j + 1].set_xlabel("scale value (one bar a code)")
-    fig.suptitle(f"{method}: share of elements per E2M1 magnitude and of blocks per scale code")
+    fig.suptitle(f"{rule}: share of elements per E2M1 magnitude and of blocks per scale code")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -183,7 +183,7 @@ def plot_all(rows, regions, hists, out: Path) -> list[Path]:
     th = plot_theory(rows, regions, out / "theory.png")
     if th:
         paths.append(th)
-    for m in _methods(rows):
+    for m in _rules(rows):
         if hists:
             paths.append(plot_histograms(hists, m, out / f"hist_{m.replace(':', '_').replace('=', '-')}.png"))
     return paths

@@ -1,6 +1,6 @@
 """``finescale selectors``: accuracy and modelled cost of every scale selector, and their front.
 
-For each selector (a ``method=`` of the golden model: abs-max, 4o6, brute force and
+For each selector (a ``rule=`` of the golden model: abs-max, 4o6, brute force and
 the rules of :mod:`finescale.golden.selectors`), scale format, block size and sigma:
 the MSE of N(0, sigma^2) blocks (the samples of :mod:`finescale.study.mse`,
 regions A/B/C detected from abs-max and brute force), the relative MSE on
@@ -26,10 +26,8 @@ magnitude width W (alignment, table, adders) plus a W^2 squarer for MSE.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +108,12 @@ def _costs(name, base, block_size, area, scale_format):
 # ------------------------------------------------------------------------------ measuring
 #: the 4-over-6 every selector is set against: the hardware unit's rule (its fixed-point block
 #: error, F = 8; the selectors' own default, and what the 4o6 unit's area prices), not the
-#: library default ``method="4o6"``'s exact error
-HARDWARE_4O6 = {"method": "4o6", "error_arith": "fixed", "error_frac_bits": 8}
+#: library default ``rule="4o6"``'s exact error
+HARDWARE_4O6 = {"rule": "4o6", "error_arith": "fixed", "error_frac_bits": 8}
 
 
 def _method(name):
-    return study.Method(name, "paper-e4m3", HARDWARE_4O6 if name == "4o6" else {"method": name})
+    return study.StudyRule(name, "paper-e4m3", HARDWARE_4O6 if name == "4o6" else {"rule": name})
 
 
 def valid_pairs(names, scale_formats) -> list[tuple[str, str]]:
@@ -124,7 +122,7 @@ def valid_pairs(names, scale_formats) -> list[tuple[str, str]]:
     for f in scale_formats:
         for name in names:
             try:
-                quantize(np.zeros((1, 4), np.float32), block_size=4, scale=f, method=name)
+                quantize(np.zeros((1, 4), np.float32), block_size=4, scale_format=f, rule=name)
                 pairs.append((f, name))
             except ValueError as exc:
                 print(f"selectors: skipping {name} with {f} scales: {exc}")
@@ -132,7 +130,7 @@ def valid_pairs(names, scale_formats) -> list[tuple[str, str]]:
 
 
 def measure(sigmas, blocks, pairs, nblocks, seed=0, progress=True):
-    """Study-style rows (``method``, ``sigma``, ``block_size``, ``mse``, ...) of every
+    """Study-style rows (``rule``, ``sigma``, ``block_size``, ``mse``, ...) of every
     (format, selector) pair."""
     from tqdm import tqdm
 
@@ -144,7 +142,7 @@ def measure(sigmas, blocks, pairs, nblocks, seed=0, progress=True):
         x = study.sample(i, sigma, b, nblocks, seed)
         for name in (n for g, n in pairs if g == f):
             stats, _ = study.measure(x, _method(name), b, f)
-            rows.append(dict(method=name, scale_format=f, sigma=float(sigma), block_size=b,
+            rows.append(dict(rule=name, scale_format=f, sigma=float(sigma), block_size=b,
                              **stats))
     return rows
 
@@ -158,7 +156,7 @@ def regions_of(rows, scale_format) -> dict:
 
 def table(rows, weights=None, area=None, weights_b=None, delay=None) -> list[dict]:
     """selectors.csv rows: MSE, brute force's MSE, share of 4o6's gap closed, costs."""
-    key = {(r["method"], r["scale_format"], r["block_size"], r["sigma"]): r for r in rows}
+    key = {(r["rule"], r["scale_format"], r["block_size"], r["sigma"]): r for r in rows}
     region = {f: regions_of(rows, f) for f in {r["scale_format"] for r in rows}}
     out = []
     for r in rows:
@@ -166,16 +164,16 @@ def table(rows, weights=None, area=None, weights_b=None, delay=None) -> list[dic
         bf = key[("brute-force", f, b, s)]["mse"]
         o6 = key.get(("4o6", f, b, s), {}).get("mse")
         gap = (o6 - r["mse"]) / (o6 - bf) if o6 is not None and o6 > bf else float("nan")
-        marea, cycles = model_area(r["method"], b)
+        marea, cycles = model_area(r["rule"], b)
         out.append(dict(
-            selector=r["method"], scale_format=f, block_size=b, sigma=s,
+            selector=r["rule"], scale_format=f, block_size=b, sigma=s,
             region=region[f].get(s, ""), mse=r["mse"], mse_se=r["mse_se"],
             mse_rel=r["mse"] / s ** 2, brute_force_mse=bf, gap_closed=gap,
-            area_um2=(area or {}).get((r["method"], f, b)),
-            delay_ps=(delay or {}).get((r["method"], f, b)), model_area_um2=marea,
+            area_um2=(area or {}).get((r["rule"], f, b)),
+            delay_ps=(delay or {}).get((r["rule"], f, b)), model_area_um2=marea,
             cycles_per_block=cycles,
-            weights_rel_mse=(weights or {}).get((r["method"], f, b)),
-            weights_b_rel_mse=(weights_b or {}).get((r["method"], f, b))))
+            weights_rel_mse=(weights or {}).get((r["rule"], f, b)),
+            weights_b_rel_mse=(weights_b or {}).get((r["rule"], f, b))))
     return out
 
 
@@ -188,15 +186,15 @@ def decisions(sigmas, blocks, nblocks, frac_bits=(0, 2, 4, 6, 8, 10, 12), seed=0
     for i, sigma, b in tqdm([(i, s, b) for i, s in enumerate(sigmas) for b in blocks],
                             desc="decisions", unit="point", mininterval=1.0):
         x = study.sample(i, sigma, b, nblocks, seed)
-        ideal = {m: quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
-                             method=f"kc-m6_4-{m}-float").choice
+        ideal = {m: quantize(x, recipe="paper-e4m3", scale_format=scale_format, block_size=b,
+                             rule=f"kc-m6_4-{m}-float").choice
                  for m in ("mse", "mae", "maxabs")}
         for pattern in DECISION_VARIANTS:
             for fb in (frac_bits if "{F}" in pattern else (None,)):
                 name = pattern.format(F=fb)
                 metric = next((m for m in ("mae", "maxabs") if f"-{m}" in name), "mse")
-                ch = quantize(x, recipe="paper-e4m3", scale=scale_format, block_size=b,
-                              method=name).choice
+                ch = quantize(x, recipe="paper-e4m3", scale_format=scale_format, block_size=b,
+                              rule=name).choice
                 rows.append(dict(selector=name, reference=f"kc-m6_4-{metric}-float",
                                  scale_format=scale_format, block_size=b, sigma=float(sigma),
                                  changed=float(np.mean(ch != ideal[metric]))))
@@ -216,8 +214,8 @@ def bf_offsets(sigmas, blocks, nblocks, seed=0, scale_format="e4m3", span=(-2, 6
     for i, sigma, b in tqdm([(i, s, b) for i, s in enumerate(sigmas) for b in blocks],
                             desc="bf offsets", unit="point", mininterval=1.0):
         x = study.sample(i, sigma, b, nblocks, seed)
-        pos = [np.searchsorted(svals, quantize(x, recipe="paper-e4m3", scale=scale_format,
-                                               block_size=b, method=m).scale_values.ravel())
+        pos = [np.searchsorted(svals, quantize(x, recipe="paper-e4m3", scale_format=scale_format,
+                                               block_size=b, rule=m).scale_values.ravel())
                for m in ("abs-max", "brute-force")]
         off = np.clip(pos[1] - pos[0], *span)
         share = np.bincount(off - span[0], minlength=span[1] - span[0] + 1) / off.size
@@ -243,7 +241,7 @@ def weights_mse(pairs, blocks, rows_cap=0, sigma=None) -> dict | None:
     from tqdm import tqdm
 
     combos = [(n, f, b) for f, n in pairs for b in blocks]
-    return {c: tradeoff.weights_rel_mse(weights, c[2], dict(method=c[0], scale=c[1]))
+    return {c: tradeoff.weights_rel_mse(weights, c[2], dict(rule=c[0], scale_format=c[1]))
             for c in tqdm(combos, desc="MiniLM weights", unit="config", mininterval=1.0)}
 
 
@@ -269,7 +267,7 @@ def synth_costs(path) -> dict:
         if p.get("pipelined") or p.get("input_format", "bf16") != "bf16" or p.get("prevent_zero"):
             continue
         rule = {"quantizer": "abs-max", "4o6": "4o6",
-                "selector": p.get("method")}.get(r.get("unit"))
+                "selector": p.get("rule")}.get(r.get("unit"))
         if rule == "4o6" and (p.get("metric", "mse") != "mse" or p.get(
                 "error_frac_bits", 8) != HARDWARE_4O6["error_frac_bits"]):
             continue
@@ -421,68 +419,6 @@ def _target_md(tgt, fr) -> str:
 
 
 # ------------------------------------------------------------------------- command line
-def register(subparsers):
-    p = subparsers.add_parser(
-        "selectors", help="scale selectors: MSE per sigma and block size, cost model, front",
-        description="Every scale selector of the golden model on N(0, sigma^2) blocks (and "
-                    "MiniLM weights when installed), a modelled hardware cost, the Pareto "
-                    "front and the check against the 4-over-6 target.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="13 sigmas x 2000 blocks, E4M3 only (about a minute)")
-    p.add_argument("--selectors", nargs="+", default=list(SELECTORS), metavar="NAME",
-                   help="method names (abs-max, 4o6 and brute-force are always added)")
-    p.add_argument("--scale-formats", nargs="+", default=None,
-                   help="default: e4m3 (quick) or e4m3 ue5m3")
-    p.add_argument("--block-sizes", nargs="+", type=int, default=list(BLOCKS))
-    p.add_argument("--sigmas", nargs=3, type=float, metavar=("LO", "HI", "N"), default=None,
-                   help="N log-spaced sigmas in [LO, HI] (default 0.0005 0.05 37; quick 13)")
-    p.add_argument("--blocks", type=int, default=None,
-                   help="blocks a point (default 20000, quick 2000)")
-    p.add_argument("--weight-rows", type=int, default=None,
-                   help="MiniLM: first N output rows of each tensor (default: quick 64, else all)")
-    p.add_argument("--synth", type=Path, nargs="+", default=None,
-                   help="synth.json files (or their folders) of `finescale synth` for area_um2")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("results/selectors"))
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    import numba
-
-    threads = numba.get_num_threads()
-    if args.quick:  # small calls: worker threads would only wait (and spin on a busy machine)
-        numba.set_num_threads(1)
-    try:
-        return _run(args)
-    finally:
-        numba.set_num_threads(threads)
-
-
-def _run(args) -> int:
-    t0 = time.perf_counter()
-    lo, hi, n = args.sigmas or (0.0005, 0.05, 13 if args.quick else 37)
-    if n != int(n) or n < 2:
-        raise ValueError(f"--sigmas N must be an integer >= 2, got {n}")
-    sigmas = tuple(float(s) for s in np.geomspace(lo, hi, int(n)))
-    nblocks = args.blocks or (2000 if args.quick else 20000)
-    fmts = args.scale_formats or (["e4m3"] if args.quick else ["e4m3", "ue5m3"])
-    cap = args.weight_rows if args.weight_rows is not None else 64 if args.quick else 0
-    area, delay = {}, {}
-    for path in args.synth or []:
-        costs = synth_costs(path)
-        area.update(costs["sky130_um2"])
-        delay.update(costs["delay_ps"])
-    res = write_study(args.out, sigmas, tuple(args.block_sizes), args.selectors, fmts, nblocks,
-                      seed=args.seed, area=area or None, delay=delay or None, weight_rows=cap)
-    print(f"selectors: {len(res['names'])} selectors x {len(fmts)} formats x "
-          f"{len(args.block_sizes)} block sizes x {len(sigmas)} sigmas, {nblocks} blocks a point: "
-          f"{time.perf_counter() - t0:.0f} s")
-    print(res["target_md"])
-    for path in res["files"]:
-        print(f"wrote {path}")
-    return 0
 
 
 def write_study(out: Path, sigmas, blocks, selectors, fmts, nblocks, *, seed=0, area=None,
@@ -495,7 +431,7 @@ def write_study(out: Path, sigmas, blocks, selectors, fmts, nblocks, *, seed=0, 
     for f in fmts:
         formats.get(f)
     names = list(dict.fromkeys(["abs-max", "4o6", "brute-force", *selectors]))
-    for name in names:  # every name must be a method the golden model accepts
+    for name in names:  # every name must be a rule the golden model accepts
         if name not in scaling.RULES:
             gsel.parse(name)
     out.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def supported(recipe=None, **options) -> dict:
     """Resolved options if the recipe's scale depends on the block maximum only; else raise."""
     opts = resolve(recipe, options)
     bad = [f"{k}={opts[k]!r}" for k, ok in [
-        ("method", opts["method"] in ("abs-max", "mx")), ("hierarchical", opts["hierarchical"] is None),
+        ("rule", opts["rule"] in ("abs-max", "mx")), ("hierarchical", opts["hierarchical"] is None),
         ("rounding", opts["rounding"] == "rne"), ("arith", opts["arith"] == "exact")] if not ok]
     if bad:
         raise ValueError(f"the analytic model covers abs-max / mx / prevent-zero recipes with "
@@ -86,11 +86,11 @@ def expected_mse(sigma: float, block_size: int, recipe: str | None = None, *, cl
     n = int(block_size)
     if n < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale"])
+    efmt, sfmt = formats.get(opts["element"]), formats.get(opts["scale_format"])
     M = opts["M"]
     if M is None:
-        M = 2.0 ** np.floor(np.log2(efmt.max)) if opts["method"] == "mx" else efmt.max
-    srounding = opts["scale_rounding"] or ("floor" if opts["method"] == "mx" else "rne")
+        M = 2.0 ** np.floor(np.log2(efmt.max)) if opts["rule"] == "mx" else efmt.max
+    srounding = opts["scale_rounding"] or ("floor" if opts["rule"] == "mx" else "rne")
     floor = opts["pz_floor"] if opts["pz_floor"] is not None else sfmt.min_subnormal
 
     def scale_of(m):

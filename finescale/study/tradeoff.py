@@ -28,20 +28,20 @@ BLOCKS = (4, 8, 16, 32)
 #: recipe's E4M3 abs-max under the FP32 per-tensor scale)
 RULE_OPTIONS = {**{r: blockformat.LABELS[r] for r in RULES if r in blockformat.LABELS},
                 "nvfp4": {k: v for k, v in recipes.RECIPES["nvfp4"].items()
-                          if k in ("method", "hierarchical")}}
+                          if k in ("rule", "hierarchical")}}
 
 
 def rule_options(rule: str, scale: str) -> dict | None:
     """quantize options of a rule for a scale format; None where the pair is moot: a scale
     format without zero (E8M0) has no zero scale to prevent, and a power-of-two one uses the
     OCP rule (floor) for abs-max."""
-    opts = dict(RULE_OPTIONS[rule], scale=scale)
-    if rule == "nvfp4" and scale != recipes.RECIPES["nvfp4"]["scale"]:
+    opts = dict(RULE_OPTIONS[rule], scale_format=scale)
+    if rule == "nvfp4" and scale != recipes.RECIPES["nvfp4"]["scale_format"]:
         return None  # NVFP4 is E4M3 scales under an FP32 per-tensor scale
     if opts.get("prevent_zero") and _formats.get(scale).zero_code is None:
         return None
-    if opts["method"] == "abs-max":
-        opts["method"] = blockformat.scale_rule(scale)
+    if opts["rule"] == "abs-max":
+        opts["rule"] = blockformat.scale_rule(scale)
     return opts
 
 
@@ -60,7 +60,7 @@ def accuracy(sigma: float, *, formats=FORMATS, rules=RULES, blocks=BLOCKS, nbloc
     for f, r, b in tqdm(combos, desc="accuracy", unit="config", disable=not progress):
         opts = rule_options(r, f)
         x = study.sample(0, sigma, b, nblocks, seed)
-        stats, q = study.measure(x, study.Method(r, "paper-e4m3", opts), b)
+        stats, q = study.measure(x, study.StudyRule(r, "paper-e4m3", opts), b)
         row = dict(scale_format=f, rule=r, block_size=b, sigma=sigma,
                    rel_mse=stats["mse"] / sigma ** 2, rel_mse_se=stats["mse_se"] / sigma ** 2,
                    zero_scale_share=stats["zero_scale_share"], bits_per_element=bits_per_element(q))
@@ -75,7 +75,7 @@ def bits_per_element(q) -> float:
     FP32 per-tensor (or per-row) scales, in bits."""
     n = q.element_codes.size
     g = 0 if q.global_scale is None else np.size(q.global_scale)
-    return (q.element.bits * n + q.scale.bits * q.scale_codes.size
+    return (q.element.bits * n + q.scale_format.bits * q.scale_codes.size
             + 8 * np.dtype(np.float32).itemsize * g) / n
 
 

@@ -3,7 +3,7 @@
 Three studies (each optional with ``--studies``), all offline from the ``llm`` extra:
 
 * ``mse``  per-layer and overall relative MSE ``sum (q - x)^2 / sum x^2`` of
-  all-MiniLM-L6-v2's encoder weights for every method x scale format x block
+  all-MiniLM-L6-v2's encoder weights for every rule x scale format x block
   size, each tensor first rescaled so its standard deviation sits in one of the
   numerical study's regions (A: E4M3 scales underflow, B: subnormal E4M3
   scales, C: no inversion; ``native`` keeps the trained weights).  "overall"
@@ -22,39 +22,37 @@ Outputs in ``--out``: ``mse.csv`` (per tensor), ``mse_overall.csv``, ``ppl.csv``
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
 from finescale import golden
-from finescale.study.sigmas import REGION_B
+from finescale.study.sigmas import REGION_SIGMA
 
 DEFAULT_RECIPES = ["paper-e4m3", "paper-e4m3-pz", "paper-e4m3-4o6", "paper-e4m3-h",
                    "paper-ue5m3"]
-DEFAULT_SIGMAS = ["A=0.001", f"B={REGION_B:g}", "C=0.02"]
+DEFAULT_SIGMAS = [f"{region}={sigma:g}" for region, sigma in REGION_SIGMA.items()]
 #: the MSE study's rules; a scale format below adds its own options
-METHODS = golden.blockformat.LABELS
+RULES = golden.blockformat.LABELS
 SCALES = {
-    "e4m3": dict(scale="e4m3"),
-    "e4m3-h": dict(scale="e4m3", hierarchical="tensor"),
-    "ue5m3": dict(scale="ue5m3"),
-    "e8m0": dict(scale="e8m0"),
+    "e4m3": dict(scale_format="e4m3"),
+    "e4m3-h": dict(scale_format="e4m3", hierarchical="tensor"),
+    "ue5m3": dict(scale_format="ue5m3"),
+    "e8m0": dict(scale_format="e8m0"),
 }
 STUDIES = ("mse", "ppl", "mask")
 
 
-def scheme(method: str, scale: str, block_size: int) -> dict:
+def scheme(rule: str, scale: str, block_size: int) -> dict:
     """golden.quantize options for one cell of the MSE study.
 
     With a per-tensor scale, 4o6 bounds the block scale by 256 (as NVFP4 4o6
     does) so that the M = 4 candidate does not saturate.
     """
-    opts = dict(METHODS[method], **SCALES[scale], block_size=block_size)
-    if opts["method"] == "4o6" and opts.get("hierarchical"):
+    opts = dict(RULES[rule], **SCALES[scale], block_size=block_size)
+    if opts["rule"] == "4o6" and opts.get("hierarchical"):
         opts["scale_bound"] = 256.0
     return opts
 
@@ -85,25 +83,25 @@ def relative_mse(x: np.ndarray, **options) -> tuple[float, float]:
     return float(np.sum((q - x) ** 2)), float(np.sum(x * x))
 
 
-def mse_study(weights: dict, sigmas, methods, scales, block_sizes, bar=None):
+def mse_study(weights: dict, sigmas, rules, scales, block_sizes, bar=None):
     """Per-tensor rows and overall rows of relative MSE; see the module docstring."""
     rows, overall = [], []
     for region, sigma in sigmas:
         placed = {name: w if sigma is None else (w * np.float32(sigma / float(w.std())))
                   .astype(np.float32) for name, w in weights.items()}
-        for method in methods:
+        for rule in rules:
             for scale in scales:
                 for bs in block_sizes:
-                    opts = scheme(method, scale, bs)
+                    opts = scheme(rule, scale, bs)
                     err = energy = 0.0
                     for name, w in placed.items():
                         e, s = relative_mse(w, **opts)
                         err, energy = err + e, energy + s
                         rows.append(dict(region=region, sigma=sigma or float(weights[name].std()),
-                                         method=method, scale=scale, block_size=bs,
+                                         rule=rule, scale_format=scale, block_size=bs,
                                          tensor=name, rel_mse=e / s))
-                    overall.append(dict(region=region, sigma=sigma or "", method=method,
-                                        scale=scale, block_size=bs, rel_mse=err / energy))
+                    overall.append(dict(region=region, sigma=sigma or "", rule=rule,
+                                        scale_format=scale, block_size=bs, rel_mse=err / energy))
                     if bar is not None:
                         bar.update(1)
     return rows, overall
@@ -236,16 +234,16 @@ def plot_ppl(path, rows):
 def plot_mse(path, overall):
     plt = _pyplot()
     regions = list(dict.fromkeys(r["region"] for r in overall))
-    scales = list(dict.fromkeys(r["scale"] for r in overall))
+    scales = list(dict.fromkeys(r["scale_format"] for r in overall))
     fig, axes = plt.subplots(len(regions), len(scales), squeeze=False, sharex=True,
                              figsize=(3 * len(scales), 2.4 * len(regions)))
     for i, region in enumerate(regions):
         for j, scale in enumerate(scales):
             ax = axes[i][j]
-            sel = [r for r in overall if r["region"] == region and r["scale"] == scale]
-            for method in dict.fromkeys(r["method"] for r in sel):
-                pts = sorted((r["block_size"], r["rel_mse"]) for r in sel if r["method"] == method)
-                ax.plot(*zip(*pts), marker=".", label=method)
+            sel = [r for r in overall if r["region"] == region and r["scale_format"] == scale]
+            for rule in dict.fromkeys(r["rule"] for r in sel):
+                pts = sorted((r["block_size"], r["rel_mse"]) for r in sel if r["rule"] == rule)
+                ax.plot(*zip(*pts), marker=".", label=rule)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{region} / {scale}", fontsize=8)
@@ -269,122 +267,3 @@ def plot_mask(path, rows, edges):
            title="perplexity gap, MLP W+A in [lo, hi) zeroed")
     fig.colorbar(im)
     _save(fig, path)
-
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "validate", help="recipes on real weights (MiniLM MSE) and a real LM (SmolLM2 perplexity)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--studies", nargs="+", choices=STUDIES, default=list(STUDIES),
-                   help="which studies to run (default: all)")
-    p.add_argument("--tokens", type=int, default=512,
-                   help="Wikipedia tokens scored for perplexity (default 512)")
-    p.add_argument("--context", type=int, default=256, help="tokens a window (default 256)")
-    p.add_argument("--block-sizes", type=int, nargs="+", default=[4, 8, 16, 32])
-    p.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES,
-                   help=f"golden recipes for perplexity (default: {' '.join(DEFAULT_RECIPES)})")
-    p.add_argument("--weight-sigma", type=float, default=None,
-                   help="quantize each MLP weight rescaled by the power of two that brings its "
-                        "std nearest this value (exact, undone after quantization), to place "
-                        "the weights in region A/B/C; default: as trained")
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
-                   help="MSE-study scale rules (default: all)")
-    p.add_argument("--scale-formats", nargs="+",
-                   choices=list(SCALES), default=list(SCALES),
-                   help="MSE-study scale formats (default: all)")
-    p.add_argument("--sigmas", nargs="+", default=DEFAULT_SIGMAS,
-                   help="MSE-study regions as NAME=SIGMA (each tensor rescaled to that std) "
-                        "or 'native' (default: %(default)s)")
-    p.add_argument("--mse-rows", type=int, default=32,
-                   help="first rows of each MiniLM tensor used (0: all; default 32)")
-    p.add_argument("--mask-edges", type=float, nargs="+",
-                   default=[0.0, 0.005, 0.01, 0.02, 0.035],
-                   help="magnitude interval bounds for the masking heat map")
-    p.add_argument("--out", default="validate-out", help="output folder (default validate-out)")
-    p.set_defaults(func=run)
-
-
-def _check(args):
-    for r in args.recipes:
-        golden.recipes.resolve(r, {})
-    if any(b < 1 for b in args.block_sizes):
-        raise ValueError(f"--block-sizes must be positive, got {args.block_sizes}")
-    if args.weight_sigma is not None and not (0 < args.weight_sigma < math.inf):
-        raise ValueError(f"--weight-sigma must be a positive number, got {args.weight_sigma}")
-    edges = sorted(set(args.mask_edges))
-    if "mask" in args.studies and (len(edges) < 2 or edges[0] < 0):
-        raise ValueError("--mask-edges needs at least two distinct values >= 0")
-    return edges
-
-
-def run(args) -> int:
-    from tqdm import tqdm
-
-    edges = _check(args)
-    sigmas = parse_sigmas(args.sigmas)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    summary = ["# finescale validate", ""]
-    total = 0
-    if "mse" in args.studies:
-        total += len(sigmas) * len(args.methods) * len(args.scale_formats) * len(args.block_sizes)
-    if "ppl" in args.studies:
-        total += len(args.recipes) * len(args.block_sizes)
-    if "mask" in args.studies:
-        total += len(edges) * (len(edges) - 1) // 2
-    with tqdm(total=total, desc="validate", unit="run") as bar:
-        if "mse" in args.studies:
-            from finescale.study import realdata
-
-            rows, overall = mse_study(realdata.minilm_weights(args.mse_rows), sigmas,
-                                      args.methods, args.scale_formats, args.block_sizes, bar)
-            write_csv(out / "mse.csv", rows)
-            write_csv(out / "mse_overall.csv", overall)
-            plot_mse(out / "mse.png", overall)
-            summary += ["## Relative weight MSE, all-MiniLM-L6-v2 encoder linears "
-                        f"(first {args.mse_rows or 'all'} rows of each)", ""]
-            for region, _ in sigmas:
-                summary += [f"### region {region}", "",
-                            pivot([r for r in overall if r["region"] == region],
-                                  lambda r: f"{r['method']} / {r['scale']}", "rel_mse",
-                                  lambda v: f"{v:.4g}"), ""]
-        model = windows = base = None
-        if "ppl" in args.studies or "mask" in args.studies:
-            from finescale.study import realdata
-
-            bar.set_postfix_str("loading SmolLM2")
-            model, tok = realdata.load_smollm2()
-            windows = token_windows(tok, realdata.wiki_text(), args.tokens, args.context)
-            bar.set_postfix_str("")
-        if "ppl" in args.studies:
-            rows = ppl_study(model, windows, args.recipes, args.block_sizes, bar,
-                             args.weight_sigma)
-            base = rows[0]["ppl"]
-            write_csv(out / "ppl.csv", rows)
-            plot_ppl(out / "ppl.png", rows)
-            summary += [f"## SmolLM2-135M-Instruct perplexity gap, {windows.numel()} Wikipedia "
-                        f"tokens, W+A on MLP linears" + (
-                            "" if args.weight_sigma is None else
-                            f", weights quantized at std ~{args.weight_sigma:g}"), "",
-                        f"Baseline perplexity {base:.4f} (weights are Q4_1 from the GGUF, "
-                        "dequantized to fp32).", "",
-                        pivot(rows, lambda r: r["recipe"], "gap", lambda v: f"{v:.3f}"), ""]
-        if "mask" in args.studies:
-            rows = mask_study(model, windows, edges, base, bar)
-            write_csv(out / "mask.csv", rows)
-            plot_mask(out / "mask.png", rows, edges)
-            summary += ["## Magnitude masking (MLP W+A in [lo, hi) set to 0), perplexity gap",
-                        "", "| lo \\ hi | " + " | ".join(f"{e:g}" for e in edges[1:]) + " |",
-                        "|---" * len(edges) + "|"]
-            gaps = {(r["lo"], r["hi"]): r["gap"] for r in rows}
-            for lo in edges[:-1]:
-                summary.append(f"| {lo:g} | " + " | ".join(
-                    f"{gaps[lo, hi]:.3f}" if (lo, hi) in gaps else "" for hi in edges[1:]) + " |")
-            summary.append("")
-    summary.append(f"Run time {time.perf_counter() - t0:.0f} s.")
-    text = "\n".join(summary) + "\n"
-    (out / "summary.md").write_text(text)
-    print(text)
-    print(f"wrote {out}/")
-    return 0

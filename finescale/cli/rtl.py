@@ -14,7 +14,9 @@ import pathlib
 
 from tqdm import tqdm
 
-__all__ = ["register", "run", "write_unit"]
+from finescale.hw.emit import emit
+
+__all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
@@ -28,10 +30,10 @@ def register(subparsers) -> None:
     p.add_argument("--scale-format", default="e4m3", help="scale format (golden format name)")
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--input-format", default="bf16", choices=["bf16", "fp32"])
-    p.add_argument("--method", default=None,
+    p.add_argument("--rule", default=None,
                    help="scale rule: abs-max | mx (default: mx for e8m0, else abs-max); "
-                        "selector: kc-m<M>_<M>..[-up][-mae][-f<F>] or pg<t>-m<M>_<M>[-up] "
-                        "(default kc-m6_4-up)")
+                        "selector: kc-m<M>_<M>..|kc-o<offsets>[-up][-mae|-maxabs][-f<F>] or "
+                        "pg<t>-m<M>_<M>[-up] (default kc-m6_4-up)")
     p.add_argument("--prevent-zero", action="store_true")
     p.add_argument("--metric", default=None, help="4o6 block error: mse | mae")
     p.add_argument("--error-frac-bits", type=int, default=None, help="4o6 fixed-point F")
@@ -51,26 +53,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def write_unit(spec, out: pathlib.Path) -> dict:
-    """Write ``<top>.v`` and ``<top>.json`` for ``spec``; return the sidecar."""
-    from .emit import emit
-    return emit(spec, out).sidecar
-
-
 def _one_spec(args):
-    from .units import UNITS, UnitSpec
+    from finescale.hw.units import UNITS, UnitSpec
 
     if args.unit not in UNITS:
         raise ValueError(f"--unit must be one of {list(UNITS)}, not {args.unit!r}")
     defaults = UNITS[args.unit].defaults
     given = {"scale_format": args.scale_format, "block_size": args.block_size,
-             "input_format": args.input_format, "method": args.method,
+             "input_format": args.input_format, "rule": args.rule,
              "prevent_zero": args.prevent_zero, "metric": args.metric,
              "error_frac_bits": args.error_frac_bits, "pipelined": args.pipelined or None,
              "lanes": args.lanes, "accumulate": args.accumulate,
              "headroom": args.headroom, "stages": args.stages}
     params = {k: v for k, v in given.items() if k in defaults and v is not None}
-    for k in ("method", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",
+    for k in ("rule", "metric", "error_frac_bits", "pipelined", "lanes", "accumulate",
               "headroom", "stages"):
         if given[k] is not None and k not in defaults:
             raise ValueError(f"--{k.replace('_', '-')} does not apply to unit {args.unit!r}")
@@ -80,7 +76,7 @@ def _one_spec(args):
 
 
 def run(args) -> int:
-    from .units import matrix
+    from finescale.hw.units import matrix
 
     if args.all == bool(args.unit):
         raise ValueError("give either --unit or --all")
@@ -89,7 +85,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for spec in tqdm(specs, desc="rtl", unit="unit", disable=len(specs) < 2):
-        write_unit(spec, out)
+        emit(spec, out)
         names.append(spec.name)
     manifest = out / "manifest.json"
     known = json.loads(manifest.read_text()) if manifest.exists() and not args.all else []

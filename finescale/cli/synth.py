@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from . import designs as dsg, flow, plots, sta, study
+from finescale.synth import designs as dsg, flow, plots, sta, study
 
 
 def _csv(kind):
