@@ -122,4 +122,5 @@ def test_every_front_selector_has_rtl():
     rules = {s.params["rule"] for s in matrix() if s.unit == "selector"}
     assert rules == set(golden.selectors.FRONT)
     for name in golden.selectors.FRONT:
-        assert spec("selector", rule=name, block_size=4).build().signature.members["choice"]
+        assert "choice" in {port["name"] for port in spec("selector", rule=name,
+                                                          block_size=4).ports()}
