@@ -68,10 +68,19 @@ class QuantizedTensor:
         if padded != n:
             codes = np.concatenate(
                 [codes, np.zeros(codes.shape[:-1] + (padded - n,), np.uint8)], axis=-1)
-        d = self.divisors()
         out = np.empty(codes.shape, np.float64 if dtype.itemsize > 4 else np.float32)
-        kernels.dequantize(np.ascontiguousarray(codes).reshape(-1, self.block_size),
-                           self.element.table, d.reshape(-1), out.reshape(-1, self.block_size))
+        rows = np.ascontiguousarray(codes).reshape(-1, self.block_size)
+        if self.global_scale is None or not np.ndim(self.global_scale):
+            # one g: every (scale code, element code) value, v * (S * g) rounded once, looked up
+            g = 1.0 if self.global_scale is None else float(self.global_scale)
+            with np.errstate(invalid="ignore", over="ignore"):
+                values = (self.element.table * (self.scale_format.table * g)[:, None]).astype(
+                    out.dtype)
+            sc = np.ascontiguousarray(np.moveaxis(self.scale_codes, self.axis, -1)).reshape(-1)
+            kernels.dequantize_by_scale(rows, sc, values, out.reshape(rows.shape))
+        else:
+            kernels.dequantize(rows, self.element.table, self.divisors().reshape(-1),
+                               out.reshape(rows.shape))
         return np.moveaxis(out[..., :n], -1, self.axis).astype(dtype, copy=False)
 
     def _dequantize_f32(self) -> np.ndarray:
@@ -275,7 +284,8 @@ class _Blocks:
             gs[gs == 0] = 1.0  # an all-zero tensor / row: any scale will do
         if tensor:
             self.tensor_amax, self.tensor_const = np.float32(rows_amax[0]), div
-        self.g = np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size)
+        self.g = (np.full(xb.shape[0], float(gs[0])) if gs.size == 1  # (repeat: 5x slower)
+                  else np.repeat(gs.astype(np.float64), xb.shape[0] // gs.size))
         return gs
 
     def select(self, m):
@@ -325,7 +335,7 @@ class _Blocks:
 def _choice(b: _Blocks, take4):
     """4-over-6's choice a block: the M it took (the element format's two largest values)."""
     m6, m4 = b.fmt.candidates
-    return np.where(take4, m4, m6).astype(np.uint8)
+    return np.where(take4, np.uint8(m4), np.uint8(m6))
 
 
 def _abs_max(b: _Blocks):
@@ -335,9 +345,8 @@ def _abs_max(b: _Blocks):
         scodes = b.select(M)
         return b.elements(scodes), scodes, None
     ecodes, scodes, _ = b.outputs()
-    kernels.abs_max(b.xb, b.amax, b.g * M, b.g, b.sfmt.table,
-                    b.sfmt.grid.args(rule.scale_rounding), b.pz_code, b.cmp, b.egrid, b.zcode,
-                    ecodes, scodes)
+    kernels.abs_max(b.xb, b.amax, M, b.g, b.sfmt.table, b.sfmt.grid.args(rule.scale_rounding),
+                    b.sfmt.grid.binades, b.pz_code, b.cmp, b.egrid, b.zcode, ecodes, scodes)
     return ecodes, scodes, None
 
 
@@ -347,8 +356,9 @@ def _four_over_six(b: _Blocks):
     m6, m4 = b.fmt.candidates
     ecodes, scodes, take4 = b.outputs()
     kernels.four_over_six(b.xb, b.amax, b.g, m6, m4, rule.candidate4 == "1.5x6", b.sfmt.table,
-                          b.sfmt.grid.args(rule.scale_rounding), b.pz_code, b.efmt.table,
-                          b.cmp, b.egrid, b.zcode, kernels.METRICS.index(rule.metric),
+                          b.sfmt.grid.args(rule.scale_rounding), b.sfmt.grid.binades,
+                          b.pz_code, b.efmt.table, b.cmp, b.egrid, b.zcode,
+                          kernels.METRICS.index(rule.metric),
                           rule.error_arith == "fixed", int(rule.error_frac_bits), ecodes, take4,
                           scodes)
     return ecodes, scodes, _choice(b, take4)

@@ -17,11 +17,14 @@ value is ``max``.  Overflow then saturates, or becomes NaN / inf.
 
 The loop is compiled with numba (``nogil``, rows split over a thread pool by
 :mod:`.pool`); it is the one place the golden model walks elements one at a time.
+Block scales take :func:`round_quotient`: a guess from the float64 quotient, corrected by
+the same exact compares.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numba
@@ -71,6 +74,34 @@ class Grid:
             return None  # two's complement, large or zero-less grids take the general path
         codes = self.codes[self.values >= 0]
         return (mags[1:] + mags[:-1]) / 2, codes
+
+    @functools.cached_property
+    def binades(self):
+        """(base, shift), int64 arrays of 2048: a first guess of the index of the largest
+        grid value <= q (q >= 0) from the fields of q's float64 bits, exponent e and
+        mantissa f: ``base[e] + (f >> shift[e])``.
+
+        Where the values in a binade ``[2**E, 2**(E+1))`` are 2**E + i 2**(E-j), i = 0, 1, ...
+        (every floating-point or integer grid), the guess is the index of the largest value
+        <= q; elsewhere it is that of the largest value below the binade.
+        :func:`round_quotient` corrects any guess by exact comparisons.
+        """
+        vals = self.values
+        e = np.arange(2048)
+        start = np.ldexp(1.0, np.minimum(e, 2046) - 1023)
+        start[0], start[-1] = 0.0, np.inf  # q < 2**-1022: the largest value <= 0
+        base = np.searchsorted(vals, start, side="left") - 1
+        base[0] = np.searchsorted(vals, 0.0, side="right") - 1
+        shift = np.full(2048, 52, np.int64)
+        pos = vals[vals > 0]
+        exps = np.frexp(pos)[1] - 1
+        for E in np.unique(exps):
+            pts = pos[exps == E]
+            j = int(pts.size - 1).bit_length()
+            if E > -1023 and np.array_equal(pts, np.ldexp(1.0 + np.arange(pts.size) / 2**j, E)):
+                base[E + 1023] += 1
+                shift[E + 1023] = 52 - j
+        return base.astype(np.int64), shift
 
     def tie_up(self, mode):
         """Per midpoint: does a tie round up (to the larger magnitude)?"""
@@ -261,7 +292,45 @@ def _round_one(x, d, vals, codes, vlo, vhi, plo, negz, nanc, infc, sbit, underc,
     return codes[pick]
 
 
-#: compiled once and called (per element, where nothing faster applies), or inlined into a
-#: kernel's loop (block scales: about 2.5x faster, for a larger kernel to compile)
+_MANTISSA = (1 << 52) - 1
+
+
+@numba.njit(inline="always")
+def round_quotient(x, d, base, shift, buf, ibuf, vals, codes, mode):
+    """:func:`round_one` of a finite ``x > 0`` (a block amax) strictly inside the grid, or -1.
+
+    The binary search is replaced by :attr:`Grid.binades`' guess from the float64 quotient
+    ``x / d``, corrected by the same exact comparisons ``vals[k] * d <= x``, and the rounding
+    decision is taken without a data-dependent branch (random ups and downs mispredict):
+    the same code as :func:`round_one`'s, bit for bit.  -1 (x <= 0, the quotient at or
+    beyond either end of the grid, stochastic rounding): the caller calls :func:`round_one`,
+    in its own loop (called from here, or :func:`round_one_inline` anywhere, numba
+    reference-counts the arrays at every call: several times the cost of all this).
+    ``buf``/``ibuf``: a float64 scratch of one entry and its int64 view.
+    """
+    buf[0] = x / d  # within an ulp of the exact quotient: the guess is off by one at most
+    b = ibuf[0]
+    e = (b >> 52) & 0x7FF
+    n = vals.size
+    k = min(base[e] + ((b & _MANTISSA) >> shift[e]), n - 1)
+    while k >= 0 and vals[k] * d > x:
+        k -= 1
+    while k + 1 < n and vals[k + 1] * d <= x:
+        k += 1
+    if k < 0 or k + 1 == n or mode == STOCHASTIC or not x > 0:
+        return -1
+    if mode == FLOOR:
+        up = False
+    elif mode == CEIL:
+        up = True
+    else:
+        m = (vals[k] + vals[k + 1]) * 0.5 * d
+        tie_up = (mode == TIES_AWAY) | ((mode == RNE) & ((codes[k] & 1) == 1))
+        up = (x > m) | ((x == m) & tie_up)
+    return np.int64(codes[k + np.int64(up & (x != vals[k] * d))])
+
+
+#: compiled once and called (per element where nothing faster applies, and where
+#: :func:`round_quotient` declines), or inlined into :func:`round_to_grid`'s loop
 round_one = numba.njit(nogil=True)(_round_one)
 round_one_inline = numba.njit(inline="always")(_round_one)

@@ -199,6 +199,22 @@ def test_brute_force_pruning_equals_full_search(scale, hier, block, sigma):
     assert np.array_equal(pruned.element_codes, full.element_codes)
 
 
+@pytest.mark.parametrize("metric", ["mse", "mae", "max-abs"])
+def test_brute_force_pruning_equals_full_search_every_metric(metric):
+    """The pruned search (candidates outward from the hint, the scan up stopped by the
+    elements that round to zero, abandoned candidates summed in any order) against every
+    candidate summed in full, on blocks with many zeros and small elements."""
+    rng = np.random.default_rng(11)
+    x = normal_blocks(rng, 1e-2, 400, 16)
+    x *= (rng.random(x.shape) < 0.4).astype(np.float32)
+    x[:40] *= np.float32(10.0) ** rng.integers(-4, 2, (40, 1)).astype(np.float32)
+    kw = dict(rule="brute-force", metric=metric)
+    pruned = golden.quantize(x, **kw)
+    full = golden.quantize(x, **kw, prune=False)
+    assert np.array_equal(pruned.scale_codes, full.scale_codes)
+    assert np.array_equal(pruned.element_codes, full.element_codes)
+
+
 @pytest.mark.parametrize("scale,hier,block,sigma", BF_CASES)
 def test_brute_force_is_never_worse(scale, hier, block, sigma):
     rng = np.random.default_rng(block + 1)
@@ -305,3 +321,34 @@ def test_f32_arithmetic_reproduces_a_float32_anchor():
     ref = (x * recip[:, None]).astype(np.float32).astype(ml_dtypes.float4_e2m1fn)
     ok = sv > 0
     assert np.array_equal(q.element_codes[ok], ref.view(np.uint8)[ok])
+
+
+@pytest.mark.parametrize("options", [dict(recipe="paper-e4m3"), dict(recipe="nvfp4"),
+                                     dict(recipe="mxfp4"), dict(recipe="paper-ue5m3"),
+                                     dict(recipe="paper-e4m3-pz"),
+                                     dict(scale_format="e4m3", scale_rounding="ceil"),
+                                     dict(recipe="paper-e4m3-4o6"), dict(recipe="nvfp4-4o6"),
+                                     dict(recipe="paper-e4m3-pz-4o6", candidate4="1.5x6"),
+                                     dict(recipe="paper-ue5m3-4o6", error_arith="fixed")])
+def test_abs_max_scale_table_equals_per_block_rounding(options, monkeypatch):
+    """Large tensors round abs-max's and 4-over-6's scales by a table over amax's bits
+    (kernels.scale_buckets): forced on a small one, it gives the per-block rounding's codes."""
+    from finescale.golden import kernels
+    rng = np.random.default_rng(4)
+    x = normal_blocks(rng, 1e-2, 512, 32)
+    x *= np.float32(10.0) ** rng.integers(-6, 3, (512, 1)).astype(np.float32)
+    x[:4] = 0.0
+    # block maxima at, and one float32 step past, E4M3 rounding boundaries of amax / 6, / 4
+    e4m3 = formats.get("e4m3")
+    edges = np.concatenate([kernels.scale_buckets(m, e4m3.table, e4m3.grid.args(),
+                                                  e4m3.grid.binades, -1)[2] for m in (6, 4)])
+    edges = edges[(edges > 0x38000000) & (edges < 0x41000000)]  # amax in 3e-5 .. 8
+    edges = np.concatenate([edges, edges + 1]).astype(np.int32).view(np.float32)
+    edge_blocks = np.abs(normal_blocks(rng, 0.2, edges.size, 32)).clip(0, 0.9) * edges[:, None]
+    edge_blocks[:, 7] = edges
+    x = np.concatenate([x, edge_blocks.astype(np.float32)])
+    want = golden.quantize(x, **options)
+    monkeypatch.setattr(kernels, "BUCKETS_FROM", 1)
+    got = golden.quantize(x, **options)
+    assert np.array_equal(got.scale_codes, want.scale_codes)
+    assert np.array_equal(got.element_codes, want.element_codes)
