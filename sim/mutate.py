@@ -16,6 +16,7 @@ unit kind over the non-equivalent mutants).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -23,7 +24,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from tqdm import tqdm
 
 from finescale.hw import emit
 from finescale.hw.units import spec as unit_spec
@@ -205,7 +205,8 @@ def run_kind(spec, *, n: int, seed: int, vectors: int, workdir: Path, sim="veril
     t0 = time.perf_counter()
     muts = list_mutations(em, wd / "yosys", n, seed)
     bundle = build_bundle(em, wd / "yosys", muts)
-    run = dict(sim=sim, seed=seed, vectors=vectors, build_root=wd / "sim", store=store)
+    # one build root for every kind: the Verilator runtime objects are compiled once
+    run = dict(sim=sim, seed=seed, vectors=vectors, build_root=workdir / "sim", store=store)
     first = _run_bundle(bundle, range(1, len(muts) + 1), **run)
     t1 = time.perf_counter()
     rows = [{"kind": kind, "name": spec.name, "mutant": r["mutant"],
@@ -267,18 +268,29 @@ def write_tables(rows, summaries, out: Path) -> None:
     (out / "mutate.md").write_text("\n".join(md) + "\n")
 
 
+def _run_kind(kind, **kwargs):
+    return run_kind(KINDS[kind], **kwargs)
+
+
 def campaign(kinds=None, *, mutants=50, seed=1, vectors=300, out="results/mutate",
-             workdir="sim_build/mutate", progress=True, prove=True, learn=False):
-    """The campaign over ``kinds`` (all of :data:`KINDS` when None); returns (rows, summaries)."""
+             workdir="sim_build/mutate", progress=True, prove=True, learn=False, jobs=1,
+             scheduler=None):
+    """The campaign over ``kinds`` (all of :data:`KINDS` when None), ``jobs`` kinds at a time
+    as Dask tasks (or on the Dask cluster at ``scheduler``); returns (rows, summaries) in the
+    kinds' order."""
+    from finescale import cluster
     kinds = list(kinds or KINDS)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown unit kind(s) {unknown}; choose from {list(KINDS)}")
-    rows, sums = [], []
-    for k in tqdm(kinds, desc="mutate", unit="unit", disable=not progress):
-        r, s = run_kind(KINDS[k], n=mutants, seed=seed, vectors=vectors,
-                        workdir=Path(workdir).resolve(), prove=prove, learn=learn)
-        rows += r
-        sums.append(s)
-        write_tables(rows, sums, Path(out))
-    return rows, sums
+    if learn and (jobs > 1 or scheduler):
+        raise ValueError("--learn writes the directed vectors: run it with --jobs 1")
+    one = functools.partial(_run_kind, n=mutants, seed=seed, vectors=vectors,
+                            workdir=Path(workdir).resolve(), prove=prove, learn=learn)
+    done = {}
+    for i, result in cluster.as_completed(one, kinds, jobs=jobs, scheduler=scheduler,
+                                          desc="mutate", unit="unit", progress=progress):
+        done[i] = result
+        write_tables([r for k in sorted(done) for r in done[k][0]],
+                     [done[k][1] for k in sorted(done)], Path(out))
+    return ([r for k in sorted(done) for r in done[k][0]], [done[k][1] for k in sorted(done)])

@@ -83,7 +83,9 @@ RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_threads", "verilated
 
 def _share_runtime(build_dir: Path, cache: Path, *, store: bool) -> None:
     """Copy the runtime objects (and their make dependency files) from ``cache`` into a
-    new build directory, or, with ``store``, from a finished build into an empty cache.
+    new build directory, or, with ``store``, from a finished build into an empty cache
+    (each file written under a temporary name and renamed, so a parallel build never
+    reads half a file).
 
     They depend on nothing but the generated makefile's timestamp (newer at each
     Verilator run), so copies get an mtime a day ahead and make keeps them.
@@ -94,9 +96,37 @@ def _share_runtime(build_dir: Path, cache: Path, *, store: bool) -> None:
         dst.mkdir(parents=True, exist_ok=True)
         ahead = time.time() + 86400
         for f in files:
-            shutil.copy2(src / f, dst / f)
+            part = dst / f"{f}.{os.getpid()}.part"
+            shutil.copy2(src / f, part)
             if not store:
-                os.utime(dst / f, (ahead, ahead))
+                os.utime(part, (ahead, ahead))
+            os.replace(part, dst / f)
+
+
+@contextlib.contextmanager
+def _runtime_once(cache: Path):
+    """Held around a build while the runtime cache is empty: builds started in parallel
+    (Dask workers) wait for the first to compile the runtime objects and store them, instead
+    of each compiling them."""
+    import fcntl
+
+    def complete() -> bool:  # the last file stored is there
+        return (cache / f"{RUNTIME_OBJECTS[-1]}.d").exists()
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if complete():
+        yield
+        return
+    with open(cache.parent / f"{cache.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if complete():  # another build stored it while this one waited
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def spec_of(emitted):
@@ -160,17 +190,18 @@ def run_unit(spec=None, *, verilog=None, sim="verilator", seed=1, vectors=1000, 
         t0 = time.perf_counter()
         cache = build_dir.parent / (f".runtime-{_verilator_version()}-waves{int(waves)}"
                                     f"{'-harness' if harness else ''}")
-        if sim == "verilator":
-            _share_runtime(build_dir, cache, store=False)
-            if harness:
-                os.environ["MAKEFLAGS"] += " " + bulk.make_flags()
+        if sim == "verilator" and harness:
+            os.environ["MAKEFLAGS"] += " " + bulk.make_flags()
         runner = get_runner(sim)  # takes its environment from os.environ
-        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
-                     build_args=args if sim == "verilator" else [],
-                     timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log")
+        with _runtime_once(cache) if sim == "verilator" else contextlib.nullcontext():
+            if sim == "verilator":
+                _share_runtime(build_dir, cache, store=False)
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                         build_args=args if sim == "verilator" else [],
+                         timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log")
+            if sim == "verilator":
+                _share_runtime(build_dir, cache, store=True)
         t1 = time.perf_counter()
-        if sim == "verilator":
-            _share_runtime(build_dir, cache, store=True)
         with contextlib.suppress(SystemExit):  # under pytest a failed test exits; read below
             runner.test(test_module=test_module, hdl_toplevel=top,
                         build_dir=build_dir, test_dir=build_dir, extra_env=env,

@@ -186,6 +186,15 @@ def run_yosys(workdir: Path, script_name: str = "script.ys", *, timeout=None) ->
     return log
 
 
+def warm() -> None:
+    """Run Yosys once (``-V``), so that yowasp's one-time compile of its WebAssembly module
+    (about 50 CPU seconds, cached under ``~/.cache/YoWASP``) is done before Yosys runs in
+    parallel: runs started on an empty cache would each compile it."""
+    with tempfile.TemporaryDirectory(prefix="finescale-yosys-") as tmp:
+        (Path(tmp) / "version.ys").write_text("version\n")
+        run_yosys(Path(tmp), "version.ys")
+
+
 def collect(workdir: Path, top: str, nand2_area: float, *, liberty: str = "",
             clocks_ns=(), place: bool = False, bounded: bool = True) -> dict:
     """Parse the report files a run left in ``workdir`` into one flat result record; time the

@@ -134,11 +134,13 @@ def load_liberty(path=None) -> tuple[str, float, str]:
 def run(designs: list[Design], liberty: str, nand2_area: float, *, jobs: int = 2,
         full: bool = True, cache_dir=None, progress: bool = True, scheduler: str | None = None,
         clocks_ns=(), fastest: bool = False, place: bool = False,
-        common_ns: float | None = None) -> list[dict]:
+        common_ns: float | None = None, priority: int = 0) -> list[dict]:
     """Synthesize every design as Dask tasks (:mod:`finescale.cluster`: ``jobs`` local worker
-    processes, or the cluster at ``scheduler``); one record per design.  ``clocks_ns`` and
-    ``fastest`` add timed mappings between boundary registers, ``common_ns`` (one of the clocks)
-    names the one the ``um2_at_clock`` / ``delay_ps`` columns report."""
+    processes, or the cluster at ``scheduler``, at ``priority`` there); one record per design,
+    in the order given.  The largest Verilog goes first, so the longest runs do not end the
+    sweep one by one.  ``clocks_ns`` and ``fastest`` add timed mappings between boundary
+    registers, ``common_ns`` (one of the clocks) names the one the ``um2_at_clock`` /
+    ``delay_ps`` columns report."""
     from finescale import cluster
     names = [d.name for d in designs]
     if len(set(names)) != len(names):
@@ -147,8 +149,12 @@ def run(designs: list[Design], liberty: str, nand2_area: float, *, jobs: int = 2
                             cache_dir=cache_dir, fastest=fastest, place=place)
     work = [(d, tuple(clocks_ns) + ((FORMATSCOPE["clock_ns"],) if clocks_ns and formatscope_peer(
         {"params": d.params}) else ())) for d in designs]
-    results = cluster.map_progress(job, work, jobs=jobs, scheduler=scheduler, desc="yosys",
-                                   unit="design", progress=progress)
+    first = sorted(range(len(work)), key=lambda i: -len(designs[i].verilog))
+    results = [None] * len(work)
+    for i, r in cluster.as_completed(job, [work[i] for i in first], jobs=jobs,
+                                     scheduler=scheduler, desc="yosys", unit="design",
+                                     progress=progress, priority=priority):
+        results[first[i]] = r
     return [record(d, r, common_ns=common_ns) for d, r in zip(designs, results)]
 
 

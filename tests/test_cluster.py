@@ -61,3 +61,18 @@ def test_same_table_here_on_a_local_cluster_and_on_a_separate_scheduler(schedule
     assert here[0]["sky130_um2"] < here[1]["sky130_um2"]
     assert table(jobs=2) == here
     assert table(scheduler=scheduler) == here
+
+
+def test_a_shared_local_cluster_serves_several_sweeps():
+    """``cluster.local`` starts one LocalCluster whose address every sweep can take; tasks of
+    a higher priority start first; one job needs no cluster."""
+    with cluster.local(1) as none:
+        assert none is None
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        with cluster.local(0):
+            pass
+    with cluster.local(2) as address:
+        assert address.startswith("tcp://")
+        assert cluster.map_progress(_square, range(4), scheduler=address, progress=False,
+                                    priority=1) == [0, 1, 4, 9]
+        assert cluster.map_progress(_square, [5], scheduler=address, progress=False) == [25]

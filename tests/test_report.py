@@ -9,6 +9,8 @@ import re
 import pytest
 
 from finescale import cli
+from finescale import report as report_mod
+from finescale.hw import units
 from finescale.synth import liberty
 
 
@@ -32,6 +34,16 @@ def test_report_runs_and_writes_every_file(report):
     assert stages["Regression: RTL vs golden model"] == "ok"
     assert stages["Synthesis: area and logic depth"] == ("ok" if liberty.available() else
                                                           "skipped")
+    run = json.loads((out / "report.json").read_text())
+    assert [s["title"] for s in run["stages"]][:4] == [
+        "Numerical study (MSE vs sigma)", "RTL generation", "Regression: RTL vs golden model",
+        "Synthesis: area and logic depth"]
+    # with the default two workers regression and synthesis run side by side, and say so
+    assert run["side_by_side"] == ["Regression: RTL vs golden model",
+                                   "Synthesis: area and logic depth"]
+    reg, syn = (next(s for s in run["stages"] if s["title"] == t) for t in run["side_by_side"])
+    assert syn["start"] < reg["start"] + reg["seconds"]  # they overlapped
+    assert "ran side by side" in (out / "summary.md").read_text()
 
 
 def test_page_references_only_existing_files(report):
@@ -67,6 +79,15 @@ def test_tables_hold_the_expected_rows(report):
     for r in regress:  # the file regressed is the emitted file synthesis reads
         text = (out / "rtl" / f"{r['name']}.v").read_text()
         assert r["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    # quick mode emits exactly what it regresses and synthesizes (--full: the whole matrix)
+    emitted = json.loads((out / "rtl" / "manifest.json").read_text())["names"]
+    assert sorted(p.stem for p in (out / "rtl").glob("*.v")) == sorted(emitted)
+    wanted = {s.name for s in report_mod.quick_synthesis(units.matrix("default"))}
+    assert {r["name"] for r in regress} < wanted  # the regressed units are synthesized too
+    assert set(emitted) == wanted and len(emitted) == 32 < len(units.matrix("default"))
+    if liberty.available():
+        synth = list(csv.DictReader(open(out / "synth" / "synth.csv")))
+        assert {r["name"] for r in synth} == wanted
     mutants = json.loads((out / "mutate" / "mutate.json").read_text())["summary"]
     assert [s["mutants"] for s in mutants] == [8] * 8  # every unit kind, 8 mutants each
     assert all(s["killed"] + s["equivalent"] + s["survivors"] == 8 for s in mutants)

@@ -37,6 +37,12 @@ def test_the_bundle_selects_mutants_by_mutsel(scale_campaign):
     assert "mutsel" in bundle.read_text() and side["mutations"] == 8
 
 
+def test_learning_runs_one_kind_at_a_time(tmp_path):
+    """Learnt vectors are written to one store: a parallel campaign refuses --learn."""
+    with pytest.raises(ValueError, match="--learn .* --jobs 1"):
+        mutate.campaign(["scale"], learn=True, jobs=2, out=tmp_path, workdir=tmp_path)
+
+
 def test_an_equivalence_proof_can_fail(scale_campaign, tmp_path):
     """A mutant the regression killed is not proved equivalent: Yosys finds a difference."""
     (rows, _), _ = scale_campaign

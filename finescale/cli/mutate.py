@@ -23,14 +23,16 @@ def register(subparsers) -> None:
                    "(sim/data/directed/) and run the survivors again")
     p.add_argument("--out", default="results/mutate", help="where the CSV/JSON/Markdown go")
     p.add_argument("--build-dir", default="sim_build/mutate", help="Yosys and Verilator work")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="unit kinds at a time (Dask LocalCluster worker processes)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if args.mutants < 1 or args.vectors < 1:
-        raise ValueError("--mutants and --vectors must be positive")
+    if args.mutants < 1 or args.vectors < 1 or args.jobs < 1:
+        raise ValueError("--mutants, --vectors and --jobs must be positive")
     rows, sums = campaign(args.unit, mutants=args.mutants, seed=args.seed,
                           vectors=args.vectors, out=args.out, workdir=args.build_dir,
-                          learn=args.learn)
+                          learn=args.learn, jobs=args.jobs)
     print((Path(args.out) / "mutate.md").read_text(), end="")
     return 1 if any(s["survivors"] for s in sums) else 0
