@@ -26,6 +26,10 @@ import numpy as np
 
 from finescale.study.sigmas import REGION_B
 
+#: the selector units quick mode synthesizes: the front's cheapest search and predictor (the
+#: three-candidate units take minutes even at blocks of 4)
+QUICK_SYNTH_SELECTORS = ("kc-m6_4-up", "pg1-m6_4-up")
+
 
 @dataclasses.dataclass
 class Section:
@@ -125,11 +129,13 @@ def quick_regression(specs) -> list:
 def quick_synthesis(items) -> list:
     """The quick report's synthesis: of unit specs (or designs), block sizes
     :data:`QUICK_BLOCKS`, the plain dot product only (no accumulator, no beats), the 4-over-6
-    and selector units at 4 lanes only (they take minutes at 16)."""
+    and selector units at 4 lanes only (they take minutes at 16), of the selectors
+    :data:`QUICK_SYNTH_SELECTORS` only."""
     from finescale.synth import designs, study
     return [d for d in designs.select(items, block_sizes=list(QUICK_BLOCKS))
             if study.kind({"unit": d.unit, "params": d.params}) == d.unit
-            and not (d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)]
+            and not (d.unit in ("4o6", "selector") and study.lanes(d.params) > 4)
+            and (d.unit != "selector" or d.params["rule"] in QUICK_SYNTH_SELECTORS)]
 
 
 class Report:
@@ -234,7 +240,8 @@ class Report:
         sec.paragraphs.append(
             f"{len(specs)} units of the default matrix (scale formats E4M3, UE5M3, E8M0; block "
             "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, the "
-            "kc-m6_4-up selector (E4M3), dot product whole-block, in 4-lane beats and "
+            "selectors of the accuracy front with RTL (E4M3: "
+            f"{', '.join(units.FRONT_SELECTORS)}), dot product whole-block, in 4-lane beats and "
             "accumulating) written as Verilog with JSON sidecars to rtl/"
             + ("." if self.full else
                f": of its {len(matrix)} units, those this quick report regresses and "
@@ -369,7 +376,8 @@ class Report:
         sec.paragraphs.append(
             f"{len(rows)} designs synthesized with Yosys and ABC onto {label}."
             + ("" if self.full else " Quick mode: block sizes 4 and 16 (the 4-over-6 and "
-               "selector units at 4 only: they take minutes at 16), the plain dot product only, "
+               "selector units at 4 only: they take minutes at 16; of the selectors "
+               f"{' and '.join(QUICK_SYNTH_SELECTORS)} only), the plain dot product only, "
                "sky130 area and depth "
                "and one timed mapping at the common clock; --full synthesizes the whole matrix "
                "in every currency, with the fastest mapping and FPGA place and route."))

@@ -53,7 +53,13 @@ from . import kernels, scaling, selector_kernels as sk
 from .formats import Format
 from .rounding import comparator_args
 
-__all__ = ["Selector", "parse", "is_selector", "apply"]
+__all__ = ["Selector", "FRONT", "parse", "is_selector", "apply"]
+
+#: the selectors on the region-B accuracy front (``finescale selectors --quick``, E4M3: blocks
+#: of 4 priced by synthesis, and the predictor and max-abs points of the model-priced front at 8
+#: to 32), all with RTL (:mod:`finescale.hw`): the regression matrix's and the report's
+FRONT = ("kc-m6_4-up", "kc-m6_4-up-f6", "kc-m6_4_3-up", "kc-m6_4_3-up-f6", "pg1-m6_4-up",
+         "pg1-m6_4", "kc-m6_4-maxabs", "kc-o0_1_2_3")
 
 METRIC_TOKENS = {"mse": "mse", "mae": "mae", "maxabs": "max-abs"}
 _CANDS = re.compile(r"^(?:m(?P<ms>\d+(?:\.\d+)?(?:_\d+(?:\.\d+)?)*)|o(?P<os>n?\d+(?:_n?\d+)*))$")

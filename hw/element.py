@@ -30,7 +30,7 @@ from .floats import fields, unpack
 from .pipeline import Cuts, check_flag, cut
 from .scale import block_port, check_block_size, input_fields, scale_fmt
 
-__all__ = ["ElementQuantizer", "midpoints"]
+__all__ = ["ElementQuantizer", "align", "midpoints"]
 
 
 
@@ -47,6 +47,20 @@ def midpoints(efmt: formats.Format):
     c = [int(v) for v in mids * 2.0 ** t]
     ge = [bool(code % 2 == 0) for code in codes[1:]]
     return c, t, ge, [int(v) for v in codes]
+
+
+def align(m, x, ff, s_exp, *, t: int, cw: int, name: str):
+    """``(sign, top, frac)`` of one lane ``x`` against a scale of exponent ``s_exp``:
+    ``top`` is ``|x| * 2**t / 2**s_exp`` truncated (to be compared with ``s_sig * c`` of at
+    most ``cw`` bits), ``frac`` whether bits were cut (see the module docstring)."""
+    P = ff.sig_bits
+    sign, x_sig, x_exp = unpack(x, ff)
+    u = Signal(range(cw + P + 1), name=f"shift{name}")
+    e = x_exp - s_exp + (t + P)
+    m.d.comb += u.eq(Mux(e < 0, 0, Mux(e > cw + P, cw + P, e)))
+    aligned = Signal(2 * P + cw, name=f"aligned{name}")
+    m.d.comb += aligned.eq(x_sig << u)
+    return sign, aligned[P:], aligned[:P] != 0
 
 
 class ElementQuantizer(Cuts, wiring.Component):
@@ -93,16 +107,9 @@ class ElementQuantizer(Cuts, wiring.Component):
             th = Signal(cw, name=f"mid{k}")
             m.d.comb += th.eq(s_sig * ck)
             thresholds.append(th)
-        P = self.ff.sig_bits
         codes = Signal(self.codes.shape(), name="codes_comb")
         for lane in range(self.block_size):
-            sign, x_sig, x_exp = unpack(self.x[lane], self.ff)
-            u = Signal(range(cw + P + 1), name=f"shift{lane}")
-            e = x_exp - s_exp + (t + P)
-            m.d.comb += u.eq(Mux(e < 0, 0, Mux(e > cw + P, cw + P, e)))
-            aligned = Signal(2 * P + cw, name=f"aligned{lane}")
-            m.d.comb += aligned.eq(x_sig << u)
-            top, frac = aligned[P:], aligned[:P] != 0
+            sign, top, frac = align(m, self.x[lane], self.ff, s_exp, t=t, cw=cw, name=str(lane))
             passed = [(top >= th) if g else (top > th) | ((top == th) & frac)
                       for th, g in zip(thresholds, ge)]
             count = Signal(range(len(c) + 1), name=f"count{lane}")

@@ -11,8 +11,8 @@ Block error, the hardware definition (golden/kernels.py ``four_over_six`` with `
 with ``Eb = floor(log2 amax)`` and ``F = error_frac_bits`` fractional bits,
 ``X_i = floor(|x_i| * 2**(F - Eb))``, ``Y_i = floor(|q_i * S| * 2**(F - Eb))``
 (``2 * |q_i|`` is an integer, so ``|q_i * S|`` is ``(2|q_i| * sig_S) * 2**(exp_S - 1)``),
-``e_i = X_i - Y_i``; the error is ``sum e_i**2`` (mse) or ``sum |e_i|`` (mae), exact
-integers.  ``|x_i| <= amax < 2**(Eb + 1)`` bounds ``X_i < 2**(F + 1)``; ``Y_i`` stays
+``e_i = X_i - Y_i``; the error is ``sum e_i**2`` (mse), ``sum |e_i|`` (mae) or ``max |e_i|``
+(max-abs), exact integers.  ``|x_i| <= amax < 2**(Eb + 1)`` bounds ``X_i < 2**(F + 1)``; ``Y_i`` stays
 below ``2**(F + 2)`` for the codes the quantizer gives.  M = 4 is taken only if its
 error is strictly lower (ties and all-zero blocks keep 6); ``choice`` = 1 when M = 4 was taken.
 
@@ -40,7 +40,7 @@ from .scale import BlockAmax, ScaleRound
 
 __all__ = ["BlockError", "FourOverSix", "METRICS", "amax_front"]
 
-METRICS = ("mse", "mae")
+METRICS = ("mse", "mae", "max-abs")
 
 
 def square(a):
@@ -77,7 +77,7 @@ class BlockError(wiring.Component):
             raise ValueError(f"error_frac_bits must be in 0..20, got {frac}")
         self.q, self.metric, self.frac = quantizer, metric, frac
         term = 2 * (frac + 2) if metric == "mse" else frac + 2  # |e_i| < 2**(F + 2)
-        width = term + (quantizer.block_size - 1).bit_length()
+        width = term + (quantizer.block_size - 1).bit_length() * (metric != "max-abs")
         super().__init__({"x": In(quantizer.x.shape()), "amax": In(quantizer.ff.bits - 1),
                           "codes": In(quantizer.codes.shape()), "scale": In(8),
                           "error": Out(width)})
@@ -119,6 +119,10 @@ class BlockError(wiring.Component):
             m.d.comb += term.eq(square(a) + Cat(neg, a & neg.replicate(F + 2))
                                 if self.metric == "mse" else a + neg)
             terms.append(term)
+        if self.metric == "max-abs":  # a tree of compares
+            while len(terms) > 1:
+                terms = [Mux(a >= b, a, b) for a, b in zip(terms[::2], terms[1::2])] + \
+                    terms[len(terms) - len(terms) % 2:]
         m.d.comb += self.error.eq(sum(terms))
         return m
 

@@ -23,7 +23,7 @@ from amaranth.lib import data, wiring
 
 from finescale import golden
 
-__all__ = ["UnitSpec", "UNITS", "matrix", "spec", "formatscope_dp32"]
+__all__ = ["UnitSpec", "UNITS", "FRONT_SELECTORS", "matrix", "spec", "formatscope_dp32"]
 
 SCALE_FORMATS = golden.blockformat.SCALE_FORMATS
 
@@ -77,9 +77,12 @@ def _build_4o6(p):
 
 
 def _build_selector(p):
+    from .predictor import GapPredictor
     from .selector import CandidateSearch
-    return CandidateSearch(**{k: p[k] for k in ("rule", "scale_format", "block_size",
-                                                "input_format", "prevent_zero", "pipelined")})
+    unit = GapPredictor if golden.selectors.parse(p["rule"]).kind == "predict" else \
+        CandidateSearch
+    return unit(**{k: p[k] for k in ("rule", "scale_format", "block_size", "input_format",
+                                     "prevent_zero", "pipelined")})
 
 
 _BLOCK = dict(scale_format="e4m3", block_size=16, input_format="bf16", pipelined=False)
@@ -92,9 +95,12 @@ UNITS: dict[str, Unit] = {
     "4o6": Unit(_build_4o6, dict(_BLOCK, prevent_zero=False, metric="mse", error_frac_bits=8)),
     "dot": Unit(_build_dot, dict(scale_format="e4m3", block_size=16, lanes=None, accumulate=False,
                                  headroom=16, stages=None)),
-    "selector": Unit(_build_selector, dict(_SCALE, rule="kc-m6_4-up")),
+    "selector": Unit(_build_selector, dict(_SCALE, rule=golden.selectors.FRONT[0])),
 }
 
+
+#: the matrix's ``selector`` units: the front's (the first is the unit's default)
+FRONT_SELECTORS = golden.selectors.FRONT
 
 _DESCRIPTIONS: dict[str, tuple] = {}
 
@@ -160,7 +166,7 @@ class UnitSpec:
         if p.get("prevent_zero"):
             parts.append("pz")
         if "metric" in p:
-            parts.append(f"{p['metric']}f{p['error_frac_bits']}")
+            parts.append(re.sub(r"\W", "", f"{p['metric']}f{p['error_frac_bits']}"))
         if "lanes" in p and p["lanes"] != p["block_size"]:
             parts.append(f"l{p['lanes']}")
         if p.get("accumulate") == "fp32":
@@ -253,8 +259,8 @@ def _variants(unit, fmt):
         return [{}] + ([{"prevent_zero": True}] if has_zero else [])
     if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
         return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
-    if unit == "selector":  # the front's cheap point (kc-m6_4-up), E4M3 only
-        return [{}] if fmt == "e4m3" else []
+    if unit == "selector":  # the accuracy front's selectors with RTL, E4M3 only
+        return [{"rule": m} for m in FRONT_SELECTORS] if fmt == "e4m3" else []
     return [{}]
 
 
@@ -271,7 +277,8 @@ def matrix(which: str = "default") -> list[UnitSpec]:
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
     has no zero), element, quantizer, 4o6, dot (all lanes, 4 lanes, accumulating: Kulisch,
-    FP32)}: every registered unit kind (:data:`UNITS`).
+    FP32), selector (E4M3: each of :data:`FRONT_SELECTORS`)}: every registered unit kind
+    (:data:`UNITS`).
     ``all`` adds block size 8, FP32 inputs and the pipelined variant of each
     (the dot product with all 4 stages).  4o6: mse, F = 8; dot: codes in, no input format.
     """

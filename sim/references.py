@@ -139,12 +139,16 @@ def ref_4o6(p, inputs):
 
 
 def ref_selector(p, inputs):
-    """The golden selector; ``choice`` is the index of the M it took."""
+    """The golden selector; ``choice`` is the index of the M it took (candidates by M; the
+    golden model names no choice for code offsets, whose clamped candidates may coincide)."""
     q = _quantize(p, inputs)
-    index = np.zeros(256, np.uint8)
+    out = {"scale": q.scale_codes[:, 0], "codes": q.element_codes}
     ms = np.array(selectors.parse(p["rule"]).ms, int)
-    index[ms] = np.arange(len(ms))
-    return {"scale": q.scale_codes[:, 0], "codes": q.element_codes, "choice": index[q.choice[:, 0]]}
+    if ms.size:
+        index = np.zeros(256, np.uint8)
+        index[ms] = np.arange(len(ms))
+        out["choice"] = index[q.choice[:, 0]]
+    return out
 
 
 REFERENCES = {"scale": ref_scale, "element": ref_element, "quantizer": ref_quantizer,

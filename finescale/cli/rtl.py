@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--input-format", default="bf16", choices=["bf16", "fp32"])
     p.add_argument("--rule", default=None,
                    help="scale rule: abs-max | mx (default: mx for e8m0, else abs-max); "
-                        "selector: kc-m<M>_<M>..[-up][-mae][-f<F>] (default kc-m6_4-up)")
+                        "selector: kc-m<M>_<M>..|kc-o<offsets>[-up][-mae|-maxabs][-f<F>] or "
+                        "pg<t>-m<M>_<M>[-up] (default kc-m6_4-up)")
     p.add_argument("--prevent-zero", action="store_true")
     p.add_argument("--metric", default=None, help="4o6 block error: mse | mae")
     p.add_argument("--error-frac-bits", type=int, default=None, help="4o6 fixed-point F")

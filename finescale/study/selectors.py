@@ -15,7 +15,8 @@ mean MSE against cost, the Pareto marks), ``target.md`` and ``pareto.png``.
 
 **Cost is synthesis where RTL exists, a model elsewhere.**  ``area_um2`` is the sky130
 area ``finescale synth`` measured (``--synth``: abs-max's quantizer, the 4o6 unit and the
-``selector`` units of :mod:`finescale.hw.selector`, empty elsewhere); the front and the
+``selector`` units of :mod:`finescale.hw.selector` and :mod:`finescale.hw.predictor`, empty
+elsewhere); the front and the
 target use it where both sides have it (``cost_source`` "synthesis") and otherwise
 :func:`model_area`, which prices a selector's parts (:meth:`Selector.parts`) with the
 sky130 areas measured for 4-over-6's parts (E4M3, blocks of 16, see README): BlockAmax,
@@ -48,8 +49,8 @@ SELECTORS = (
     "kc-m8_6_4_3", "kc-m8_6_4_3-seq", "kc-o0_1_2_3",
     "pg1-m6_4", "pg1-m6_4-up", "ps67_1-m6_4",
 )
-#: the report's quick subset: the selectors with RTL on the front, and a predictor
-REPORT_SELECTORS = ("kc-m6_4-up", "kc-m6_4_3-up", "pg1-m6_4-up")
+#: the report's quick subset: the front's selectors, all with RTL
+REPORT_SELECTORS = gsel.FRONT
 #: cheaper-error variants compared with the float64 ideal of the same candidates
 DECISION_VARIANTS = ("kc-m6_4-f{F}", "kc-m6_4-mae-f{F}", "kc-m6_4-maxabs-f{F}", "kc-m6_4-fp16")
 BLOCKS = (4, 8, 16, 32)
