@@ -117,10 +117,10 @@ def prove_equivalent(emitted, workdir: Path, mutation: str, *, clocked: bool,
     (workdir / "equiv_top.v").write_text(
         wrapper(emitted.sidecar, dict(emitted.sidecar, top="mutant"), 0))
     line = re.sub(r"-module \S+", "-module mutant", mutation, count=1)
-    method = cone and cone_equivalent(workdir, top, line, clocked=clocked, timeout=3 * timeout,
+    proof = cone and cone_equivalent(workdir, top, line, clocked=clocked, timeout=3 * timeout,
                                       ports={q["name"] for q in emitted.sidecar["ports"]})
-    if method:
-        return f"equivalent ({method})"
+    if proof:
+        return f"equivalent ({proof})"
     if clocked and _step_equivalent(workdir, top, line, timeout):
         return ("equivalent (state everted: the same next state and outputs for every state "
                 "and input, miter + sat)")
@@ -169,7 +169,7 @@ def cone_equivalent(workdir: Path, top: str, line: str, *, clocked: bool, ports=
     others were proved) and so are the outputs, which are never in D; an output joining D
     ends it unproved, and so does a round over ``round_timeout`` seconds (a frontier whose
     proof needs whole arithmetic trees is SAT's job on the whole unit).  Returns the
-    verdict's method, or None when unproved."""
+    verdict's proof, or None when unproved."""
     cell = re.search(r"-cell (\S+)", line).group(1)
     ports = set(ports)
     differ: set[str] = set()
