@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from finescale.golden import selectors as golden_selectors
 from finescale.study.sigmas import REGION_B
 
 #: the selector units quick mode synthesizes: the front's cheapest search and predictor (the
@@ -241,7 +242,7 @@ class Report:
             f"{len(specs)} units of the default matrix (scale formats E4M3, UE5M3, E8M0; block "
             "sizes 4, 16, 32; scale unit with and without prevent-zero, quantizer, 4-over-6, the "
             "selectors of the accuracy front with RTL (E4M3: "
-            f"{', '.join(units.FRONT_SELECTORS)}), dot product whole-block, in 4-lane beats and "
+            f"{', '.join(golden_selectors.FRONT)}), dot product whole-block, in 4-lane beats and "
             "accumulating) written as Verilog with JSON sidecars to rtl/"
             + ("." if self.full else
                f": of its {len(matrix)} units, those this quick report regresses and "
@@ -507,7 +508,7 @@ class Report:
         area = costs["sky130_um2"]
         sigmas = tuple(np.geomspace(0.0005, 0.05, 25 if self.full else 9).tolist())
         blocks = fsel.BLOCKS if self.full else (4, 16)
-        names = fsel.SELECTORS if self.full else fsel.REPORT_SELECTORS
+        names = fsel.SELECTORS if self.full else golden_selectors.FRONT
         nblocks = 10000 if self.full else 1000
         res = fsel.write_study(d, sigmas, blocks, names, ["e4m3"], nblocks, seed=self.seed,
                                area=area, delay=costs["delay_ps"],

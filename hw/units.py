@@ -23,7 +23,7 @@ from amaranth.lib import data, wiring
 
 from finescale import golden
 
-__all__ = ["UnitSpec", "UNITS", "FRONT_SELECTORS", "matrix", "spec", "formatscope_dp32"]
+__all__ = ["UnitSpec", "UNITS", "matrix", "spec", "formatscope_dp32"]
 
 SCALE_FORMATS = golden.blockformat.SCALE_FORMATS
 
@@ -98,9 +98,6 @@ UNITS: dict[str, Unit] = {
     "selector": Unit(_build_selector, dict(_SCALE, rule=golden.selectors.FRONT[0])),
 }
 
-
-#: the matrix's ``selector`` units: the front's (the first is the unit's default)
-FRONT_SELECTORS = golden.selectors.FRONT
 
 _DESCRIPTIONS: dict[str, tuple] = {}
 
@@ -260,7 +257,7 @@ def _variants(unit, fmt):
     if unit == "dot":  # the block in 4-lane beats; accumulating over blocks (exact, FP32)
         return [{}, {"lanes": 4}, {"accumulate": "kulisch"}, {"accumulate": "fp32"}]
     if unit == "selector":  # the accuracy front's selectors with RTL, E4M3 only
-        return [{"rule": m} for m in FRONT_SELECTORS] if fmt == "e4m3" else []
+        return [{"rule": m} for m in golden.selectors.FRONT] if fmt == "e4m3" else []
     return [{}]
 
 
@@ -277,8 +274,8 @@ def matrix(which: str = "default") -> list[UnitSpec]:
     ``default``: scale formats {e4m3, ue5m3, e8m0} x block sizes {4, 16, 32} x
     {scale (abs-max; mx for E8M0), scale with prevent_zero (not for E8M0, which
     has no zero), element, quantizer, 4o6, dot (all lanes, 4 lanes, accumulating: Kulisch,
-    FP32), selector (E4M3: each of :data:`FRONT_SELECTORS`)}: every registered unit kind
-    (:data:`UNITS`).
+    FP32), selector (E4M3: each of :data:`finescale.golden.selectors.FRONT`)}: every
+    registered unit kind (:data:`UNITS`).
     ``all`` adds block size 8, FP32 inputs and the pipelined variant of each
     (the dot product with all 4 stages).  4o6: mse, F = 8; dot: codes in, no input format.
     """

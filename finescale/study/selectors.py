@@ -49,8 +49,6 @@ SELECTORS = (
     "kc-m8_6_4_3", "kc-m8_6_4_3-seq", "kc-o0_1_2_3",
     "pg1-m6_4", "pg1-m6_4-up", "ps67_1-m6_4",
 )
-#: the report's quick subset: the front's selectors, all with RTL
-REPORT_SELECTORS = gsel.FRONT
 #: cheaper-error variants compared with the float64 ideal of the same candidates
 DECISION_VARIANTS = ("kc-m6_4-f{F}", "kc-m6_4-mae-f{F}", "kc-m6_4-maxabs-f{F}", "kc-m6_4-fp16")
 BLOCKS = (4, 8, 16, 32)
