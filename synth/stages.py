@@ -333,12 +333,13 @@ def run_dp32(out, *, liberty_path=None, cache_dir=None, formatscope_root=None) -
         raise ValueError(f"the stage breakdown needs a liberty with delay tables; {label} has none")
     spec = units.formatscope_dp32()
     verilog, sidecar = render(spec)
+    design = flow.Design(spec.name, verilog, sidecar)
     clock = study.FORMATSCOPE["clock_ns"]
-    ours = measure(flow.Design(spec.name, verilog, sidecar), text, clock_ns=clock,
-                   keep=amaranth_stages(verilog, spec.name), cache_dir=cache_dir)
+    ours = measure(design, text, clock_ns=clock, keep=amaranth_stages(verilog, spec.name),
+                   cache_dir=cache_dir)
     peer = (measure(peer_design, text, clock_ns=clock, keep=FORMATSCOPE_KEEP,
                     cache_dir=cache_dir) if peer_design else None)
     flat = {d.name: flow.synthesize(d, text, nand2, full=False, cache_dir=cache_dir,
                                     clocks_ns=(clock,), fastest=True, bounded=False)["timing"]
-            for d in [flow.Design(spec.name, verilog, sidecar)] + ([peer_design] if peer else [])}
+            for d in [design] + ([peer_design] if peer else [])}
     return write_dp32(ours, out, liberty_label=label, peer=peer, flat=flat)
